@@ -2,7 +2,8 @@
 
 A chapter's ``bound_checks(rows)`` returns one row per (bound, point) with at least ``bound``, ``measured``,
 ``measured_se``, ``bound_value``, ``bound_se``, ``trivial`` and the theorem's own terms as columns; here each
-row gets its ``verdict`` and ``slack``.
+row gets its ``verdict`` and ``slack``. An optional ``assumption`` column ("met" / "not met") marks points where
+the chapter's assumption check fails: those get the verdict "assumption not met", never "violated".
 """
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ import numpy as np
 import pandas as pd
 
 from analysis import paths, results
-from theory.verdict import HOLDS, VACUOUS, VIOLATED, slack, verdicts
+from theory.verdict import HOLDS, NOT_MET, VACUOUS, VIOLATED, slack, verdicts
 
 LEAD_COLUMNS = ["experiment", "bound", "form", "measured", "measured_se", "bound_value", "bound_se", "trivial",
-                "verdict", "slack"]
+                "assumption", "verdict", "slack"]
+NOT_MET_LABEL = "not met"
 
 
 def chapter(experiment: str):
@@ -25,8 +27,9 @@ def chapter(experiment: str):
 
 def judge(checks: pd.DataFrame) -> pd.DataFrame:
     out = checks.copy()
+    met = out["assumption"].ne(NOT_MET_LABEL).to_numpy() if "assumption" in out.columns else True
     out["verdict"] = verdicts(out["measured"], out["bound_value"], out["trivial"], out["measured_se"],
-                              out["bound_se"])
+                              out["bound_se"], assumption_met=met)
     out["slack"] = slack(out["measured"], out["bound_value"])
     lead = [c for c in LEAD_COLUMNS if c in out.columns]
     return out[lead + [c for c in out.columns if c not in lead]]
@@ -44,15 +47,17 @@ def collect(root: Path, experiments: list[str]) -> pd.DataFrame:
 
 
 def summary(table: pd.DataFrame) -> str:
-    """One line per (experiment, bound, form): how many points hold, are violated, are vacuous; median slack."""
+    """One line per (experiment, bound, form): how many points hold, are violated, are vacuous, or fall outside
+    the theorem's assumption; median slack."""
     if table.empty:
         return "no bound checks (no finished cells)"
-    lines = [f"{'experiment':<14}{'bound':<26}{'form':<10}{'points':>7}{'holds':>7}{'violated':>9}{'vacuous':>8}"
-             f"{'median slack':>14}"]
+    lines = [f"{'experiment':<17}{'bound':<26}{'form':<16}{'points':>7}{'holds':>7}{'violated':>9}{'vacuous':>8}"
+             f"{'not met':>8}{'median slack':>14}"]
     for (exp, bound, form), g in table.groupby(["experiment", "bound", "form"], sort=True):
         counts = g["verdict"].value_counts()
-        finite = g["slack"][np.isfinite(g["slack"])]
+        applies = g["slack"][g["verdict"] != NOT_MET]  # outside its assumption a bound's slack means nothing
+        finite = applies[np.isfinite(applies)]
         med = f"{finite.median():.3g}" if len(finite) else "n/a"
-        lines.append(f"{exp:<14}{bound:<26}{form:<10}{len(g):>7}{counts.get(HOLDS, 0):>7}"
-                     f"{counts.get(VIOLATED, 0):>9}{counts.get(VACUOUS, 0):>8}{med:>14}")
+        lines.append(f"{exp:<17}{bound:<26}{form:<16}{len(g):>7}{counts.get(HOLDS, 0):>7}"
+                     f"{counts.get(VIOLATED, 0):>9}{counts.get(VACUOUS, 0):>8}{counts.get(NOT_MET, 0):>8}{med:>14}")
     return "\n".join(lines)

@@ -43,3 +43,16 @@ def test_gen_form_uses_half_gen_m_and_k_negative_terms():
 def test_no_task_when_k_plus_one_exceeds_classes():
     rho = np.full(3, 1 / 3)
     assert bound_checks(_rows(L_un=2.0, L_sup_mu=float("nan"), rho=rho, k=3)).empty
+
+
+def test_judge_reads_the_assumption_column_and_summary_counts_it():
+    import pandas as pd
+    checks = pd.DataFrame({"bound": ["b", "b", "b"], "form": ["f", "f", "f"], "measured": [2.0, 0.5, 0.5],
+                           "measured_se": 0.0, "bound_value": [1.0, 1.0, 1.0], "bound_se": 0.0, "trivial": 9.0,
+                           "assumption": ["not met", "met", "met"]})
+    table = bounds.judge(checks)
+    assert list(table["verdict"]) == ["assumption not met", "holds", "holds"]
+    table.insert(0, "experiment", "x")
+    line = bounds.summary(table).splitlines()[1].split()
+    # points, holds, violated, vacuous, not met, median slack (over the two points where the bound applies)
+    assert line[-6:] == ["3", "2", "0", "0", "1", "2"]

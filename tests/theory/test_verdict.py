@@ -37,3 +37,9 @@ def test_bound_from_terms_is_the_tested_mean_classifier_bound():
         expect = th.mean_classifier_bound(L_un, terms["tau"], loss, k, rho)
         got = th.bound_from_terms(L_un, terms["collision_floor"], terms["p_distinct"])
         assert np.isclose(got, expect, rtol=1e-12)
+
+
+def test_a_point_outside_its_assumption_is_never_called_violated():
+    from theory.verdict import NOT_MET
+    got = verdicts([2.0, 2.0, 0.5], [1.0, 1.0, 1.0], trivial=5.0, assumption_met=[False, True, False])
+    assert list(got) == [NOT_MET, VIOLATED, NOT_MET]
