@@ -1,6 +1,6 @@
 """``sslt bench``: how fast the suite runs on this machine, measured, not asserted (targets live in the issues).
 
-Prints one table: the chapter's wall time per profile, batched seed training against a per-seed loop (ratio and
+Prints one table: each chapter's wall time per profile, batched seed training against a per-seed loop (ratio and
 the largest parameter difference), batched probes against a scikit-learn loop (ratio and the largest accuracy
 difference), and the achieved GFLOP/s of a training step beside a float32 matmul peak measured in the same run.
 """
@@ -15,7 +15,7 @@ import time
 import numpy as np
 import torch
 
-from experiments import objectives
+from experiments import objectives, registry
 from experiments.encoders import encode, init_encoder
 from experiments.train import gather_rows, train
 from synthetic_data.contrastive import DataSpec, build_model
@@ -87,10 +87,10 @@ def matmul_peak_gflops(n: int = 1024, repeats: int = 10) -> float:
     return 2 * n ** 3 * repeats / (time.perf_counter() - t0) / 1e9
 
 
-def profile_wall_time(profile: str) -> float:
+def profile_wall_time(experiment: str, profile: str) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "experiments.cli", "run", "contrastive", "--profile", profile,
+        subprocess.run([sys.executable, "-m", "experiments.cli", "run", experiment, "--profile", profile,
                         "--out", tmp, "--jobs", str(os.cpu_count() or 1)], check=True, capture_output=True)
         return time.perf_counter() - t0
 
@@ -100,8 +100,10 @@ def main(args) -> int:
     threads = torch.get_num_threads()
     lines = [f"machine: {os.cpu_count()} cores, torch {torch.__version__}, {threads} torch threads", ""]
     lines.append(f"{'measure':<62}{'value':>24}")
-    for profile in ("quick",) + (() if args.skip_default else ("default",)):
-        lines.append(f"{'contrastive chapter, ' + profile + ' profile (wall)':<62}{profile_wall_time(profile):>22.1f} s")
+    for experiment in registry.EXPERIMENTS:
+        for profile in ("quick",) + (() if args.skip_default else ("default",)):
+            wall = profile_wall_time(experiment, profile)
+            lines.append(f"{experiment + ' chapter, ' + profile + ' profile (wall)':<62}{wall:>22.1f} s")
     # 1 thread is how a sweep worker runs; all threads is what the machine offers one process.
     for n_threads in (1, threads):
         torch.set_num_threads(n_threads)
