@@ -1,0 +1,160 @@
+"""Language models and natural tasks: the bound checks and the chapter's six figures, from stored rows.
+
+Every bound is computed from the theorem's terms measured in the cell (theory.language does the arithmetic);
+nothing is fitted to a measured curve. Three bounds, all of the form tau + sqrt(2 B^2 epsilon / gamma) so that
+``bound_value`` recomputes from the row's ``tau``, ``B``, ``epsilon`` and ``gamma`` with ``theory.language.bound``:
+
+* ``any_lm``: features p_f(s); epsilon = E KL(p* || p_f); tau, B = the task's (v, b).
+* ``softmax_phi``: features Phi p_f(s); epsilon = eps_Phi (excess over the best LM with this Phi); tau and B are
+  those of v_Phi = Phi^T lambda + c 1, the least-squares image of v in Phi's row space (a valid naturalness
+  certificate w.r.t. Phi; v_Phi = v when the task is natural w.r.t. Phi).
+* ``quad``: features Phi^T f(s) (a probe on f); epsilon = eps_quad for this Phi; B = ||Phi^T lambda||_2 (the quad
+  bound's l2 norm, not a half-range).
+
+Forms: ``plugin`` is the proof's own probe (v, b) on the features; ``fitted probe`` the best linear probe, fitted on
+the task's exact label law (regularised by 1 / population_C: a stand-in for the infimum the theorem bounds).
+``measured_se`` is the SE of measured - tau over the same contexts (tau's own noise cancels in the verdict),
+``bound_se`` the SE the bound inherits from epsilon; ``excess_slack`` = (bound - tau) / (measured - tau) compares the
+bound's sqrt term with the measured excess over tau (``slack`` = bound / measured counts tau on both sides).
+``assumption`` is "not met" for a task whose naturalness check fails: the best probe on p* (||v||_inf <=
+tasks.check_B) leaves more than tasks.gap_max nats above the Bayes loss of y given s (``natural_gap``). The trivial
+loss is log 2, the zero probe's.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from theory import language as th
+
+KEYS = ["cell", "kind", "model", "arch", "phi", "d", "target", "level", "tilt_task", "seed", "lr", "step"]
+TRIVIAL = math.log(2.0)
+# bound -> (measured by form, epsilon, its SE, tau, B): the columns of the task table each bound reads.
+BOUNDS = {
+    "any_lm": ({"plugin": "plugin_p", "fitted probe": "probe_p"}, "eps", "eps_se", "tau", "B"),
+    "softmax_phi": ({"plugin": "plugin_phi", "fitted probe": "probe_phi_p"}, "eps_phi", "eps_phi_se", "tau_phi",
+                    "B_phi"),
+    "quad": ({"plugin": "plugin_quad", "fitted probe": "probe_f"}, "eps_quad", "eps_quad_se", "tau_phi", "B_quad"),
+}
+
+
+def _wide(rows: pd.DataFrame, extra: list[str]) -> pd.DataFrame:
+    # unstack, not pivot_table: pivot_table drops metrics that are NaN everywhere
+    wide = rows.set_index(KEYS + extra + ["metric"])["value"].unstack("metric").reset_index()
+    wide.columns.name = None
+    return wide
+
+
+def free_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per point (a reference level or a checkpoint of one model): its task-free metrics (eps, angles...)."""
+    return _wide(rows[(rows["task"] == "none") & (rows["feature"] == "none")], [])
+
+
+def task_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per (point, task): the task's terms, plug-in and probe losses, and the point's task-free metrics."""
+    t = _wide(rows[(rows["task"] != "none") & (rows["feature"] == "none")], ["task"])
+    return t.merge(free_table(rows), on=KEYS, how="left")
+
+
+def curve_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Finite-n probe curves: one row per (point, task, feature, n) with curve_loss and curve_error."""
+    return _wide(rows[rows["feature"] != "none"], ["task", "feature", "n"])
+
+
+def assumption(t: pd.DataFrame) -> np.ndarray:
+    return np.where(t["natural_gap"].to_numpy() <= t["gap_max"].to_numpy(), "met", "not met")
+
+
+def bound_checks(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows for bounds.csv: one per (bound, form, point, task) where the bound's terms were measured."""
+    if rows.empty:
+        return pd.DataFrame()
+    t = task_table(rows)
+    frames = []
+    for bound, (measured, eps, eps_se, tau, B) in BOUNDS.items():
+        for form, col in measured.items():
+            if col not in t or eps not in t:
+                continue
+            s = t[t[col].notna() & t[eps].notna()]
+            if bound == "quad":
+                s = s[s["model"] == "quad"]  # valid for any (f, Phi), but checked where Quad trained them
+            if s.empty:
+                continue
+            se_col = f"{col}_se"
+            terms = {"epsilon": s[eps].to_numpy(), "tau": s[tau].to_numpy(), "B": s[B].to_numpy(),
+                     "gamma": s["gamma"].to_numpy()}
+            frames.append(pd.DataFrame({
+                "bound": bound, "form": form,
+                "measured": s[col].to_numpy(), "measured_se": s[se_col].to_numpy() if se_col in s else 0.0,
+                "bound_value": th.bound(terms["tau"], terms["B"], terms["epsilon"], terms["gamma"]),
+                "bound_se": th.bound_se(0.0, terms["B"], terms["epsilon"], s[eps_se].to_numpy(), terms["gamma"]),
+                "trivial": TRIVIAL, "assumption": assumption(s), **terms,
+                "excess_slack": _excess_slack(s[col].to_numpy() - terms["tau"],
+                                              th.bound(terms["tau"], terms["B"], terms["epsilon"], terms["gamma"])
+                                              - terms["tau"]),
+                "epsilon_se": s[eps_se].to_numpy(), "task": s["task"].to_numpy(),
+                **{k: s[k].to_numpy() for k in KEYS},
+                **{k: s[k].to_numpy() for k in ("tau_check", "bayes", "natural_gap", "gap_max", "resid_phi")
+                   if k in s}}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _excess_slack(excess: np.ndarray, room: np.ndarray) -> np.ndarray:
+    """(bound - tau) / (measured - tau): how far the excess over tau sits below the bound's sqrt term (inf where
+    the measured loss is at or below tau, e.g. a fitted probe that beats the plug-in on p*)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(excess > 0, room / excess, np.inf)
+
+
+# --------------------------------------------------------------------------------------------- slopes
+FAMILIES = {"noise": "logit noise", "tilt": "adversarial tilt", "kgram": "k-gram", "xent": "trained (xent)",
+            "mlm": "trained (masked LM)"}
+
+
+def excess_points(rows: pd.DataFrame, target: str = "next") -> pd.DataFrame:
+    """Figure 1's points: plug-in excess loss (plugin_p - tau) against eps, per (task, family).
+
+    A tilt point belongs to the task it tilts against; trained LMs enter at every checkpoint after step 0.
+    """
+    t = task_table(rows)
+    t = t[(t["target"] == target) & t["model"].isin(list(FAMILIES))].copy()
+    t = t[(t["model"] != "tilt") | (t["tilt_task"] == t["task"].str.replace("masked_", "", regex=False))]
+    t = t[(t["kind"] == "ref") | ((t["step"] > 0) & (t["phi"] == "learned"))]
+    t["excess"] = t["plugin_p"] - t["tau"]
+    t["family"] = t["model"]
+    return t
+
+
+def fit_slope(eps: np.ndarray, excess: np.ndarray) -> tuple[float, float, int]:
+    """(slope, intercept, n) of the least-squares line log(excess) ~ log(eps) over points with both > 0."""
+    ok = (eps > 1e-12) & (excess > 1e-12)
+    if ok.sum() < 3:
+        return float("nan"), float("nan"), int(ok.sum())
+    slope, icpt = np.polyfit(np.log(eps[ok]), np.log(excess[ok]), 1)
+    return float(slope), float(icpt), int(ok.sum())
+
+
+def slopes(rows: pd.DataFrame, target: str = "next") -> pd.DataFrame:
+    """The fitted log-log slope of excess against eps, per (task, family): eps^1 and eps^1/2 regimes."""
+    pts = excess_points(rows, target)
+    out = []
+    for (task, fam), g in pts.groupby(["task", "family"]):
+        s, c, n = fit_slope(g["eps"].to_numpy(), g["excess"].to_numpy())
+        out.append({"task": task, "family": fam, "slope": s, "intercept": c, "n_points": n})
+    return pd.DataFrame(out, columns=["task", "family", "slope", "intercept", "n_points"])
+
+
+# -------------------------------------------------------------------------------------------- figures
+def _figure(name: str):
+    def draw(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
+        from analysis import language_figures
+        return getattr(language_figures, name)(rows, out, stem)
+    draw.__name__ = name
+    return draw
+
+
+FIGURES = {name: _figure(name) for name in
+           ("excess_vs_epsilon", "training", "feature_types", "quad", "non_natural", "masked")}

@@ -1,0 +1,240 @@
+"""The language chapter's six figures (``analysis.language.FIGURES``), each drawn from stored rows alone.
+
+Bound curves come from ``theory.language.bound`` evaluated at the task's measured tau, B and gamma over a grid of
+epsilon: never fitted. Only the slopes of figures 1 and 6 are fitted (log-log least squares of the measured excess).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis import language as lt
+from analysis import plotting
+from theory import language as th
+
+FEATURES = {"f": "f(s)", "phi_p": "Phi p_f(s)", "p": "p_f(s)", "raw": "raw context one-hots"}
+MARKERS = {"noise": "o", "tilt": "^", "kgram": "s", "xent": "D", "mlm": "D"}
+
+
+def _mean_sd(df: pd.DataFrame, by: list[str], col: str) -> pd.DataFrame:
+    return df.groupby(by)[col].agg(["mean", "std"]).reset_index().fillna({"std": 0.0})
+
+
+def _empty(a, text: str) -> None:
+    a.text(0.5, 0.5, text, ha="center", va="center", transform=a.transAxes, fontsize=8)
+
+
+# ------------------------------------------------------------------------------------------ figures 1, 6
+def _excess_panels(rows, out: Path, stem: str, target: str, tasks: tuple[str, ...], what: str) -> list[Path]:
+    pts = lt.excess_points(rows, target)
+    table = lt.slopes(rows, target)
+    fig, ax = plotting.new(len(tasks))
+    for a, task in zip(ax[0], tasks):
+        s = pts[pts["task"] == task]
+        if s.empty:
+            _empty(a, f"no points for task {task}")
+            continue
+        lo, hi = np.inf, 0.0
+        for i, fam in enumerate(f for f in lt.FAMILIES if f in set(s["family"])):
+            g = s[s["family"] == fam]
+            ok = (g["eps"] > 1e-12) & (g["excess"] > 1e-12)
+            fit = table[(table["task"] == task) & (table["family"] == fam)].iloc[0]
+            label = f"{lt.FAMILIES[fam]}: slope {fit['slope']:.2f}" if np.isfinite(fit["slope"]) else lt.FAMILIES[fam]
+            a.scatter(g["eps"][ok], g["excess"][ok], s=14, marker=MARKERS[fam], color=f"C{i}", alpha=0.75, label=label)
+            if np.isfinite(fit["slope"]):
+                x = np.geomspace(g["eps"][ok].min(), g["eps"][ok].max(), 20)
+                a.plot(x, np.exp(fit["intercept"]) * x ** fit["slope"], "--", color=f"C{i}", lw=0.8)
+            if ok.any():
+                lo, hi = min(lo, g["eps"][ok].min()), max(hi, g["eps"][ok].max())
+        if hi > 0:
+            tau, B, gamma = (float(s[c].iloc[0]) for c in ("tau", "B", "gamma"))
+            grid = np.geomspace(lo, hi, 50)
+            a.plot(grid, th.bound(tau, B, grid, gamma) - tau, "k-", lw=1.2,
+                   label=f"bound - tau = sqrt(2 B^2 eps / gamma), B={B:.2g}, gamma={gamma:.2g}")
+        a.set_xscale("log")
+        a.set_yscale("log")
+        a.set_xlabel(f"epsilon = E KL(p* || p) ({what}, nats)")
+        a.set_ylabel("plug-in excess loss l_T(v on p) - tau")
+        a.set_title(f"{task} labels")
+        a.legend(fontsize=6)
+    return plotting.save(fig, out, stem)
+
+
+def excess_vs_epsilon(rows, out: Path, stem: str) -> list[Path]:
+    """Figure 1: downstream excess loss against epsilon, log-log, with the bound curve and fitted slopes."""
+    return _excess_panels(rows, out, stem, "next", ("logistic", "deterministic"), "next word")
+
+
+def masked(rows, out: Path, stem: str) -> list[Path]:
+    """Figure 6: figure 1 for the masked-word conditional p*(w_t | rest) and a masked LM."""
+    return _excess_panels(rows, out, stem, "masked", ("masked_logistic", "masked_deterministic"), "masked word")
+
+
+# --------------------------------------------------------------------------------------------- figure 2
+def _training_cells(t: pd.DataFrame) -> pd.DataFrame:
+    t = t[(t["kind"] == "lm") & (t["model"] == "xent") & (t["target"] == "next")]
+    return t[t["d"] == t["d"].max()] if len(t) else t
+
+
+def training(rows, out: Path, stem: str) -> list[Path]:
+    """Figure 2: epsilon and the downstream loss of each feature type at every checkpoint."""
+    free = _training_cells(lt.free_table(rows))
+    tasks = _training_cells(lt.task_table(rows))
+    fig, ax = plotting.new(3)
+    for i, ((arch, phi), g) in enumerate(free.groupby(["arch", "phi"])):
+        m = _mean_sd(g, ["step"], "eps")
+        ax[0, 0].errorbar(m["step"], m["mean"], m["std"], fmt="-o", ms=3, color=f"C{i}", label=f"{arch}, Phi {phi}")
+    ax[0, 0].set_yscale("log")
+    ax[0, 0].set_ylabel("epsilon (nats)")
+    ax[0, 0].set_title("excess cross-entropy along training")
+    styles = {"probe_f": "-o", "probe_phi_p": "--s", "probe_p": ":^", "plugin_p": "-."}
+    names = {"probe_f": "probe on f", "probe_phi_p": "probe on Phi p_f", "probe_p": "probe on p_f",
+             "plugin_p": "plug-in v on p_f"}
+    for a, task in zip(ax[0, 1:], ("logistic", "deterministic")):
+        s = tasks[(tasks["task"] == task) & (tasks["phi"] == "learned")]
+        if s.empty:
+            _empty(a, f"no learned-Phi LM with task {task}")
+            continue
+        for i, (arch, g) in enumerate(s.groupby("arch")):
+            for col, fmt in styles.items():
+                m = _mean_sd(g, ["step"], col)
+                a.errorbar(m["step"], m["mean"], m["std"], fmt=fmt, ms=3, color=f"C{i}", label=f"{arch}: {names[col]}")
+        a.axhline(float(s["tau"].iloc[0]), color="k", lw=0.8, label="tau (plug-in on p*)")
+        a.set_ylabel("downstream logistic loss (population)")
+        a.set_title(f"{task} task, learned Phi")
+        a.legend(fontsize=6)
+    for a in ax[0]:
+        a.set_xscale("symlog", linthresh=1)
+        a.set_xlabel("training step")
+    ax[0, 0].legend(fontsize=6)
+    return plotting.save(fig, out, stem)
+
+
+# --------------------------------------------------------------------------------------------- figure 3
+def feature_types(rows, out: Path, stem: str) -> list[Path]:
+    """Figure 3: probe error and loss against labelled examples n for f(s), Phi p_f(s), p_f(s) and raw one-hots."""
+    c = lt.curve_table(rows) if (rows["feature"] != "none").any() else pd.DataFrame()
+    fig, ax = plotting.new(3)
+    if c.empty:
+        for a in ax[0]:
+            _empty(a, "no probe curves in these results")
+        return plotting.save(fig, out, stem)
+    pick = c[(c["arch"] == "mlp") & (c["phi"] == "learned")]
+    c = pick if len(pick) else c[c["cell"] == c["cell"].iloc[0]]
+    arch, phi = c["arch"].iloc[0], c["phi"].iloc[0]
+    t = lt.task_table(rows)
+    panels = [("logistic", "curve_error", ax[0, 0]), ("deterministic", "curve_error", ax[0, 1]),
+              ("logistic", "curve_loss", ax[0, 2])]
+    for task, col, a in panels:
+        s = c[c["task"] == task]
+        if s.empty:
+            _empty(a, f"no curves for task {task}")
+            continue
+        for i, (feat, name) in enumerate(FEATURES.items()):
+            m = _mean_sd(s[s["feature"] == feat], ["n"], col)
+            a.errorbar(m["n"], m["mean"], m["std"], fmt="-o", ms=3, color=f"C{i}", label=name)
+        if col == "curve_loss":
+            tt = t[t["task"] == task]
+            a.axhline(float(tt["tau"].iloc[0]), color="k", lw=0.8, label="tau (plug-in on p*)")
+            a.axhline(float(tt["bayes"].iloc[0]), color="k", lw=0.8, ls=":", label="Bayes loss of y given s")
+        a.set_xscale("log")
+        a.set_xlabel("labelled examples n")
+        a.set_ylabel("probe test " + ("error" if col == "curve_error" else "logistic loss") + " (population)")
+        a.set_title(f"{task} task ({arch}, Phi {phi})")
+        a.legend(fontsize=6)
+    return plotting.save(fig, out, stem)
+
+
+# --------------------------------------------------------------------------------------------- figure 4
+def quad(rows, out: Path, stem: str) -> list[Path]:
+    """Figure 4: principal angles between the learned Phi and Omega*'s top-d eigenspace; Quad against xent."""
+    free, tasks = lt.free_table(rows), lt.task_table(rows)
+    q = free[free["model"] == "quad"]
+    fig, ax = plotting.new(2)
+    if q.empty:
+        for a in ax[0]:
+            _empty(a, "no Quad cell in these results")
+        return plotting.save(fig, out, stem)
+    d, arch = int(q["d"].iloc[0]), q["arch"].iloc[0]
+    sel = lambda t: t[(t["model"].isin(["quad", "xent"])) & (t["d"] == d) & (t["arch"] == arch)  # noqa: E731
+                      & (t["phi"] == "learned") & (t["target"] == "next")]
+    free, tasks = sel(free), sel(tasks)
+    angles = [c for c in free.columns if c.startswith("angle_")]
+    free = free.assign(angle_max=np.degrees(free[angles].max(axis=1)), angle_mean=np.degrees(free[angles].mean(axis=1)))
+    for i, (obj, g) in enumerate(free.groupby("model")):
+        for col, fmt in (("angle_max", "-o"), ("angle_mean", "--s")):
+            m = _mean_sd(g, ["step"], col)
+            ax[0, 0].errorbar(m["step"], m["mean"], m["std"], fmt=fmt, ms=3, color=f"C{i}",
+                              label=f"{obj}: {'largest' if col == 'angle_max' else 'mean'} angle")
+    ax[0, 0].set_ylabel("angle to top-d eigenspace of Omega* (deg)")
+    ax[0, 0].set_title(f"principal angles, d = {d}")
+    for i, (obj, g) in enumerate(tasks.groupby("model")):
+        for task, fmt in (("logistic", "-o"), ("deterministic", "--s")):
+            m = _mean_sd(g[g["task"] == task], ["step"], "probe_f")
+            ax[0, 1].errorbar(m["step"], m["mean"], m["std"], fmt=fmt, ms=3, color=f"C{i}", label=f"{obj}: {task}")
+    for task, ls in (("logistic", "-"), ("deterministic", "--")):
+        s = tasks[tasks["task"] == task]
+        if len(s):
+            ax[0, 1].axhline(float(s["tau"].iloc[0]), color="k", lw=0.7, ls=ls, label=f"tau ({task})")
+    ax[0, 1].set_ylabel("loss of the best probe on f(s) (population)")
+    ax[0, 1].set_title("downstream: Quad against cross-entropy")
+    for a in ax[0]:
+        a.set_xscale("symlog", linthresh=1)
+        a.set_xlabel("training step")
+        a.legend(fontsize=6)
+    return plotting.save(fig, out, stem)
+
+
+# --------------------------------------------------------------------------------------------- figure 5
+def non_natural(rows, out: Path, stem: str) -> list[Path]:
+    """Figure 5: the naturalness check of every task, and what the probe and the bound say on each."""
+    t = lt.task_table(rows)
+    t = t[t["target"] == "next"]
+    fig, ax = plotting.new(2, width=5.2)
+    if t.empty:
+        for a in ax[0]:
+            _empty(a, "no next-word task in these results")
+        return plotting.save(fig, out, stem)
+    tasks = list(dict.fromkeys(t["task"]))
+    check = t.groupby("task")[["natural_gap", "gap_max", "tau", "tau_check", "bayes"]].first().loc[tasks]
+    met = check["natural_gap"] <= check["gap_max"]
+    x = np.arange(len(tasks))
+    ax[0, 0].bar(x, check["natural_gap"], color=np.where(met, "C2", "C3"))
+    ax[0, 0].axhline(float(check["gap_max"].iloc[0]), color="k", ls="--", lw=0.8, label="gap_max")
+    for i, ok in enumerate(met):
+        ax[0, 0].text(i, check["natural_gap"].iloc[i], "met" if ok else "assumption\nnot met", ha="center",
+                      va="bottom", fontsize=7)
+    ax[0, 0].set_xticks(x, tasks, rotation=20)
+    ax[0, 0].set_ylabel("natural gap: best probe on p* - Bayes loss (nats)")
+    ax[0, 0].set_title("naturalness check: is y linear in p*_s?")
+    ax[0, 0].legend(fontsize=7)
+    lm = _training_cells(t)
+    lm = lm[(lm["phi"] == "learned") & (lm["step"] == lm["step"].max())]
+    checks = lt.bound_checks(rows)
+    checks = checks[(checks["bound"] == "any_lm") & (checks["form"] == "plugin") & checks["cell"].isin(lm["cell"])
+                    & (checks["step"] == lm["step"].max())]
+    bars = [("Bayes loss (y | s)", check["bayes"].to_numpy(), [0.0] * len(tasks)),
+            ("tau (probe on p*)", check["tau"].to_numpy(), [0.0] * len(tasks))]
+    for col, name in (("probe_p", "best probe on p_f"), ("plugin_p", "plug-in on p_f")):
+        m = lm.groupby("task")[col].agg(["mean", "std"]).reindex(tasks)
+        bars.append((name, m["mean"].to_numpy(), m["std"].fillna(0).to_numpy()))
+    m = checks.groupby("task")["bound_value"].agg(["mean", "std"]).reindex(tasks)
+    bars.append(("bound tau + sqrt(2B^2 eps/gamma)", m["mean"].to_numpy(), m["std"].fillna(0).to_numpy()))
+    width = 0.8 / len(bars)
+    for j, (name, vals, err) in enumerate(bars):
+        ax[0, 1].bar(x + (j - len(bars) / 2 + 0.5) * width, vals, width, yerr=err, label=name, color=f"C{j}")
+    ax[0, 1].axhline(lt.TRIVIAL, color="k", ls=":", lw=0.8, label="log 2 (trivial)")
+    ax[0, 1].set_xticks(x, [f"{k}\n({'met' if ok else 'not met'})" for k, ok in zip(tasks, met)], fontsize=7)
+    ax[0, 1].set_ylabel("downstream logistic loss (nats)")
+    ax[0, 1].set_title("trained LM (last checkpoint): probe, plug-in, bound")
+    top = 1.5  # a bound far above log 2 (small gamma) is clipped and its value written on the bar
+    ax[0, 1].set_ylim(0, top)
+    for j, (_, vals, _) in enumerate(bars):
+        for i, val in enumerate(vals):
+            if np.isfinite(val) and val > top:
+                ax[0, 1].text(x[i] + (j - len(bars) / 2 + 0.5) * width, top * 0.97, f"{val:.3g}", ha="center",
+                              va="top", fontsize=6, rotation=90)
+    ax[0, 1].legend(fontsize=6)
+    return plotting.save(fig, out, stem)

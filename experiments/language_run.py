@@ -1,0 +1,224 @@
+"""One language cell: build the reference models or train the LMs (every seed and variant as one batched model),
+then measure every point (a reference level, or a checkpoint) on the world's contexts and tasks.
+
+Randomness (``experiments.rng``): the HMM, the tasks, the contexts, the training text, the k-gram text, the logit
+noise, the frozen Phi and the labelled probe samples come from the data spec's hash, so cells that differ only in
+their model see the same language, text and labels (paired comparisons); initialisation and minibatches come from
+(cell id, seed). Learning-rate variants of one seed share its text, initialisation and batches.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import torch
+from threadpoolctl import threadpool_limits
+
+from experiments.config import to_json
+from experiments.language import Cell, checkpoint_steps
+from experiments.language_eval import (NOT_NATURAL, Point, World, labelled_sample, model_terms, one_hot,
+                                       population_probes, probe_curves)
+from experiments.language_models import LM, KGram, logit_noise, noise_direction, quad, tilt, xent
+from experiments.rng import numpy_rng, torch_generator
+from experiments.train import gather_rows, train
+from theory import language as th
+
+_CHUNK = 8192  # contexts per forward pass at evaluation (bounds activation memory)
+
+
+def run(cell: Cell, cell_id: str, device: str = "cpu") -> pd.DataFrame:
+    # One BLAS thread, as the runner gives torch one: parallelism is across cells, and numpy's own threads would
+    # oversubscribe the cores of a --jobs N sweep.
+    with threadpool_limits(1):
+        return _run(cell, cell_id, device)
+
+
+def _run(cell: Cell, cell_id: str, device: str) -> pd.DataFrame:
+    world = World(cell)
+    if cell.kind == "ref":
+        points, curves = _reference_points(cell, world), []
+    else:
+        points, curves = _trained_points(cell, cell_id, world, device)
+    base = {"kind": cell.kind, "model": cell.model, "arch": cell.arch, "phi": cell.phi, "d": cell.d,
+            "target": cell.target}
+    return pd.DataFrame(_rows(cell, world, base, points) + [{**base, **r} for r in curves])
+
+
+# ------------------------------------------------------------------------------------------- references
+def _reference_points(cell: Cell, world: World) -> list[Point]:
+    """A reference family at each level: an LM given as a function of the context and of p* there."""
+    skip = world.position if world.masked else None
+    out = []
+    for seed in cell.seeds:
+        if cell.model == "noise":
+            R = numpy_rng(world.data_id, seed, "logit-noise").standard_normal((world.L, world.V, world.V))
+            for eta in cell.levels:
+                def lm(words, p_star, eta=eta):
+                    return logit_noise(p_star, noise_direction(words, R, skip), eta)
+                out.append(_ref_point(world, lm, {"seed": seed, "level": eta}))
+        elif cell.model == "tilt":
+            for name in cell.tilt_tasks:
+                t = world.tasks[f"masked_{name}" if world.masked else name]
+                for eta in cell.levels:
+                    def lm(words, p_star, t=t, eta=eta):
+                        return tilt(p_star, t.v, np.sign(p_star @ t.v + t.b), eta)
+                    out.append(_ref_point(world, lm, {"seed": seed, "level": eta, "tilt_task": name}))
+        elif cell.model == "kgram":
+            docs, _ = world.hmm.sample(cell.kgram_n_train, world.L + 1, numpy_rng(world.data_id, seed, "kgram-text"))
+            for k in cell.levels:
+                model = KGram(docs, int(k), world.V, cell.kgram_smoothing)
+                out.append(_ref_point(world, lambda words, p_star, m=model: m.predict(words),
+                                      {"seed": seed, "level": k}))
+        else:
+            raise ValueError(f"model: unknown reference {cell.model!r}")
+    return out
+
+
+def _ref_point(world: World, lm, key: dict) -> Point:
+    per_task = {name: {"p": lm(t.contexts, t.p_star)} for name, t in world.tasks.items()}
+    return Point({"lr": 0.0, "step": 0, "tilt_task": "none", **key}, lm(world.S, world.p_star), per_task)
+
+
+# -------------------------------------------------------------------------------------------- training
+def fixed_phi(world: World, mode: str, d: int) -> np.ndarray:
+    """A frozen Phi (d, V) with orthonormal rows scaled by sqrt(V) (entries of order 1).
+
+    "frozen": its row space contains every natural task's v (the tasks are natural w.r.t. Phi), filled up with
+    random directions; "random": random directions only (the tasks are, in general, not natural w.r.t. Phi).
+    """
+    rng = numpy_rng(world.data_id, 0, f"phi-{mode}")
+    V = world.V
+    rows = [t.v - t.v.mean() for k, t in world.source.items() if k != NOT_NATURAL] if mode == "frozen" else []
+    M = np.concatenate([np.asarray(rows).reshape(-1, V), rng.standard_normal((d, V))])[:d]
+    Q, _ = np.linalg.qr(M.T)  # Gram-Schmidt in order: the first rows' span is kept
+    return Q.T * math.sqrt(V)
+
+
+def _mask(words: np.ndarray, world: World) -> np.ndarray:
+    if not world.masked:
+        return words
+    out = words.copy()
+    out[:, world.position] = world.V  # the MASK token
+    return out
+
+
+def _trained_points(cell: Cell, cell_id: str, world: World, device: str):
+    lm_spec, tr = cell.lm, cell.train
+    L, V = world.L, world.V
+    lm = LM(cell.arch, V, L, cell.d, lm_spec.embed_dim, lm_spec.width, lm_spec.n_layers, lm_spec.n_heads,
+            readout=world.position if world.masked else L - 1)
+    models = [(s, lr) for s in cell.seeds for lr in tr.lr]
+    rep = len(tr.lr)
+    G = len(models)
+    X, Y = [], []
+    for s in cell.seeds:
+        text, _ = world.hmm.sample(tr.n_train, L if world.masked else L + 1,
+                                   numpy_rng(world.data_id, s, "train-text"))
+        X.append(_mask(text[:, :L], world))
+        Y.append(text[:, world.position] if world.masked else text[:, L])
+    X = torch.as_tensor(np.stack(X), device=device).repeat_interleave(rep, 0)           # (G, n, L)
+    Y = torch.as_tensor(np.stack(Y), device=device).repeat_interleave(rep, 0)[..., None]  # (G, n, 1)
+    idx = np.stack([numpy_rng(cell_id, s, "batches").integers(0, tr.n_train, size=(tr.steps, tr.batch_size))
+                    for s in cell.seeds])
+    idx = torch.as_tensor(idx, device=device).repeat_interleave(rep, 0)                  # (G, steps, B)
+    learn = cell.phi == "learned"
+    params = lm.init([torch_generator(cell_id, s, "init") for s, _ in models], learn, device)
+    frozen = None if learn else torch.as_tensor(fixed_phi(world, cell.phi, cell.d), dtype=torch.float32,
+                                                device=device).expand(G, -1, -1)
+
+    def loss_fn(p, step):
+        xb, yb = gather_rows(X, idx[:, step]), gather_rows(Y, idx[:, step])[..., 0]
+        f = lm.features(p, xb)
+        Phi = p["Phi"] if learn else frozen
+        return quad(f, Phi, yb) if cell.model == "quad" else xent(lm.logits(f, Phi), yb)
+
+    lr = torch.tensor([lr for _, lr in models], device=device)
+    ckpts = train(params, loss_fn, tr.steps, lr, checkpoint_steps(tr.steps, tr.n_checkpoints), context=to_json(cell),
+                  weight_decay=tr.weight_decay)
+    points, last = [], None
+    with torch.no_grad():
+        for step, p in ckpts:
+            Phi = (p["Phi"] if learn else frozen).double().cpu().numpy()
+            f_S = _features(lm, p, _mask(world.S, world), device)
+            per_task_f = {name: (f_S if t.contexts is world.S else _features(lm, p, _mask(t.contexts, world), device))
+                          for name, t in world.tasks.items()}
+            for g, (s, lr_) in enumerate(models):
+                per_task = {name: {"f": f[g], "p": th.softmax(f[g] @ Phi[g])} for name, f in per_task_f.items()}
+                points.append(Point({"seed": s, "lr": lr_, "step": step, "level": 0.0, "tilt_task": "none"},
+                                    th.softmax(f_S[g] @ Phi[g]), per_task, Phi[g], f_S[g]))
+            last = (step, Phi, per_task_f)
+    curves = _curves(cell, world, models, *last) if cell.probe_curves else []
+    return points, curves
+
+
+def _features(lm: LM, params, words: np.ndarray, device: str) -> np.ndarray:
+    """f(s) of every model for shared contexts (n, L): (G, n, d) float64."""
+    out = []
+    for lo in range(0, words.shape[0], _CHUNK):
+        w = torch.as_tensor(words[lo:lo + _CHUNK], device=device)
+        out.append(lm.features(params, w).double().cpu().numpy())
+    return np.concatenate(out, axis=1)
+
+
+# ----------------------------------------------------------------------------------------------- rows
+def _rows(cell: Cell, world: World, base: dict, points: list[Point]) -> list[dict]:
+    quad_bound = cell.model == "quad"
+    rows = []
+    terms = [model_terms(world, pt, quad_bound) for pt in points]
+    probes = _population(cell, world, points)
+    for i, (pt, (free, per_task)) in enumerate(zip(points, terms)):
+        head = {**base, **pt.key}
+        rows += [{**head, "task": "none", "feature": "none", "n": 0, "metric": k, "value": float(v)}
+                 for k, v in free.items()]
+        for name, m in per_task.items():
+            m = {**m, **{k: vals[i] for k, vals in probes[name].items()}}
+            rows += [{**head, "task": name, "feature": "none", "n": 0, "metric": k, "value": float(v)}
+                     for k, v in m.items()]
+    return rows
+
+
+def _population(cell: Cell, world: World, points: list[Point]) -> dict:
+    """Population probes of every point, batched per (task, feature type): {task: {metric: (n_points,)}}."""
+    out = {}
+    C = cell.eval.population_C
+    for name, t in world.tasks.items():
+        res = {}
+        for feat, get in _FEATURES.items():
+            if get is None or (feat != "p" and points[0].Phi is None):
+                continue
+            X = np.stack([get(pt, name) for pt in points])
+            res[f"probe_{feat}"], res[f"probe_{feat}_se"] = population_probes(t, X, C)
+        out[name] = res
+    return out
+
+
+_FEATURES = {
+    "p": lambda pt, name: pt.per_task[name]["p"],
+    "phi_p": lambda pt, name: th.conditional_mean(pt.Phi, pt.per_task[name]["p"]),
+    "f": lambda pt, name: pt.per_task[name]["f"],
+    "raw": None,  # finite-n curves only
+}
+
+
+def _curves(cell: Cell, world: World, models, step, Phi, per_task_f) -> list[dict]:
+    """Figure 3: probe loss and error against labelled examples n, per feature type, at the last checkpoint."""
+    ns = list(cell.eval.probe_n)
+    rows = []
+    for name, t in world.tasks.items():
+        draws = [labelled_sample(t, ns[-1], numpy_rng(world.data_id, s, f"labels-{name}")) for s, _ in models]
+        labelled = (np.stack([r for r, _ in draws]), np.stack([y for _, y in draws]))
+        f = per_task_f[name]
+        p = np.stack([th.softmax(f[g] @ Phi[g]) for g in range(len(models))])
+        raw = one_hot(_mask(t.contexts, world), world.V + 1)
+        feats = {"f": f, "phi_p": np.einsum("gnv,gdv->gnd", p, Phi), "p": p,
+                 "raw": np.broadcast_to(raw, (len(models),) + raw.shape)}
+        for feat, X in feats.items():
+            loss, err = probe_curves(t, X, ns, labelled, cell.eval.probe_C)
+            for g, (s, lr) in enumerate(models):
+                for j, n in enumerate(ns):
+                    key = {"seed": s, "lr": lr, "step": step, "level": 0.0, "tilt_task": "none", "task": name,
+                           "feature": feat, "n": n}
+                    rows += [{**key, "metric": "curve_loss", "value": float(loss[g, j])},
+                             {**key, "metric": "curve_error", "value": float(err[g, j])}]
+    return rows

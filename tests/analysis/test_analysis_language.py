@@ -1,0 +1,98 @@
+"""The language chapter's bound checks and slopes, on hand-made rows whose bound is known by hand."""
+import math
+
+import numpy as np
+import pandas as pd
+
+from analysis import bounds
+from analysis import language as lt
+
+BASE = {"cell": "c0", "kind": "lm", "model": "xent", "arch": "mlp", "phi": "learned", "d": 4, "target": "next",
+        "level": 0.0, "tilt_task": "none", "seed": 0, "lr": 0.01, "step": 10, "feature": "none", "n": 0}
+TASK = {"tau": 0.5, "tau_se": 0.0, "B": 2.0, "gamma": 0.5, "bayes": 0.5, "tau_check": 0.5, "natural_gap": 0.0,
+        "gap_max": 0.1, "plugin_p": 0.55, "plugin_p_se": 0.0, "probe_p": 0.52, "probe_p_se": 0.0,
+        "tau_phi": 0.52, "B_phi": 1.5, "resid_phi": 0.0, "plugin_phi": 0.56, "plugin_phi_se": 0.0,
+        "probe_phi_p": 0.53, "probe_phi_p_se": 0.0, "probe_f": 0.54, "probe_f_se": 0.0}
+FREE = {"eps": 0.001, "eps_se": 0.0, "eps_phi": 0.004, "eps_phi_se": 0.0, "eps_quad": 0.002, "eps_quad_se": 0.0}
+
+
+def _rows(task=None, free=None, task_name="logistic", **base):
+    b = {**BASE, **base}
+    out = [{**b, "task": "none", "metric": k, "value": v} for k, v in {**FREE, **(free or {})}.items()]
+    out += [{**b, "task": task_name, "metric": k, "value": v} for k, v in {**TASK, **(task or {})}.items()]
+    return pd.DataFrame(out)
+
+
+def _one(table, bound, form):
+    sel = table[(table["bound"] == bound) & (table["form"] == form)]
+    assert len(sel) == 1, sel
+    return sel.iloc[0]
+
+
+def test_each_bound_is_tau_plus_sqrt_of_its_own_terms_and_verdicts_follow():
+    table = bounds.judge(lt.bound_checks(_rows()))
+    r = _one(table, "any_lm", "plugin")
+    assert np.isclose(r["bound_value"], 0.5 + math.sqrt(2 * 4 * 0.001 / 0.5))   # 0.6265
+    assert (r["epsilon"], r["tau"], r["B"], r["gamma"]) == (0.001, 0.5, 2.0, 0.5)
+    assert r["measured"] == 0.55 and r["verdict"] == "holds" and r["assumption"] == "met"
+    assert np.isclose(r["excess_slack"], math.sqrt(0.016) / 0.05)
+    assert _one(table, "any_lm", "fitted probe")["measured"] == 0.52
+    s = _one(table, "softmax_phi", "plugin")
+    assert np.isclose(s["bound_value"], 0.52 + math.sqrt(2 * 1.5 ** 2 * 0.004 / 0.5))  # 0.7097 >= log 2
+    assert s["verdict"] == "vacuous" and s["trivial"] == math.log(2)
+    assert _one(table, "softmax_phi", "fitted probe")["measured"] == 0.53
+    assert not (table["bound"] == "quad").any(), "the quad bound is checked on Quad-trained cells only"
+
+
+def test_quad_bound_reads_the_l2_norm_and_eps_quad():
+    table = lt.bound_checks(_rows(task={"B_quad": 1.2, "plugin_quad": 0.57, "plugin_quad_se": 0.0}, model="quad"))
+    r = _one(table, "quad", "plugin")
+    assert np.isclose(r["bound_value"], 0.52 + math.sqrt(2 * 1.2 ** 2 * 0.002 / 0.5))
+    assert r["B"] == 1.2 and r["epsilon"] == 0.002 and r["measured"] == 0.57
+    assert _one(table, "quad", "fitted probe")["measured"] == 0.54
+
+
+def test_violation_needs_more_than_three_standard_errors():
+    bad = bounds.judge(lt.bound_checks(_rows(task={"plugin_p": 0.66})))
+    assert _one(bad, "any_lm", "plugin")["verdict"] == "violated"
+    noisy = bounds.judge(lt.bound_checks(_rows(task={"plugin_p": 0.66, "plugin_p_se": 0.02})))
+    assert _one(noisy, "any_lm", "plugin")["verdict"] == "holds"
+    # an epsilon with an SE widens the bound's side too, through the sqrt
+    r = _one(lt.bound_checks(_rows(free={"eps_se": 0.001})), "any_lm", "plugin")
+    assert np.isclose(r["bound_se"], math.sqrt(2 * 4 / 0.5) * (math.sqrt(0.002) - math.sqrt(0.001)))
+
+
+def test_a_task_that_fails_the_naturalness_check_is_not_met_never_violated():
+    rows = _rows(task={"natural_gap": 0.3, "plugin_p": 0.9}, task_name="non_natural")
+    table = bounds.judge(lt.bound_checks(rows))
+    assert (table["assumption"] == "not met").all()
+    assert (table["verdict"] == "assumption not met").all()
+    table.insert(0, "experiment", "language")
+    assert "n/a" in bounds.summary(table)  # its slack is left out of the median
+
+
+def test_slopes_recover_eps_and_sqrt_eps_regimes_from_points():
+    eps = np.geomspace(1e-5, 1e-1, 9)
+    frames = []
+    for i, e in enumerate(eps):
+        for tilt_task in ("logistic", "deterministic"):
+            point = {"kind": "ref", "model": "tilt", "arch": "none", "phi": "none", "level": float(i),
+                     "tilt_task": tilt_task}
+            for task, excess in (("logistic", 3 * e), ("deterministic", 0.5 * np.sqrt(e))):
+                r = _rows(task={"plugin_p": 0.5 + excess * (1 if tilt_task == task else 10)}, free={"eps": e},
+                          task_name=task, **point)
+                frames.append(r if task == "logistic" else r[r["task"] != "none"])
+    rows = pd.concat(frames, ignore_index=True)
+    s = lt.slopes(rows).set_index(["task", "family"])
+    assert np.isclose(s.loc[("logistic", "tilt"), "slope"], 1.0)
+    assert np.isclose(s.loc[("deterministic", "tilt"), "slope"], 0.5)
+    assert np.isclose(np.exp(s.loc[("logistic", "tilt"), "intercept"]), 3.0), "a tilt counts for its own task only"
+    slope, _, n = lt.fit_slope(np.array([1e-3, 0.0, 1e-2]), np.array([1e-3, 1e-4, -1.0]))
+    assert n == 1 and np.isnan(slope)
+
+
+def test_step_zero_and_frozen_phi_checkpoints_stay_out_of_figure_one():
+    rows = pd.concat([_rows(step=0), _rows(step=10), _rows(step=10, phi="frozen", cell="c1")], ignore_index=True)
+    pts = lt.excess_points(rows)
+    assert len(pts) == 1 and pts["step"].iloc[0] == 10 and pts["phi"].iloc[0] == "learned"
+    assert np.isclose(pts["excess"].iloc[0], 0.05)

@@ -1,0 +1,272 @@
+"""The language chapter's experiments: config errors, cells, LMs, reference models, determinism, end to end."""
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from analysis import figures as figs
+from experiments import cli, runner
+from experiments import config as config_mod
+from experiments import language as L
+from experiments.language_eval import World
+from experiments.language_models import LM, KGram, logit_noise, noise_direction, tilt
+from experiments.rng import torch_generator
+from theory import language as th
+
+ONLY = ["bound.enabled=false", "training.enabled=false", "quad.enabled=false", "masked.enabled=false"]
+
+
+def _cfg(overrides=()):
+    return config_mod.load("language", L.Config, "quick", list(overrides))
+
+
+def _cell(overrides, **match):
+    found = [c for c in L.cells(_cfg(overrides)) if all(getattr(c, k) == v for k, v in match.items())]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def _metric(rows: pd.DataFrame, metric: str, task: str = "none") -> pd.DataFrame:
+    return rows[(rows["metric"] == metric) & (rows["task"] == task) & (rows["feature"] == "none")]
+
+
+# ---------------------------------------------------------------------------------------------- config
+BAD = [
+    (["lm.widht=3"], "lm.widht"),                      # unknown key
+    (["train.steps=abc"], "train.steps"),              # wrong type
+    (["seeds=true"], "seeds"),
+    (["tasks.B=-1.0"], "tasks.B"),                     # bad values
+    (["tasks.gap_max=0.0"], "tasks.gap_max"),
+    (["tasks.kinds=['logistic', 'bogus']"], "tasks.kinds"),
+    (["lm.n_layers=3"], "lm.n_layers"),
+    (["lm.n_heads=3"], "lm.n_heads"),
+    (["masked.position=3"], "masked.position"),
+    (["data.vocab=1"], "data.vocab"),
+    (["data.family=zipf"], "data.family"),
+    (["tasks.prompt=[9]"], "tasks.prompt"),
+    (["bound.noise_eta=[0.3, 0.1]"], "bound.noise_eta"),
+    (["bound.kgram_orders=[0, 4]"], "bound.kgram_orders"),
+    (["training.phi=['learned', 'tied']"], "training.phi"),
+    (["quad.d=8"], "quad.d"),
+    (["train.batch_size=100000"], "train.batch_size"),
+    (["eval.probe_n=[30, 10]"], "eval.probe_n"),
+]
+
+
+@pytest.mark.parametrize("overrides,field", BAD, ids=[b[1] + str(i) for i, b in enumerate(BAD)])
+def test_bad_config_names_the_field(tmp_path, capsys, overrides, field):
+    out = tmp_path / "results"
+    argv = ["run", "language", "--profile", "quick", "--out", str(out), "--jobs", "1"]
+    for o in overrides:
+        argv += ["--set", o]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "config error" in err and field in err, err
+    assert not out.exists()
+
+
+def test_every_profile_loads_and_studies_share_cells():
+    for profile in config_mod.PROFILES:
+        cfg = config_mod.load("language", L.Config, profile)
+        cells = L.cells(cfg)
+        ids = [config_mod.config_hash(c) for c in cells]
+        assert len(ids) == len(set(ids)), "a run two studies need is one cell"
+        assert all(L.cost(c) > 0 for c in cells)
+    cfg = _cfg()
+    cells = L.cells(cfg)
+    # figure 1's trained LM is the training study's mlp/learned cell, which also draws probe curves
+    shared = [c for c in cells if c.model == "xent" and c.arch == cfg.lm.arch and c.phi == "learned"
+              and c.d == cfg.lm.d]
+    assert len(shared) == 1 and shared[0].probe_curves
+    # Quad has its cross-entropy partner at the same d
+    assert {c.model for c in cells if c.d == cfg.quad.d} == {"quad", "xent"}
+
+
+# --------------------------------------------------------------------------------------------- models
+@pytest.mark.parametrize("arch", ["mlp", "transformer"])
+def test_batched_lm_models_are_independent_and_seeded_per_model(arch):
+    lm = LM(arch, V=6, L=3, d=4, embed_dim=8, width=16, n_layers=2, n_heads=2)
+    gens = lambda: [torch_generator("ab", s, "init") for s in (0, 1, 2)]  # noqa: E731
+    p = lm.init(gens(), learn_phi=True)
+    alone = lm.init([torch_generator("ab", 1, "init")], learn_phi=True)
+    for k in p:
+        assert torch.equal(p[k][1:2], alone[k]), k
+    words = torch.randint(0, 7, (5, 3), generator=torch.Generator().manual_seed(0))
+    f = lm.features(p, words)
+    assert f.shape == (3, 5, 4)
+    assert torch.allclose(f[1:2], lm.features(alone, words), atol=1e-5)
+    q = {k: v.clone() for k, v in p.items()}
+    for v in q.values():
+        v[2].add_(1.0)  # perturb model 2 only
+    f2 = lm.features(q, words)
+    assert torch.equal(f2[:2], f[:2]) and not torch.allclose(f2[2], f[2])
+    # per-model words: model g reads row block g only
+    per = torch.stack([words, words.flip(0), words])
+    assert torch.allclose(lm.features(p, per)[1], f[1].flip(0), atol=1e-5)
+
+
+def test_reference_models_at_zero_are_p_star_and_move_as_designed():
+    rng = np.random.default_rng(0)
+    P = rng.dirichlet(np.ones(6) * 0.5, size=200)
+    words = rng.integers(0, 6, size=(200, 3))
+    R = rng.standard_normal((3, 6, 6))
+    g = noise_direction(words, R)
+    assert np.allclose(noise_direction(words[::-1], R), g[::-1]), "g is a function of the context"
+    assert abs(g.std() - 1) < 0.1
+    assert np.allclose(logit_noise(P, g, 0.0), P)
+    eps = [th.epsilon(P, logit_noise(P, g, eta))[0] for eta in (0.0, 0.1, 0.3, 1.0)]
+    assert eps[0] < 1e-15 and np.all(np.diff(eps) > 0)
+    v = rng.uniform(-1, 1, 6)
+    sign = np.where(rng.random(200) < 0.5, -1.0, 1.0)
+    assert np.allclose(tilt(P, v, sign, 0.0), P)
+    vp = [sign * (tilt(P, v, sign, eta) @ v) for eta in (0.0, 0.5, 2.0)]
+    assert np.all(vp[1] < vp[0]) and np.all(vp[2] < vp[1]), "the tilt pushes v.p against the sign"
+    # masked: the masked position does not enter g
+    w2 = words.copy()
+    w2[:, 1] = (w2[:, 1] + 1) % 6
+    assert np.allclose(noise_direction(w2, R, skip=1), noise_direction(words, R, skip=1))
+
+
+def test_kgram_counts_against_brute_force():
+    rng = np.random.default_rng(1)
+    docs = rng.integers(0, 3, size=(40, 5))
+    for order in (0, 1, 2):
+        model = KGram(docs, order, 3, alpha=0.5)
+        ctx = rng.integers(0, 3, size=(10, 3))
+        got = model.predict(ctx)
+        for i, c in enumerate(ctx):
+            tail = tuple(c[3 - order:])
+            counts = np.zeros(3)
+            for d in docs:
+                for t in range(order, 5):
+                    if tuple(d[t - order:t]) == tail:
+                        counts[d[t]] += 1
+            assert np.allclose(got[i], (counts + 0.5) / (counts.sum() + 1.5))
+
+
+def test_logit_noise_cell_eps_is_zero_at_eta_zero_and_grows_with_eta():
+    cell = _cell(ONLY[1:], model="noise", target="next")
+    rows = L.run_cell(cell, config_mod.config_hash(cell))
+    eps = _metric(rows, "eps").pivot_table(index="level", columns="seed", values="value")
+    assert (eps.loc[0.0].abs() < 1e-14).all()
+    assert (np.diff(eps.to_numpy(), axis=0) > 0).all()
+    # and the plug-in excess on the logistic task is 0 at eta = 0, positive after (well-specified labels)
+    m = rows[rows["task"] == "logistic"].pivot_table(index=["level", "seed"], columns="metric", values="value")
+    excess = (m["plugin_p"] - m["tau"]).groupby("level").mean()
+    assert abs(excess.loc[0.0]) < 1e-14 and (excess.drop(0.0) > 0).all()
+
+
+EASY = ["seeds=2", "data.family=sparse", "data.n_states=3", "data.vocab=5", "data.context_len=2",
+        "data.determinism=0.95", "train.steps=200", "train.n_checkpoints=5", "train.n_train=1500",
+        "bound.enabled=false", "quad.enabled=false", "masked.enabled=false", "training.archs=['mlp']",
+        "training.phi=['learned']", "training.probe_curves=false", "lm.d=4"]
+
+
+def test_trained_lm_eps_decreases_along_training_and_runs_are_deterministic():
+    cell = _cell(EASY, model="xent")
+    cid = config_mod.config_hash(cell)
+    rows = L.run_cell(cell, cid)
+    eps = _metric(rows, "eps").pivot_table(index="step", columns="seed", values="value")
+    assert eps.shape == (5, 2)
+    first, last = eps.iloc[0], eps.iloc[-1]
+    assert (last < 0.2 * first).all(), eps
+    assert (eps.iloc[:-1].min() > last).all(), "the last checkpoint is the best"
+    # Phi p_f is in the class softmax(Phi^T .): eps_Phi <= eps
+    assert (_metric(rows, "eps_phi")["value"].to_numpy() <= _metric(rows, "eps")["value"].to_numpy() + 1e-12).all()
+    again = L.run_cell(cell, cid)
+    pd.testing.assert_frame_equal(rows, again)
+    other = L.run_cell(replace(cell, seeds=(0, 5)), cid)
+    assert not np.allclose(_metric(other, "eps")["value"], _metric(rows, "eps")["value"])
+
+
+def test_quad_training_recovers_the_top_d_eigenspace():
+    cell = _cell(ONLY[:2] + ONLY[3:] + ["train.steps=300", "quad.d=2"], model="quad")
+    rows = L.run_cell(cell, config_mod.config_hash(cell))
+    angles = rows[rows["metric"].str.startswith("angle_")].groupby(["seed", "step"])["value"].max().unstack("step")
+    first, last = angles.iloc[:, 0], angles.iloc[:, -1]
+    assert (np.degrees(last) < 10).all(), np.degrees(angles)
+    assert (np.degrees(first) > 30).all()
+    # and its epsilon_quad falls to near the best f for its Phi
+    eq = _metric(rows, "eps_quad").pivot_table(index="step", columns="seed", values="value")
+    assert (eq.iloc[-1] < 0.2 * eq.iloc[0]).all()
+
+
+def test_frozen_phi_makes_natural_tasks_natural_wrt_phi():
+    # d + 1 < V: a random Phi (with the free shift along 1) cannot span every v
+    cell = _cell(EASY + ["training.phi=['frozen', 'random']", "train.steps=5", "lm.d=3"], model="xent",
+                 phi="frozen")
+    rows = L.run_cell(cell, config_mod.config_hash(cell))
+    for task in ("logistic", "deterministic", "prompt"):
+        assert (_metric(rows, "resid_phi", task)["value"] < 1e-9).all()
+        assert np.allclose(_metric(rows, "tau", task)["value"], _metric(rows, "tau_phi", task)["value"])
+    cell = replace(cell, phi="random")
+    rows = L.run_cell(cell, config_mod.config_hash(cell))
+    assert (_metric(rows, "resid_phi", "logistic")["value"] > 1e-3).all()
+
+
+def test_world_terms_are_exact_on_enumerated_contexts():
+    world = World(_cell(EASY, model="xent"))
+    assert world.exact and np.isclose(world.w.sum(), 1.0)
+    for name, t in world.tasks.items():
+        assert t.terms["tau_se"] == 0.0
+        assert t.terms["natural_gap"] >= -1e-6
+    assert world.tasks["non_natural"].terms["natural_gap"] > world.tasks["logistic"].terms["natural_gap"]
+    assert 0 < world.tasks["prompt"].gamma < 1 and world.tasks["logistic"].gamma == 1.0
+
+
+def test_divergence_is_reported_with_step_and_config(tmp_path, capsys):
+    argv = ["run", "language", "--profile", "quick", "--out", str(tmp_path), "--jobs", "1",
+            "--set", "train.lr=[9.9]", *[a for o in ONLY[:2] + ONLY[3:] for a in ("--set", o)]]
+    assert cli.main(argv) == 3
+    err = capsys.readouterr().err
+    assert "diverged at step" in err and '"lr":[9.9]' in err
+    quad = [cid for cid, c in runner.plan("language", _cfg(["train.lr=[9.9]"] + ONLY[:2] + ONLY[3:]))
+            if c.model == "quad"]
+    assert len(quad) == 1 and not (tmp_path / "language" / quad[0] / "DONE").exists()
+
+
+# ----------------------------------------------------------------------------------------- end to end
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("language") / "jobs2"
+    assert cli.main(["run", "language", "--profile", "quick", "--out", str(out), "--jobs", "2"]) == 0
+    return out
+
+
+def _cells_bytes(root):
+    return {d.name: (d / "rows.csv").read_bytes() for d in (root / "language").iterdir() if (d / "DONE").exists()}
+
+
+def test_quick_profile_same_rows_whatever_the_jobs(quick_run, tmp_path):
+    one = tmp_path / "jobs1"
+    assert cli.main(["run", "language", "--profile", "quick", "--out", str(one), "--jobs", "1"]) == 0
+    a, b = _cells_bytes(one), _cells_bytes(quick_run)
+    assert set(a) == {cid for cid, _ in runner.plan("language", _cfg())}
+    assert a == b
+
+
+def test_quick_profile_end_to_end_figures_and_bounds(quick_run, tmp_path):
+    fig = tmp_path / "figures"
+    assert cli.main(["figures", "language", "--out", str(quick_run), "--figures", str(fig)]) == 0
+    names = figs.figure_names("language")
+    assert len(names) == 6
+    for name in names:
+        for ext in ("png", "pdf"):
+            path = fig / "language" / f"{name}.{ext}"
+            assert path.exists() and path.stat().st_size > 1000, path
+    table = pd.read_csv(quick_run / "bounds.csv")
+    table = table[table["experiment"] == "language"]
+    for col in ("bound", "form", "measured", "bound_value", "verdict", "slack", "epsilon", "tau", "B", "gamma",
+                "assumption"):
+        assert col in table.columns, col
+    assert np.allclose(table["bound_value"], th.bound(table["tau"], table["B"], table["epsilon"], table["gamma"]))
+    assert {"any_lm", "softmax_phi", "quad"} == set(table["bound"])
+    assert {"plugin", "fitted probe"} == set(table["form"])
+    # the theorems hold on exact terms: no point whose assumption is met is violated
+    assert (table["verdict"] != "violated").all()
+    # the non-natural task is flagged, never judged; the natural ones are judged
+    nn = table["task"] == "non_natural"
+    assert nn.any() and (table.loc[nn, "verdict"] == "assumption not met").all()
+    assert (table.loc[~nn, "verdict"] != "assumption not met").all()
