@@ -1,0 +1,334 @@
+"""Two-view data for self-prediction (Lee, Lei, Saunshi & Zhuo, NeurIPS 2021; arXiv 2008.01064).
+
+A latent Ybar = (Y, Z) with ``n_latent`` values (Y the label in k classes, Z an optional nuisance latent with
+m values; n_latent = k where there is no Z) generates an input view X1 in R^d1 and a pretext target X2 in R^d2.
+Every family exposes in closed form (or by a stated quadrature) the ground truth the theorem needs:
+
+* f*(x1) = E[Y | X1 = x1] = P(Y = . | x1) for one-hot Y (``posterior``), and P(Ybar | x1) (``latent_posterior``);
+* psi*(x1) = E[X2 | X1 = x1] (``psi_star``), the universal-class pretext target;
+* ci_target(x1) = E_Ybar[E[X2 | Ybar] | X1 = x1] = P(Ybar | x1) @ A_latent, so that
+  eps_CI^2 = E||psi*(X1) - ci_target(X1)||^2 (Definition 4.1), which is 0 exactly under CI given Ybar.
+
+Families (geometry: "unit directions" are i.i.d. uniformly random unit vectors, so ||mean|| = separation):
+
+* ``exact_ci``: Y ~ class_probs; X1 | Y ~ N(mu1_y, noise1^2 I), X2 | Y ~ N(mu2_y, noise2^2 I) independent,
+  mu_y = separation * unit directions. X1 ⊥ X2 | Y (Lemma 3.1 applies when d2 >= k).
+* ``approx_ci``: Z | Y uniform on m values; latent means mu_{y,z} = mu_y + z_scale * unit directions (none when
+  m = 1); X1 | Ybar ~ N(mu1_ybar, noise1^2 I), X2hat | Ybar ~ N(mu2_ybar, noise2^2 I) and, as in the paper's
+  simulation, X2 = (1 - alpha) X2hat + alpha P X1 with P the zero-pad/truncate map R^d1 -> R^d2. At alpha = 0
+  X1 ⊥ X2 | Ybar; then psi* - ci_target = alpha P (x1 - E[mu1_Ybar | x1]), so eps_CI = alpha * const grows
+  linearly from 0.
+* ``nonlinear``: U | Y ~ N(c_y, I_q) (q = latent_dim; c_y = separation*(y - (k-1)/2) when q = 1, separation *
+  unit directions when q >= 2), X1 = h(U) + noise1 * N(0, I), h(u) = tanh(u W + b) B a fixed random map, and
+  X2 | Y ~ N(mu2_y, noise2^2 I) (so X1 ⊥ X2 | Y). The posterior is not linear (nor softmax-linear) in x1;
+  p(x1 | y) = E_{U ~ N(c_y, I)} N(x1; h(U), noise1^2 I) is computed by tensor Gauss-Hermite quadrature with
+  quad_nodes nodes per latent dimension (accurate while noise1 is not small against |h'| times the node spacing,
+  about 0.5 near the centre at 40 nodes). ``quad_error`` reports the largest posterior change on 256 draws when
+  the nodes are doubled; the tests check the rule against Monte Carlo integration.
+* ``topic``: single-topic documents. Y = topic, word law beta_y = (1 - 1e-3) Dirichlet(topic_concentration)
+  + 1e-3 uniform over a vocabulary of size d1 = d2 (the floor keeps every log-probability finite); X1, X2 are
+  the word counts of two halves of one document, Multinomial(doc_len1, beta_y) and Multinomial(doc_len2,
+  beta_y), independent given Y. psi*(x1) = doc_len2 * sum_y P(y | x1) beta_y.
+* ``nuisance`` (the violation): U ~ N(0, I_r) independent of Y (r = nuisance_rank) enters both views,
+  X1 = mu1_y + L1 U + noise1 eps1, X2 = mu2_y + L2 U + noise2 eps2, with L = nuisance_scale * unit-direction
+  columns. (X1, X2) | Y is jointly Gaussian, so psi*(x1) = sum_y P(y|x1) (mu2_y + G (x1 - mu1_y)) with
+  G = L2 L1^T S1^{-1}, S1 = L1 L1^T + noise1^2 I; eps_CI > 0 whenever G != 0.
+
+Everything is float64. ``build_model(spec, rng)`` fixes every random part by rng alone; samplers take their
+own explicit Generator.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import numpy as np
+from scipy.special import logsumexp, softmax
+
+FAMILIES = ("exact_ci", "approx_ci", "nonlinear", "topic", "nuisance")
+_TOPIC_FLOOR = 1e-3       # mixing weight of the uniform word law in every topic
+_MAX_QUAD_NODES = 200_000  # quad_nodes ** latent_dim above this is refused (memory and time)
+_CHUNK = 2048             # rows per block in the quadrature posterior
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Configuration of a two-view model; every field has a default and is JSON-able (see module docstring)."""
+
+    family: str = "exact_ci"
+    k: int = 4
+    class_probs: tuple[float, ...] = ()
+    d1: int = 20
+    d2: int = 10
+    separation: float = 3.0
+    noise1: float = 1.0
+    noise2: float = 1.0
+    m: int = 1
+    z_scale: float = 1.0
+    alpha: float = 0.0
+    nuisance_rank: int = 1
+    nuisance_scale: float = 1.0
+    latent_dim: int = 1
+    quad_nodes: int = 40
+    doc_len1: int = 30
+    doc_len2: int = 30
+    topic_concentration: float = 0.2
+
+    def __post_init__(self) -> None:
+        # JSON/TOML give lists; a tuple keeps the frozen spec hashable.
+        if isinstance(self.class_probs, list):
+            object.__setattr__(self, "class_probs", tuple(self.class_probs))
+
+    def check(self) -> None:
+        """Raise ValueError("field: message") for impossible values.
+
+        d2 < k (or d2 < k*m) is allowed: it breaks the theorem's rank assumption, which is a legitimate
+        experiment, not an error.
+        """
+        if self.family not in FAMILIES:
+            raise ValueError(f"family: must be one of {FAMILIES} (got {self.family!r})")
+        _check_int(self.k, "k", 2)
+        if self.class_probs:
+            if len(self.class_probs) != self.k:
+                raise ValueError(f"class_probs: must have length k={self.k} (got {len(self.class_probs)})")
+            try:
+                arr = np.asarray(self.class_probs, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise ValueError(f"class_probs: must be numbers (got {self.class_probs!r})") from None
+            if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+                raise ValueError(f"class_probs: must be finite and >= 0 (got {self.class_probs})")
+            if abs(float(arr.sum()) - 1.0) > 1e-9:
+                raise ValueError(f"class_probs: must sum to 1 (got {float(arr.sum())!r})")
+        for name in ("d1", "d2", "m", "nuisance_rank", "latent_dim", "quad_nodes", "doc_len1", "doc_len2"):
+            _check_int(getattr(self, name), name, 1)
+        for name in ("separation", "z_scale", "nuisance_scale"):
+            _check_real(getattr(self, name), name, 0.0)
+        for name in ("noise1", "noise2", "topic_concentration"):
+            _check_real(getattr(self, name), name, 0.0)
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name}: must be > 0 (got {getattr(self, name)})")
+        _check_real(self.alpha, "alpha", 0.0)
+        if self.alpha > 1:
+            raise ValueError(f"alpha: must lie in [0, 1] (got {self.alpha})")
+        if self.family != "approx_ci":
+            if self.alpha != 0:
+                raise ValueError(f"alpha: must be 0 for family {self.family!r} (the knob belongs to 'approx_ci')")
+            if self.m != 1:
+                raise ValueError(f"m: must be 1 for family {self.family!r} (the latent Z belongs to 'approx_ci')")
+        if self.family == "topic" and self.d1 != self.d2:
+            raise ValueError(f"d2: must equal d1 (the vocabulary size) for family 'topic' (got {self.d1}, {self.d2})")
+        if self.family == "nonlinear" and self.quad_nodes ** self.latent_dim > _MAX_QUAD_NODES:
+            raise ValueError(f"quad_nodes: quad_nodes**latent_dim must be <= {_MAX_QUAD_NODES} "
+                             f"(got {self.quad_nodes}**{self.latent_dim})")
+
+    def to_dict(self) -> dict:
+        """Plain dict of the fields (class_probs as a list), for JSON."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["class_probs"] = list(out["class_probs"])
+        return out
+
+
+def _check_int(value, name: str, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name}: must be an integer (got {value!r})")
+    if value < minimum:
+        raise ValueError(f"{name}: must be >= {minimum} (got {value})")
+
+
+def _check_real(value, name: str, minimum: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name}: must be a number (got {value!r})")
+    if not math.isfinite(value) or value < minimum:
+        raise ValueError(f"{name}: must be finite and >= {minimum} (got {value})")
+
+
+def _unit_rows(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Uniformly random unit vectors along the last axis."""
+    z = rng.standard_normal(shape)
+    norms = np.linalg.norm(z, axis=-1, keepdims=True)
+    return z / np.where(norms > 0, norms, 1.0)
+
+
+def pad_truncate(x: np.ndarray, d_out: int) -> np.ndarray:
+    """The paper's map P: R^d -> R^d_out that zero-pads or truncates the last axis."""
+    x = np.asarray(x, dtype=np.float64)
+    out = np.zeros(x.shape[:-1] + (d_out,))
+    c = min(d_out, x.shape[-1])
+    out[..., :c] = x[..., :c]
+    return out
+
+
+class SelfPredictionModel:
+    """A sampled two-view model (module docstring); build it with ``build_model``.
+
+    Attributes (float64): spec, k, d1, d2, n_latent, class_probs (k,), latent_probs (n_latent,),
+    latent_label (n_latent,) int64, A (k, d2) rows E[X2 | Y = y], A_latent (n_latent, d2) rows E[X2 | Ybar].
+    Family internals: M1 (n_latent, d1) latent means of X1 (Gaussian families); M2 (n_latent, d2) latent means
+    of X2hat; L1, L2, G (nuisance); centres, map_W, map_b, map_B, quad_error (nonlinear); topics (k, V) (topic).
+    """
+
+    def __init__(self, spec: DataSpec, rng: np.random.Generator):
+        spec.check()
+        self.spec, self.family = spec, spec.family
+        k, d1, d2, m = spec.k, spec.d1, spec.d2, spec.m
+        self.k, self.d1, self.d2 = k, d1, d2
+        probs = np.asarray(spec.class_probs, dtype=np.float64) if spec.class_probs else np.full(k, 1.0 / k)
+        self.class_probs = probs / probs.sum()
+        self.n_latent = k * m
+        self.latent_label = np.repeat(np.arange(k), m).astype(np.int64)  # ybar = y * m + z
+        self.latent_probs = np.repeat(self.class_probs / m, m)
+        self.alpha = float(spec.alpha)
+        if spec.family == "topic":
+            raw = rng.dirichlet(np.full(d1, float(spec.topic_concentration)), size=k)
+            self.topics = (1.0 - _TOPIC_FLOOR) * raw + _TOPIC_FLOOR / d1
+            self.log_topics = np.log(self.topics)
+            self.A_latent = spec.doc_len2 * self.topics
+        elif spec.family == "nonlinear":
+            self._build_nonlinear(rng)
+        else:
+            self.M1 = spec.separation * _unit_rows(rng, (k, d1))
+            self.M2 = spec.separation * _unit_rows(rng, (k, d2))
+            if m > 1:  # Z-specific offsets around each class mean
+                self.M1 = np.repeat(self.M1, m, axis=0) + spec.z_scale * _unit_rows(rng, (k * m, d1))
+                self.M2 = np.repeat(self.M2, m, axis=0) + spec.z_scale * _unit_rows(rng, (k * m, d2))
+            self.A_latent = (1.0 - self.alpha) * self.M2 + self.alpha * pad_truncate(self.M1, d2)
+            if spec.family == "nuisance":
+                r = spec.nuisance_rank
+                self.L1 = spec.nuisance_scale * _unit_rows(rng, (r, d1)).T
+                self.L2 = spec.nuisance_scale * _unit_rows(rng, (r, d2)).T
+                self.S1 = self.L1 @ self.L1.T + spec.noise1 ** 2 * np.eye(d1)
+                self.S1_inv = np.linalg.inv(self.S1)
+                self.G = self.L2 @ self.L1.T @ self.S1_inv  # (d2, d1): E[X2 - mu2 | X1, Y] = G (x1 - mu1)
+        within = self.latent_probs / self.class_probs[self.latent_label]  # P(z | y)
+        self.A = np.zeros((k, d2))
+        np.add.at(self.A, self.latent_label, within[:, None] * self.A_latent)
+
+    # ------------------------------------------------------------------ nonlinear family
+    def _build_nonlinear(self, rng: np.random.Generator) -> None:
+        spec, k, q = self.spec, self.k, self.spec.latent_dim
+        if q == 1:
+            self.centres = spec.separation * (np.arange(k, dtype=np.float64) - (k - 1) / 2.0)[:, None]
+        else:
+            self.centres = spec.separation * _unit_rows(rng, (k, q))
+        hidden = max(spec.d1, 16)
+        scale = math.sqrt(float(np.mean(np.sum(self.centres ** 2, axis=1))) + q)
+        # pre-activations of std about 1 over the latent range: curved, yet gentle enough that the
+        # likelihood in u stays wide against the quadrature's node spacing
+        self.map_W = rng.standard_normal((q, hidden)) * (1.0 / scale)
+        self.map_b = rng.standard_normal(hidden)
+        B = rng.standard_normal((hidden, spec.d1))
+        # Normalise so that the signal h(U) has total variance separation^2 under the latent prior,
+        # like the class means of the Gaussian families.
+        u = self.centres[rng.choice(k, size=4096, p=self.class_probs)] + rng.standard_normal((4096, q))
+        h = np.tanh(u @ self.map_W + self.map_b) @ B
+        tv = float(np.sum(np.var(h, axis=0)))
+        self.map_B = B * (spec.separation / math.sqrt(tv) if tv > 0 else 1.0)
+        self.M2 = spec.separation * _unit_rows(rng, (k, spec.d2))
+        self.A_latent = self.M2
+        self.quad_logw, self.quad_h = self._quadrature(spec.quad_nodes)
+        # Accuracy diagnostic: max |posterior change| on 256 model draws when the nodes are doubled
+        # (nan when the doubled rule would be too large). Raise quad_nodes if this is not small.
+        self.quad_error = float("nan")
+        if (2 * spec.quad_nodes) ** q <= _MAX_QUAD_NODES:
+            x1, _, _ = self.sample(256, np.random.default_rng(rng.integers(2 ** 63)))
+            coarse = self.posterior(x1)
+            keep = (self.quad_logw, self.quad_h)
+            self.quad_logw, self.quad_h = self._quadrature(2 * spec.quad_nodes)
+            self.quad_error = float(np.max(np.abs(self.posterior(x1) - coarse)))
+            self.quad_logw, self.quad_h = keep
+
+    def _quadrature(self, n_nodes: int):
+        """Tensor Gauss-Hermite rule for E_{U ~ N(c_y, I_q)}: log weights (J,) and h at the nodes (k, J, d1)."""
+        q = self.spec.latent_dim
+        t, w = np.polynomial.hermite.hermgauss(n_nodes)
+        nodes = np.sqrt(2.0) * np.stack([g.ravel() for g in np.meshgrid(*([t] * q), indexing="ij")], axis=1)
+        logw = sum(np.log(g.ravel()) for g in np.meshgrid(*([w] * q), indexing="ij")) - 0.5 * q * np.log(np.pi)
+        return logw, self.h(self.centres[:, None, :] + nodes[None, :, :])
+
+    def h(self, u: np.ndarray) -> np.ndarray:
+        """The nonlinear family's map h: (..., q) -> (..., d1)."""
+        return np.tanh(u @ self.map_W + self.map_b) @ self.map_B
+
+    # ------------------------------------------------------------------ sampling
+    def sample(self, n: int, rng: np.random.Generator):
+        """n i.i.d. triples: x1 (n, d1), x2 (n, d2) float64 and y (n,) int64."""
+        _check_int(n, "n", 0)
+        spec = self.spec
+        ybar = rng.choice(self.n_latent, size=n, p=self.latent_probs)
+        y = self.latent_label[ybar]
+        if self.family == "topic":
+            x1 = rng.multinomial(spec.doc_len1, self.topics[y]).astype(np.float64)
+            x2 = rng.multinomial(spec.doc_len2, self.topics[y]).astype(np.float64)
+            return x1, x2, y
+        if self.family == "nonlinear":
+            u = self.centres[y] + rng.standard_normal((n, spec.latent_dim))
+            x1 = self.h(u) + spec.noise1 * rng.standard_normal((n, self.d1))
+            x2 = self.M2[y] + spec.noise2 * rng.standard_normal((n, self.d2))
+            return x1, x2, y
+        x1 = self.M1[ybar] + spec.noise1 * rng.standard_normal((n, self.d1))
+        x2 = self.M2[ybar] + spec.noise2 * rng.standard_normal((n, self.d2))
+        if self.family == "nuisance":
+            u = rng.standard_normal((n, spec.nuisance_rank))
+            x1 = x1 + u @ self.L1.T
+            x2 = x2 + u @ self.L2.T
+        elif self.alpha > 0:
+            x2 = (1.0 - self.alpha) * x2 + self.alpha * pad_truncate(x1, self.d2)
+        return x1, x2, y
+
+    # ------------------------------------------------------------------ ground truth
+    def _x1(self, x1) -> np.ndarray:
+        x = np.asarray(x1, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != self.d1:
+            raise ValueError(f"x1: must have shape (n, {self.d1}) (got {x.shape})")
+        return x
+
+    def latent_loglik(self, x1) -> np.ndarray:
+        """log p(x1 | Ybar) up to a term constant in Ybar, shape (n, n_latent)."""
+        x = self._x1(x1)
+        spec = self.spec
+        if self.family == "topic":
+            return x @ self.log_topics.T
+        if self.family == "nonlinear":
+            out = np.empty((x.shape[0], self.k))
+            hh = np.sum(self.quad_h ** 2, axis=-1)  # (k, J)
+            for s in range(0, x.shape[0], _CHUNK):
+                xc = x[s:s + _CHUNK]
+                # -||x - h||^2 / (2 s^2) without the ||x||^2 term, which is common to all classes
+                quad = (np.einsum("nd,kjd->nkj", xc, self.quad_h) - 0.5 * hh[None]) / spec.noise1 ** 2
+                out[s:s + _CHUNK] = logsumexp(quad + self.quad_logw, axis=-1)
+            return out
+        if self.family == "nuisance":
+            proj = x @ self.S1_inv @ self.M1.T  # x^T S^-1 mu
+            return proj - 0.5 * np.sum((self.M1 @ self.S1_inv) * self.M1, axis=1)[None]
+        return (x @ self.M1.T - 0.5 * np.sum(self.M1 ** 2, axis=1)[None]) / spec.noise1 ** 2
+
+    def latent_posterior(self, x1) -> np.ndarray:
+        """P(Ybar = . | x1), shape (n, n_latent); rows sum to 1."""
+        return softmax(self.latent_loglik(x1) + np.log(self.latent_probs)[None], axis=1)
+
+    def posterior(self, x1) -> np.ndarray:
+        """f*(x1) = E[onehot(Y) | X1 = x1] = P(Y = . | x1), shape (n, k)."""
+        lp = self.latent_posterior(x1)
+        out = np.zeros((lp.shape[0], self.k))
+        np.add.at(out.T, self.latent_label, lp.T)
+        return out
+
+    def psi_star(self, x1) -> np.ndarray:
+        """psi*(x1) = E[X2 | X1 = x1], shape (n, d2) (closed form; quadrature posterior for 'nonlinear')."""
+        x = self._x1(x1)
+        lp = self.latent_posterior(x)
+        if self.family == "nuisance":
+            return lp @ self.M2 + (x - lp @ self.M1) @ self.G.T
+        if self.family == "approx_ci" and self.alpha > 0:
+            return (1.0 - self.alpha) * (lp @ self.M2) + self.alpha * pad_truncate(x, self.d2)
+        return lp @ self.A_latent
+
+    def ci_target(self, x1) -> np.ndarray:
+        """E_Ybar[E[X2 | Ybar] | X1 = x1] = P(Ybar | x1) @ A_latent, shape (n, d2) (Definition 4.1)."""
+        return self.latent_posterior(x1) @ self.A_latent
+
+
+def build_model(spec: DataSpec, rng: np.random.Generator) -> SelfPredictionModel:
+    """Build a two-view model; rng fixes the means, offsets, loadings, map and topics."""
+    return SelfPredictionModel(spec, rng)
