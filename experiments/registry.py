@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-EXPERIMENTS = ("contrastive", "language")
+EXPERIMENTS = ("contrastive", "self_prediction", "language")
 
 
 def get(name: str) -> ModuleType:

@@ -1,0 +1,300 @@
+"""Self-prediction under conditional independence: bound checks and the tables the six figures draw.
+
+Every bound value is computed by theory.self_prediction from the terms the cell measured (sigma2, eps_CI^2,
+beta, eps_pre^2, e_apx of raw X1); nothing is fitted to the measured curves. The slopes shown in figure 1 are a
+description of the measured curves (a log-log least-squares fit), never used by a bound. The figures themselves
+are in analysis/self_prediction_figures.py.
+
+Bounds (one bounds.csv row per (bound, form, cell, representation, n), measured = mean over seeds):
+* exact_ci: psi* reduced to r = n_latent - 1 PCs (and psi* unreduced, p = d2): risk_bound with e_apx = 0, i.e.
+  the Gaussian-design OLS risk sigma2 (1/n + (1 + 1/n) p/(n - p - 2)), the reference form of Theorem 3.2's
+  O(sigma2 k / n). Its assumption: eps_CI = 0 (Lemma 3.1), and beta > 0.
+* exact_ci, form "chernoff": the rigorous form of Theorem 3.2 for psi* reduced, 4 (p + 1) sigma2_eff / n
+  (theory.self_prediction.exact_ci_bound), checked at the n where the matrix-Chernoff bound on the design's
+  failure probability is <= FAILURE_MAX (columns sigma2_eff, leverage_max, failure_prob).
+* approx_ci: the same representations, with e_apx bounded by apx_bound(eps_CI^2, beta) (x4 after PCA): the
+  derived form of Theorem 4.2 (Remark 4.1 for the PCA). Assumption 4.1: beta > 0 and d2 >= n_latent.
+* learned: each regression learner's psi, PCA-reduced ("<learner>", x4) and whole ("<learner>_full", p = d2),
+  with apx_bound(eps_CI^2, beta, eps_pre^2), eps_pre^2 measured per seed against the exact psi* (the bound is
+  averaged over seeds like the measured ER).
+* raw_baseline: raw X1 (p = d1): e_apx(X1) estimated on the test sample plus the OLS variance (a reference,
+  order sigma2 d1 / n); no assumption.
+* approx_ci / learned, form "population": the population inequality e_apx(psi) <= apx_bound itself, with the
+  e_apx measured on the test sample (n is empty: it does not depend on the probe's sample size).
+"""
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import pandas as pd
+
+from theory import self_prediction as th
+
+PARAMS = ["cell", "family", "k", "d1", "d2", "m", "alpha", "nuisance_scale", "n1", "studies", "n_fixed",
+          "target_fraction"]
+REGRESSION = ("linear", "rff", "mlp")     # learners whose psi lives in R^d2 (eps_pre is defined)
+PSI = ("psi_star", "psi_star_full")
+NOT_MET, MET = "not met", "met"
+# form -> what it is; the form's name stays short for the summary table, the note goes into bounds.csv.
+FORMS = {
+    "ref_r": "[derived reference] Gaussian-design OLS risk with e_apx = 0, p = r = n_latent - 1 PCs of psi "
+             "(constants for Thm 3.2's O(sigma2 k / n); exact only for a Gaussian design, homoscedastic noise)",
+    "chernoff": "[derived, rigorous] E[ER; G] <= 4 (p + 1) sigma2_eff / n for OLS on r = n_latent - 1 PCs of psi* under "
+                "exact CI, checked only where the matrix-Chernoff bound on P(not G) is <= FAILURE_MAX",
+    "ref_d2": "[derived reference] Gaussian-design OLS risk with e_apx = 0, p = d2 (psi unreduced)",
+    "derived_r": "[derived] 4 ((eps_CI + eps_pre) / beta)^2 + OLS risk with noise sigma2 + that, p = r PCs "
+                 "(Thm 4.2 with Remark 4.1's PCA; the variance term is the Gaussian-design reference)",
+    "derived_d2": "[derived] ((eps_CI + eps_pre) / beta)^2 + OLS risk with noise sigma2 + that, p = d2 (Thm 4.2)",
+    "ref_d1": "[derived reference] e_apx(X1) (estimated on the test sample) + OLS risk, p = d1 (order sigma2 d1 / n)",
+    "population": "[derived] e_apx(psi) <= ((eps_CI + eps_pre) / beta)^2 (x4 after PCA), no probe sample",
+}
+POPULATION = "population"
+FAILURE_MAX = 0.01   # the rigorous exact-CI bound is checked where P(lambda_min(S) < 1/2) <= this
+_PSI_FORMS = {"psi_star": ("ref_r", "derived_r"), "psi_star_full": ("ref_d2", "derived_d2")}
+
+
+def cell_terms(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell with its parameters and the data terms (sigma2, eps_ci2, beta, trivial, r, ...)."""
+    d = rows[rows["representation"] == "data"]
+    wide = d.set_index(PARAMS + ["metric"])["value"].unstack("metric").reset_index()
+    wide.columns.name = None
+    wide["epsilon_CI"] = np.sqrt(wide["eps_ci2"])
+    return wide
+
+
+def seed_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per (cell, representation, seed): p, e_apx, e_apx_full, eps_pre2 (where defined)."""
+    s = rows[(rows["representation"] != "data") & (rows["n"] == 0)]
+    wide = s.set_index(["cell", "representation", "seed", "metric"])["value"].unstack("metric").reset_index()
+    wide.columns.name = None
+    return wide
+
+
+def curves(rows: pd.DataFrame, metric: str = "er") -> pd.DataFrame:
+    """Mean and SE over seeds of ``metric`` per (cell, representation, n), with the cell's parameters."""
+    c = rows[(rows["metric"] == metric) & (rows["n"] > 0)]
+    g = c.groupby(PARAMS + ["representation", "n"])["value"]
+    out = g.agg(["mean", "std", "count"]).reset_index()
+    out["se"] = (out["std"] / np.sqrt(out["count"])).fillna(0.0)
+    return out
+
+
+def _seed_mean_se(values: np.ndarray) -> tuple[float, float]:
+    v = np.asarray(values, dtype=float)
+    return float(v.mean()), (float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else 0.0)
+
+
+def _se_by_difference(fn, values: dict, ses: dict) -> float:
+    """First-order propagated SE of fn(**values) from independent SEs (central differences)."""
+    var = 0.0
+    for name, se in ses.items():
+        if not se or not np.isfinite(se):
+            continue
+        h = dict(values)
+        lo, hi = max(values[name] - se, 0.0), values[name] + se
+        h[name] = hi
+        up = fn(**h)
+        h[name] = lo
+        down = fn(**h)
+        if np.isfinite(up) and np.isfinite(down):
+            var += ((up - down) / (hi - lo) * se) ** 2
+    return math.sqrt(var)
+
+
+def _assumption_41(t) -> str:
+    return MET if t["beta"] > 0 and t["d2"] >= t["n_latent"] else NOT_MET
+
+
+def _exact_ci(t) -> str:
+    # eps_CI^2 of an exact-CI family is 0 up to float rounding of psi* - ci_target
+    scale = max(1.0, float(t["trivial"]))
+    return MET if t["eps_ci2"] <= 1e-18 * scale and t["beta"] > 0 else NOT_MET
+
+
+def _row(bound, form, measured, measured_se, value, value_se, assumption, n, eps_pre, common) -> dict:
+    return {"bound": bound, "form": form, "measured": measured, "measured_se": measured_se, "bound_value": value,
+            "bound_se": value_se, "assumption": assumption, "n": n, "eps_pre": eps_pre, **common}
+
+
+def _curve_rows(curve, bound, form, fn, values: dict, ses: dict, assumption, common) -> list[dict]:
+    """One row per n of the measured ER curve; the bound is fn(n, **values), its SE propagated from ``ses``."""
+    out = []
+    for n, mean, se in curve[["n", "mean", "se"]].itertuples(index=False):
+        f_n = functools.partial(fn, int(n))
+        b = f_n(**values)
+        out.append(_row(bound, form, mean, se, b, _se_by_difference(f_n, values, ses) if np.isfinite(b) else 0.0,
+                        assumption, int(n), 0.0, common))
+    return out
+
+
+def _learned_rows(curve, s, t, p: int, pca: bool, common) -> list[dict]:
+    """The learned-psi bound per n and its population form; each seed's bound uses its own eps_pre^2 and the
+    bounds are averaged over seeds like the measured values (their spread gives the SE)."""
+    eps_pre2 = s["eps_pre2"].to_numpy()
+    eps2, beta, sigma2 = float(t["eps_ci2"]), float(t["beta"]), float(t["sigma2"])
+    eps_pre, a41 = math.sqrt(float(eps_pre2.mean())), _assumption_41(t)
+    apx = [th.apx_bound(eps2, beta, e, pca) for e in eps_pre2]
+    form = "derived_r" if pca else "derived_d2"
+    out = []
+    for n, mean, se in curve[["n", "mean", "se"]].itertuples(index=False):
+        per_seed = [th.risk_bound(sigma2, p, int(n), a) for a in apx]
+        b, b_se = _seed_mean_se(per_seed) if np.all(np.isfinite(per_seed)) else (math.inf, 0.0)
+        out.append(_row("learned", form, mean, se, b, b_se, a41, int(n), eps_pre, common))
+    m, m_se = _seed_mean_se(s["e_apx"].to_numpy())
+    b, b_se = _seed_mean_se(apx) if np.all(np.isfinite(apx)) else (math.inf, 0.0)
+    out.append(_row("learned", POPULATION, m, m_se, b, b_se, a41, np.nan, eps_pre, common))
+    return out
+
+
+def _chernoff_rows(curve, s, p: int, assumption: str, common) -> list[dict]:
+    """The rigorous exact-CI bound per n where the design event G has failure probability <= FAILURE_MAX. Each
+    seed's bound uses its own PCA's sigma2_eff; the bound's SE is the Monte-Carlo SE of sigma2_eff (shared test
+    sample, so not reduced by averaging seeds); L is the largest over seeds."""
+    s2, s2_se = s["sigma2_eff"].to_numpy(), float(s["sigma2_eff_se"].mean())
+    L = float(s["leverage_max"].max())
+    out = []
+    for n, mean, se in curve[["n", "mean", "se"]].itertuples(index=False):
+        fail = th.design_failure_prob(p, int(n), L)
+        if fail > FAILURE_MAX:
+            continue
+        b = float(np.mean([th.exact_ci_bound(v, p, int(n)) for v in s2]))
+        row = _row("exact_ci", "chernoff", mean, se, b, th.exact_ci_bound(s2_se, p, int(n)), assumption, int(n),
+                   0.0, common)
+        out.append({**row, "sigma2_eff": float(s2.mean()), "leverage_max": L, "failure_prob": fail})
+    return out
+
+
+def _ols_bound(n, sigma2, p, e_apx):
+    return th.risk_bound(sigma2, p, n, e_apx)
+
+
+def _thm42_bound(n, sigma2, eps_ci2, p, beta, pca):
+    return th.risk_bound(sigma2, p, n, th.apx_bound(eps_ci2, beta, 0.0, pca))
+
+
+def bound_checks(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows for bounds.csv (see the module docstring), with the terms k, d1, n, epsilon_CI, sigma2, beta,
+    eps_pre and p as columns, and a ``form_note`` saying what each form is."""
+    if rows.empty or "representation" not in rows:
+        return pd.DataFrame()
+    terms = cell_terms(rows).set_index("cell")
+    er = curves(rows, "er")
+    out: list[dict] = []
+    for (cell, rep), s in seed_table(rows).groupby(["cell", "representation"]):
+        t = terms.loc[cell]
+        p, eps2, beta = int(s["p"].iloc[0]), float(t["eps_ci2"]), float(t["beta"])
+        common = {"cell": cell, "representation": rep, "k": int(t["k"]), "d1": int(t["d1"]), "d2": int(t["d2"]),
+                  "epsilon_CI": math.sqrt(eps2), "sigma2": float(t["sigma2"]), "beta": beta, "p": p,
+                  "trivial": float(t["trivial"]), **{c: t[c] for c in PARAMS if c not in ("cell", "k", "d1", "d2")}}
+        pca = not rep.endswith("_full") and rep != "raw" and p < int(t["d2"])
+        curve = er[(er["cell"] == cell) & (er["representation"] == rep)]
+        sig, sig_se = {"sigma2": float(t["sigma2"])}, {"sigma2": float(t["sigma2_se"])}
+        eps, eps_se = {"eps_ci2": eps2}, {"eps_ci2": float(t["eps_ci2_se"])}
+        if rep in PSI:
+            ref, derived = _PSI_FORMS[rep]
+            out += _curve_rows(curve, "exact_ci", ref, functools.partial(_ols_bound, p=p, e_apx=0.0), sig, sig_se,
+                               _exact_ci(t), common)
+            if rep == "psi_star" and "sigma2_eff" in s:
+                out += _chernoff_rows(curve, s, p, _exact_ci(t), common)
+            out += _curve_rows(curve, "approx_ci", derived,
+                               functools.partial(_thm42_bound, p=p, beta=beta, pca=pca), {**sig, **eps},
+                               {**sig_se, **eps_se}, _assumption_41(t), common)
+            if eps2 > 0:   # at eps_CI = 0 both sides are 0 (Lemma 3.1): no slack to report
+                fn = functools.partial(th.apx_bound, beta=beta, eps_pre2=0.0, pca=pca)
+                m, m_se = _seed_mean_se(s["e_apx"].to_numpy())
+                out.append(_row("approx_ci", POPULATION, m, m_se, fn(eps2), _se_by_difference(fn, eps, eps_se),
+                                _assumption_41(t), np.nan, 0.0, common))
+        elif rep == "raw":
+            out += _curve_rows(curve, "raw_baseline", "ref_d1",
+                               functools.partial(_ols_bound, p=p, e_apx=float(s["e_apx"].mean())), sig, sig_se,
+                               MET, common)
+        elif rep.removesuffix("_full") in REGRESSION:
+            out += _learned_rows(curve, s, t, p, pca, common)
+    table = pd.DataFrame(out)
+    if len(table):
+        table.insert(2, "form_note", table["form"].map(FORMS))
+    return table
+
+
+# ----------------------------------------------------------------------------------------- curve summaries
+SLOPE_FROM = 5   # slopes are fitted on n >= SLOPE_FROM * (p + 2)
+
+
+def fit_slope(n, er, p: int) -> tuple[float, float, float]:
+    """Log-log least-squares slope of a mean ER curve over n >= 5 (p + 2), away from the blow-up of OLS near
+    n = p, where the mean over seeds is ruled by rare near-singular designs; returns (slope, n_min, n_max) of the
+    window, slope NaN with fewer than 2 positive points."""
+    n, er = np.asarray(n, dtype=float), np.asarray(er, dtype=float)
+    keep = (n >= SLOPE_FROM * (p + 2)) & (er > 0) & np.isfinite(er)
+    if keep.sum() < 2:
+        return math.nan, math.nan, math.nan
+    slope = np.polyfit(np.log(n[keep]), np.log(er[keep]), 1)[0]
+    return float(slope), float(n[keep].min()), float(n[keep].max())
+
+
+def slopes(rows: pd.DataFrame, study: str = "sample_complexity") -> pd.DataFrame:
+    """Fitted slopes of the measured ER curves (and of the matching bound over the same window) per family."""
+    er = curves(rows)
+    er = er[er["studies"].str.split("+").apply(lambda s: study in s)]
+    seeds = seed_table(rows).groupby(["cell", "representation"])["p"].first()
+    checks = bound_checks(rows)
+    own = {"psi_star": "exact_ci", "psi_star_full": "exact_ci", "raw": "raw_baseline"}   # else "learned"
+    out = []
+    for (cell, rep), c in er.groupby(["cell", "representation"]):
+        p = int(seeds.loc[(cell, rep)])
+        slope, lo, hi = fit_slope(c["n"], c["mean"], p)
+        b = checks[(checks["cell"] == cell) & (checks["representation"] == rep)
+                   & (checks["bound"] == own.get(rep, "learned")) & checks["n"].notna()]
+        b = b[(b["n"] >= lo) & (b["n"] <= hi) & np.isfinite(b["bound_value"])]
+        bslope = np.polyfit(np.log(b["n"]), np.log(b["bound_value"]), 1)[0] if len(b) >= 2 and \
+            (b["bound_value"] > 0).all() else math.nan
+        out.append({"cell": cell, "family": c["family"].iloc[0], "representation": rep, "p": p, "slope": slope,
+                    "bound_slope": float(bslope), "n_min": lo, "n_max": hi})
+    return pd.DataFrame(out)
+
+
+def n_to_reach(n, er, target: float) -> float:
+    """Smallest n at which the curve reaches ``target``, by log-log interpolation between the sizes measured;
+    inf if it never does within the sweep (and NaN for an empty curve)."""
+    n, er = np.asarray(n, dtype=float), np.asarray(er, dtype=float)
+    if len(n) == 0:
+        return math.nan
+    order = np.argsort(n)
+    n, er = n[order], er[order]
+    below = np.nonzero(er <= target)[0]
+    if len(below) == 0:
+        return math.inf
+    j = below[0]
+    if j == 0:
+        return float(n[0])
+    x0, x1, y0, y1 = np.log(n[j - 1]), np.log(n[j]), np.log(er[j - 1]), np.log(max(er[j], 1e-300))
+    return float(np.exp(x0 + (np.log(target) - y0) * (x1 - x0) / (y1 - y0)))
+
+
+def bound_n_to_reach(bound_fn, target: float, n_max: float = 1e7) -> float:
+    """Smallest integer n with bound_fn(n) <= target (the bound decreases in n), by bisection; inf if none."""
+    if not bound_fn(int(n_max)) <= target:
+        return math.inf
+    lo, hi = 1, int(n_max)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if bound_fn(mid) <= target:
+            hi = mid
+        else:
+            lo = mid + 1
+    return float(lo)
+
+
+def in_study(df: pd.DataFrame, study: str) -> pd.DataFrame:
+    return df[df["studies"].astype(str).str.split("+").apply(lambda s: study in s)]
+
+
+def __getattr__(name: str):
+    # FIGURES lives in analysis/self_prediction_figures.py, which reads the tables above; importing it lazily
+    # keeps either module importable first.
+    if name == "FIGURES":
+        from analysis.self_prediction_figures import FIGURES
+        return FIGURES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
