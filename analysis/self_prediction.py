@@ -246,7 +246,7 @@ def slopes(rows: pd.DataFrame, study: str = "sample_complexity") -> pd.DataFrame
         p = int(seeds.loc[(cell, rep)])
         slope, lo, hi = fit_slope(c["n"], c["mean"], p)
         b = checks[(checks["cell"] == cell) & (checks["representation"] == rep)
-                   & (checks["bound"] == own.get(rep, "learned")) & checks["n"].notna()]
+                   & (checks["bound"] == own.get(rep, "learned")) & checks["n"].notna() & (checks["form"] != "chernoff")]
         b = b[(b["n"] >= lo) & (b["n"] <= hi) & np.isfinite(b["bound_value"])]
         bslope = np.polyfit(np.log(b["n"]), np.log(b["bound_value"]), 1)[0] if len(b) >= 2 and \
             (b["bound_value"] > 0).all() else math.nan
@@ -285,6 +285,14 @@ def bound_n_to_reach(bound_fn, target: float, n_max: float = 1e7) -> float:
         else:
             lo = mid + 1
     return float(lo)
+
+
+def rigorous_n_to_reach(sigma2_eff: float, p: int, L: float, target: float) -> float:
+    """Smallest n at which the rigorous exact-CI bound is both checked (design failure probability <=
+    FAILURE_MAX) and <= target: the sample complexity the proven statement gives for psi*."""
+    by_bound = bound_n_to_reach(lambda n: th.exact_ci_bound(sigma2_eff, p, n), target)
+    by_design = bound_n_to_reach(lambda n: th.design_failure_prob(p, n, L), FAILURE_MAX)
+    return max(by_bound, by_design)
 
 
 def in_study(df: pd.DataFrame, study: str) -> pd.DataFrame:

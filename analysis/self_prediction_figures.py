@@ -63,7 +63,9 @@ def _bound_curve(ax, b: pd.DataFrame, xcol: str, color, label=None, style="--") 
 
 
 def _own_bound(checks, cell, rep) -> pd.DataFrame:
-    sub = checks[(checks["cell"] == cell) & (checks["representation"] == rep) & checks["n"].notna()]
+    """The reference or derived form drawn beside a representation's curve (the rigorous form is drawn apart)."""
+    sub = checks[(checks["cell"] == cell) & (checks["representation"] == rep) & checks["n"].notna()
+                 & (checks["form"] != "chernoff")]
     if rep == "psi_star_full" or rep == "psi_star":
         exact = sub[sub["bound"] == "exact_ci"]
         return exact if len(exact) and (exact["assumption"] == "met").all() else sub[sub["bound"] == "approx_ci"]
@@ -107,6 +109,10 @@ def fig_sample_complexity(rows: pd.DataFrame, out: Path, stem: str) -> list[Path
                        lw=0.8 if full else 1.5, label=f"{LABELS[rep]}: slope {s:.2f} ({bound_txt})")
             b = _own_bound(checks, cell, rep)
             counts += _bound_curve(a, b, "n", COLORS[rep], style="-." if full else "--")
+            rig = checks[(checks["cell"] == cell) & (checks["representation"] == rep) & (checks["form"] == "chernoff")]
+            if len(rig) and (rig["assumption"] == "met").all():
+                counts += _bound_curve(a, rig, "n", COLORS[rep], style="-", label="psi*: rigorous bound "
+                                       "4(p+1) sigma2_eff/n (where P(design fails) <= 1%)")
         _trivial(a, t["trivial"])
         a.set_xscale("log")
         a.set_yscale("log")
@@ -129,7 +135,10 @@ def dimension_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Per dimension cell and representation: the target risk, the n measured to reach it and the bound's n."""
     er = sp.in_study(sp.curves(rows), "dimension")
     terms = sp.cell_terms(rows).set_index("cell")
-    seeds = sp.seed_table(rows).groupby(["cell", "representation"])[["p", "e_apx"]].mean()
+    table = sp.seed_table(rows)
+    cols = ["p", "e_apx"] + [c for c in ("sigma2_eff", "leverage_max") if c in table.columns]
+    seeds = table.groupby(["cell", "representation"])[cols].agg(
+        {c: ("max" if c == "leverage_max" else "mean") for c in cols})
     out = []
     for (cell, rep), c in er.groupby(["cell", "representation"]):
         if rep == "psi_star_full":
@@ -144,7 +153,12 @@ def dimension_table(rows: pd.DataFrame) -> pd.DataFrame:
             fn = lambda n, p=p, s=float(t["sigma2"]): th.risk_bound(s, p, n, 0.0)  # noqa: E731
         else:
             fn = None
+        rigorous = math.nan
+        if rep == "psi_star" and "sigma2_eff" in seeds.columns:
+            rigorous = sp.rigorous_n_to_reach(float(seeds.loc[(cell, rep), "sigma2_eff"]), p,
+                                              float(seeds.loc[(cell, rep), "leverage_max"]), target)
         out.append({"cell": cell, "representation": rep, "d1": int(t["d1"]), "target": target, "p": p,
+                    "bound_n_rigorous": rigorous,
                     "n_needed": sp.n_to_reach(c["n"], c["mean"], target),
                     "bound_n": sp.bound_n_to_reach(fn, target) if fn else math.nan, "n_max": float(c["n"].max()),
                     "n_min": float(c["n"].min()),
@@ -176,6 +190,9 @@ def fig_dimension(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
             fin = np.isfinite(s["bound_n"])
             ax[0, 0].plot(s["d1"][fin], s["bound_n"][fin], "--s", ms=3, color=COLORS[rep],
                           label=f"{LABELS[rep]}: n where the bound reaches the target")
+        if "bound_n_rigorous" in s and s["bound_n_rigorous"].notna().any():
+            ax[0, 0].plot(s["d1"], s["bound_n_rigorous"], "-.D", ms=3, color=COLORS[rep],
+                          label=f"{LABELS[rep]}: n where the rigorous bound reaches it (P(design fails) <= 1%)")
         ax[0, 1].plot(s["d1"], s["er_fixed"], "-o", ms=4, color=COLORS[rep], label=LABELS[rep])
     frac = sp.cell_terms(rows)["target_fraction"].iloc[0]
     ax[0, 0].set_title(f"n to reach ER = {frac:g} x trivial risk", fontsize=9)
@@ -185,6 +202,10 @@ def fig_dimension(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
         a.set_yscale("log")
         a.set_xlabel("input dimension d1 (k fixed)")
         a.legend(fontsize=6)
+    lo = np.nanmin(tab[["n_needed", "bound_n"]].replace(np.inf, np.nan).to_numpy())
+    if np.isfinite(lo):   # room under the curves for the legend
+        ax[0, 0].set_ylim(bottom=lo / 30)
+        ax[0, 0].legend(fontsize=6, loc="lower right")
     ax[0, 0].set_ylabel("labelled samples needed")
     ax[0, 1].set_ylabel("excess risk")
     return plotting.save(fig, out, stem)
@@ -332,7 +353,8 @@ def fig_violation(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
         ax[0, 1].errorbar(s["n"], s["mean"], s["se"], fmt="-o", ms=3, color=COLORS[rep], label=LABELS[rep])
         if rep in sp.PSI:
             sub = checks[(checks["cell"] == worst["cell"]) & (checks["representation"] == rep) & checks["n"].notna()]
-            _bound_curve(ax[0, 1], sub[sub["bound"] == "exact_ci"], "n", COLORS[rep], None, ":")
+            _bound_curve(ax[0, 1], sub[(sub["bound"] == "exact_ci") & (sub["form"] != "chernoff")], "n",
+                         COLORS[rep], None, ":")
             _bound_curve(ax[0, 1], sub[sub["bound"] == "approx_ci"], "n", COLORS[rep], None, "--")
     _trivial(ax[0, 1], float(worst["trivial"]))
     met = "met" if worst["eps_ci2"] <= 1e-18 else "NOT met"

@@ -157,3 +157,10 @@ def test_the_rigorous_exact_ci_bound_is_checked_only_where_the_design_event_is_l
     assert np.isclose(row["bound_se"], 4 * K * 0.01 / 500)
     assert row["assumption"] == "met" and row["verdict"] == "violated"   # 0.011 measured > 0.0032 bound
     assert table[(table["form"] == "chernoff") & (table["n"] == 10)].empty
+
+
+def test_rigorous_n_to_reach_is_the_larger_of_the_bound_and_the_design_requirement():
+    c = (1 - math.log(2)) / 2
+    # the bound reaches 0.0099 at n = 4 * 3 * 0.05 / 0.0099 = 60.6; the design needs 3 exp(-c n / L) <= 0.01
+    assert sp.rigorous_n_to_reach(0.05, 2, 4.0, 0.0099) == math.ceil(4 * math.log(300) / c)   # 149: design
+    assert sp.rigorous_n_to_reach(0.05, 2, 0.1, 0.0099) == 61                                  # bound
