@@ -24,6 +24,12 @@ class ConfigError(ValueError):
     """A config that cannot run; the message names the offending field."""
 
 
+def positive(name: str, value) -> None:
+    """The check every section uses for counts and sizes (raises the ``field: ...`` form ``_check_tree`` prefixes)."""
+    if value < 1:
+        raise ValueError(f"{name}: must be >= 1, got {value}")
+
+
 def _int_as_float(value: Any) -> Any:
     # TOML writes 1 for 1.0; a float field should accept it, but never a bool.
     if isinstance(value, int) and not isinstance(value, bool):

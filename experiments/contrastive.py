@@ -12,17 +12,13 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from experiments.config import positive as _positive
 from experiments.encoders import ENCODERS
 from synthetic_data.contrastive import DataSpec
 from theory.contrastive import LOSSES
 
 TRAINED = ("logistic", "hinge", "block", "ntxent", "supervised")
 UNTRAINED = ("raw", "random")
-
-
-def _positive(name: str, value) -> None:
-    if value < 1:
-        raise ValueError(f"{name}: must be >= 1, got {value}")
 
 
 @dataclass(frozen=True)

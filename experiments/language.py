@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
+from experiments.config import positive as _positive
 from experiments.contrastive import checkpoint_steps  # noqa: F401  (re-exported: one checkpoint rule for the suite)
 from synthetic_data.language import DataSpec
 from synthetic_data.language_tasks import TASK_KINDS, TaskSpec
@@ -27,11 +28,6 @@ PHI_MODES = ("learned", "frozen", "random")   # frozen: rows span the tasks' v (
 OBJECTIVES = ("xent", "quad", "mlm")
 REFERENCES = ("noise", "tilt", "kgram")
 NATURAL = ("logistic", "deterministic")       # the tasks whose masked-word versions figure 6 uses
-
-
-def _positive(name: str, value) -> None:
-    if value < 1:
-        raise ValueError(f"{name}: must be >= 1, got {value}")
 
 
 def _in(name: str, values, allowed) -> None:

@@ -11,15 +11,11 @@ from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
+from experiments.config import positive as _positive
 from experiments.self_prediction_learners import LEARNERS, REGRESSION
 from synthetic_data.self_prediction import FAMILIES, DataSpec
 
 STUDIES = ("sample_complexity", "dimension", "approx_ci", "pretext_budget", "violation", "objectives")
-
-
-def _positive(name: str, value) -> None:
-    if value < 1:
-        raise ValueError(f"{name}: must be >= 1, got {value}")
 
 
 def _check_learners(name: str, learners, allowed=LEARNERS) -> None:

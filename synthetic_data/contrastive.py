@@ -34,6 +34,9 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from synthetic_data.checks import check_int as _check_int
+from synthetic_data.checks import check_real as _check_real
+
 CLASS_LAWS = ("uniform", "zipf", "explicit")
 FAMILIES = ("gaussian", "mixture", "discrete")
 # Rejection sampling of distinct tasks is used while its acceptance rate is at
@@ -103,20 +106,6 @@ class DataSpec:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["class_probs"] = list(out["class_probs"])
         return out
-
-
-def _check_int(value, name: str, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name}: must be an integer (got {value!r})")
-    if value < minimum:
-        raise ValueError(f"{name}: must be >= {minimum} (got {value})")
-
-
-def _check_real(value, name: str, minimum: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name}: must be a number (got {value!r})")
-    if not math.isfinite(value) or value < minimum:
-        raise ValueError(f"{name}: must be finite and >= {minimum} (got {value})")
 
 
 def class_law(spec: DataSpec) -> np.ndarray:

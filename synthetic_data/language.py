@@ -36,6 +36,9 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from synthetic_data.checks import check_int as _check_int
+from synthetic_data.checks import check_real as _check_real
+
 FAMILIES = ("dirichlet", "sparse", "topic", "ginc")
 _EMIT_FLOOR = 1e-9
 _STATIONARY_SQUARINGS = 60  # (lazy chain)^(2^60): converged for any chain this suite can build
@@ -88,20 +91,6 @@ class DataSpec:
     def to_dict(self) -> dict:
         """Plain dict of the fields, for JSON."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-def _check_int(value, name: str, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name}: must be an integer (got {value!r})")
-    if value < minimum:
-        raise ValueError(f"{name}: must be >= {minimum} (got {value})")
-
-
-def _check_real(value, name: str, minimum: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name}: must be a number (got {value!r})")
-    if not math.isfinite(value) or value < minimum:
-        raise ValueError(f"{name}: must be finite and >= {minimum} (got {value})")
 
 
 # --------------------------------------------------------------------------- construction
