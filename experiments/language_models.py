@@ -16,10 +16,9 @@ e = embed_dim, w = width, L = context length:
   masked one for the masked LM).
 * ``Phi`` (G, d, V): a trained parameter, or a fixed tensor kept outside the trained dict (frozen modes).
 
-Objectives (natural log, mean over the batch, one value per model):
-* ``xent``: -log p_f(s)_w for the observed next word w (next-word cross-entropy);
-* ``quad`` (the paper's code): -f(s) . phi_w + 1/2 ||Phi^T f(s)||^2, the log-partition replaced by a quadratic;
-* ``mlm``: -log p_f(s with position t masked)_{w_t} (the masked-word cross-entropy).
+Objectives live in ``experiments/objectives.py`` (one value per model, mean over the batch): "next_word_xent"
+(-log p_f(s)_w, natural log; the masked LM uses it on the masked position's word) and "quad" (the paper's code:
+-f(s) . phi_w + 1/2 ||Phi^T f(s)||^2, the log-partition replaced by a quadratic).
 
 Reference models (numpy, float64) sweep epsilon = E_s KL(p*_s || p_s) in a controlled way: logit noise, an
 adversarial exponential tilt of p* along a task's v, and smoothed k-gram models fitted on sampled text.
@@ -135,22 +134,6 @@ def _ln(x: Tensor, g: Tensor, b: Tensor) -> Tensor:
     """LayerNorm over the last axis with per-model gain and bias (G, 1, e), for x (G, ..., e)."""
     shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (x.shape[-1],)
     return F.layer_norm(x, x.shape[-1:]) * g.reshape(shape) + b.reshape(shape)
-
-
-# ------------------------------------------------------------------------------------------ objectives
-def xent(logits: Tensor, target: Tensor) -> Tensor:
-    """Mean natural-log cross-entropy per model: logits (G, B, V), target (G, B) word ids -> (G,)."""
-    G, B, V = logits.shape
-    return F.cross_entropy(logits.reshape(G * B, V), target.reshape(G * B), reduction="none").view(G, B).mean(1)
-
-
-def quad(f: Tensor, Phi: Tensor, target: Tensor) -> Tensor:
-    """Quad: mean of -f(s) . phi_w + 1/2 ||Phi^T f(s)||^2; f (G, B, d), Phi (G, d, V), target (G, B) -> (G,).
-
-    Its expectation over w ~ p*_s is E_s[-f(s)^T Phi p*_s + 1/2 ||Phi^T f(s)||^2] (theory.language.quad_loss).
-    """
-    phi_w = torch.gather(Phi.transpose(1, 2), 1, target[..., None].expand(-1, -1, Phi.shape[1]))   # (G, B, d)
-    return (-(f * phi_w).sum(-1) + 0.5 * torch.bmm(f, Phi).pow(2).sum(-1)).mean(1)
 
 
 # ------------------------------------------------------------------------------------ reference models

@@ -19,7 +19,8 @@ from experiments.config import to_json
 from experiments.language import Cell, checkpoint_steps
 from experiments.language_eval import (NOT_NATURAL, Point, World, labelled_sample, model_terms, one_hot,
                                        population_probes, probe_curves)
-from experiments.language_models import LM, KGram, logit_noise, noise_direction, quad, tilt, xent
+from experiments.language_models import LM, KGram, logit_noise, noise_direction, tilt
+from experiments.objectives import OBJECTIVES
 from experiments.rng import numpy_rng, torch_generator
 from experiments.train import gather_rows, train
 from theory import language as th
@@ -131,7 +132,9 @@ def _trained_points(cell: Cell, cell_id: str, world: World, device: str):
         xb, yb = gather_rows(X, idx[:, step]), gather_rows(Y, idx[:, step])[..., 0]
         f = lm.features(p, xb)
         Phi = p["Phi"] if learn else frozen
-        return quad(f, Phi, yb) if cell.model == "quad" else xent(lm.logits(f, Phi), yb)
+        if cell.model == "quad":
+            return OBJECTIVES["quad"](f, Phi, yb)
+        return OBJECTIVES["next_word_xent"](lm.logits(f, Phi), yb)
 
     lr = torch.tensor([lr for _, lr in models], device=device)
     ckpts = train(params, loss_fn, tr.steps, lr, checkpoint_steps(tr.steps, tr.n_checkpoints), context=to_json(cell),

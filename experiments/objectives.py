@@ -11,7 +11,12 @@ Normalisations (papers differ by factors of 2 and by the base of the log):
   BASE 2, so ℓ(0) = 1 for k = 1; hinge = max(0, 1 + maxᵢ(−vᵢ))). It is not
   redefined here so that the trained objective is the one the theory bounds.
 * "ntxent": SimCLR (Chen et al. 2020), NATURAL log, mean over the 2B anchors.
-* "supervised_ce": cross-entropy, natural log, mean over the batch.
+* "supervised_ce": cross-entropy, natural log, mean over the batch; it is also the language chapter's
+  next-word cross-entropy (the classes are the vocabulary), registered as "next_word_xent".
+* "quad": Saunshi, Malladi & Arora (2021)'s Quad objective −f(s)ᵀφ_w + ½‖Φᵀf(s)‖², mean over the batch; no
+  log, no factor beyond the paper's ½ (its expectation is ``theory.language.quad_loss``).
+* "mse": squared error MEANED over the batch and the output coordinates (the self-prediction pretext loss
+  E‖X2 − ψ(X1)‖² divided by the dimension, no ½), or over the masked coordinates only.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from torch import Tensor
 
 from theory.contrastive import LOSSES
 
-__all__ = ["margins", "logistic", "hinge", "block", "ntxent", "supervised_ce", "OBJECTIVES"]
+__all__ = ["margins", "logistic", "hinge", "block", "ntxent", "supervised_ce", "quad", "mse", "OBJECTIVES"]
 
 
 def _check(name: str, t: Tensor, ndim: int, lead: tuple[int, ...], last: int | None = None) -> None:
@@ -175,10 +180,49 @@ def supervised_ce(logits: Tensor, y: Tensor) -> Tensor:
     return ce.view(G, B).mean(1)
 
 
+def quad(f: Tensor, Phi: Tensor, target: Tensor) -> Tensor:
+    """Quad: mean over the batch of −f(s)ᵀφ_w + ½‖Φᵀf(s)‖², with φ_w the column of Φ for the observed word w.
+
+    Args:
+        f: (G, B, d) context features; Phi: (G, d, V) output word embeddings; target: (G, B) word ids.
+
+    Returns:
+        (G,). Its expectation over w ~ p*_s is E_s[−f(s)ᵀΦp*_s + ½‖Φᵀf(s)‖²] = ``theory.language.quad_loss``.
+    """
+    _check("f", f, 3, ())
+    G, B, d = f.shape
+    _check("Phi", Phi, 3, (G, d))
+    _check("target", target, 2, (G, B))
+    phi_w = torch.gather(Phi.transpose(1, 2), 1, target[..., None].expand(-1, -1, d))   # (G, B, d)
+    return (-(f * phi_w).sum(-1) + 0.5 * torch.bmm(f, Phi).pow(2).sum(-1)).mean(1)
+
+
+def mse(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Mean squared error per entry; with ``mask`` only the masked entries count (masked-coordinate prediction).
+
+    Args:
+        pred, target: (G, B, D); mask: None or (G, B, D) of 0/1 weights.
+
+    Returns:
+        (G,). Without a mask: mean over b and j of (pred − target)², i.e. mean_b ‖pred_b − target_b‖² / D (no ½).
+        With a mask: Σ mask·err / Σ mask (0 where a model has no masked entry).
+    """
+    _check("pred", pred, 3, ())
+    _check("target", target, 3, tuple(pred.shape[:2]), pred.shape[-1])
+    err = (pred - target) ** 2
+    if mask is None:
+        return err.mean(dim=(1, 2))
+    _check("mask", mask, 3, tuple(pred.shape[:2]), pred.shape[-1])
+    return (err * mask).sum(dim=(1, 2)) / mask.sum(dim=(1, 2)).clamp_min(1.0)
+
+
 OBJECTIVES: dict[str, Callable[..., Tensor]] = {
     "logistic": logistic,
     "hinge": hinge,
     "block": block,
     "ntxent": ntxent,
     "supervised_ce": supervised_ce,
+    "next_word_xent": supervised_ce,
+    "quad": quad,
+    "mse": mse,
 }

@@ -26,6 +26,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from experiments import objectives
 from experiments.encoders import encode, init_encoder
 from experiments.train import gather_rows, train
 
@@ -148,10 +149,7 @@ def _train_net(x_in: Tensor, target: Tensor, spec, gens, device: str, corrupt=No
         mask = None
         if corrupt is not None:
             xb, mask = corrupt(xb, step)
-        err = (encode({k: p[k] for k in ("W1", "b1", "W2")}, xb) + p["b2"] - tb) ** 2
-        if mask is None:
-            return err.mean(dim=(1, 2))
-        return (err * mask).sum(dim=(1, 2)) / mask.sum(dim=(1, 2)).clamp_min(1.0)
+        return objectives.mse(encode({k: p[k] for k in ("W1", "b1", "W2")}, xb) + p["b2"], tb, mask)
 
     (_, out), = train(params, loss_fn, spec.steps, spec.lr, [spec.steps], context=context,
                       weight_decay=spec.weight_decay)

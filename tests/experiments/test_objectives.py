@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from experiments.objectives import OBJECTIVES, block, hinge, logistic, ntxent, supervised_ce
+from experiments.objectives import OBJECTIVES, block, hinge, logistic, mse, ntxent, quad, supervised_ce
 
 
 def rand(*shape, seed=0, dtype=torch.float64):
@@ -233,4 +233,52 @@ def test_bad_arguments():
         ntxent(z, rand(1, 3, 4), 0.5)
     with pytest.raises(ValueError, match="^y"):
         supervised_ce(rand(2, 3, 4), torch.zeros(2, 4, dtype=torch.long))
-    assert set(OBJECTIVES) == {"logistic", "hinge", "block", "ntxent", "supervised_ce"}
+    with pytest.raises(ValueError, match="^Phi"):
+        quad(rand(2, 3, 4), rand(2, 5, 6), torch.zeros(2, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match="^mask"):
+        mse(z, z, torch.ones(2, 3, 5))
+    assert set(OBJECTIVES) == {"logistic", "hinge", "block", "ntxent", "supervised_ce", "next_word_xent", "quad",
+                               "mse"}
+    assert OBJECTIVES["next_word_xent"] is supervised_ce
+
+
+def test_quad_against_a_numpy_brute_force_and_zero_features():
+    import numpy as np
+    from experiments.objectives import quad
+    g = torch.Generator().manual_seed(0)
+    G, B, d, V = 3, 5, 4, 7
+    f, Phi = torch.randn(G, B, d, generator=g, dtype=torch.float64), torch.randn(G, d, V, generator=g, dtype=torch.float64)
+    w = torch.randint(0, V, (G, B), generator=g)
+    got = quad(f, Phi, w).numpy()
+    fn, Pn, wn = f.numpy(), Phi.numpy(), w.numpy()
+    want = [np.mean([-fn[m, b] @ Pn[m][:, wn[m, b]] + 0.5 * np.sum((Pn[m].T @ fn[m, b]) ** 2) for b in range(B)])
+            for m in range(G)]
+    assert np.allclose(got, want, rtol=1e-12)
+    assert torch.equal(quad(torch.zeros_like(f), Phi, w), torch.zeros(G, dtype=torch.float64))
+
+
+def test_quad_expectation_is_the_theory_quad_loss():
+    """Averaging the per-word Quad loss over w ~ p*_s gives theory.language.quad_loss exactly."""
+    import numpy as np
+    from experiments.objectives import quad
+    from theory.language import quad_loss
+    rng = np.random.default_rng(1)
+    n, d, V = 6, 3, 5
+    f, Phi, p = rng.normal(size=(n, d)), rng.normal(size=(d, V)), rng.dirichlet(np.ones(V), size=n)
+    ctx, words = np.repeat(np.arange(n), V), np.tile(np.arange(V), n)
+    vals = torch.stack([quad(torch.as_tensor(f[ctx[j]])[None, None], torch.as_tensor(Phi)[None],
+                             torch.tensor([[words[j]]]))[0] for j in range(n * V)]).numpy()
+    assert np.isclose(np.sum(vals * p[ctx, words]) / n, quad_loss(f, Phi, p), rtol=1e-12)
+
+
+def test_mse_without_and_with_a_mask():
+    from experiments.objectives import mse
+    g = torch.Generator().manual_seed(2)
+    pred, target = torch.randn(2, 4, 3, generator=g), torch.randn(2, 4, 3, generator=g)
+    assert torch.allclose(mse(pred, target), ((pred - target) ** 2).mean(dim=(1, 2)))
+    assert torch.allclose(mse(pred, target, torch.ones_like(pred)), mse(pred, target))
+    mask = torch.zeros_like(pred)
+    mask[0, 1, 2] = 1.0
+    got = mse(pred, target, mask)
+    assert torch.isclose(got[0], (pred[0, 1, 2] - target[0, 1, 2]) ** 2) and got[1] == 0.0
+    assert torch.equal(mse(target, target), torch.zeros(2))
