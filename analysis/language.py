@@ -112,18 +112,29 @@ def _excess_slack(excess: np.ndarray, room: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------- slopes
 FAMILIES = {"noise": "logit noise", "tilt": "adversarial tilt", "kgram": "k-gram", "xent": "trained (xent)",
             "mlm": "trained (masked LM)"}
+# the softmax bound's figure: LMs that carry a Phi (in-class references and trained softmax LMs)
+SOFTMAX_FAMILIES = {"softmax_noise": "in-class noise, frozen Phi", "xent": "trained (xent), frozen Phi"}
+# bound -> (epsilon, plug-in loss, tau, B) columns of the task table
+EXCESS_TERMS = {"any_lm": ("eps", "plugin_p", "tau", "B"), "softmax_phi": ("eps_phi", "plugin_phi", "tau_phi", "B_phi")}
 
 
-def excess_points(rows: pd.DataFrame, target: str = "next") -> pd.DataFrame:
-    """Figure 1's points: plug-in excess loss (plugin_p - tau) against eps, per (task, family).
+def excess_points(rows: pd.DataFrame, target: str = "next", bound: str = "any_lm") -> pd.DataFrame:
+    """Figures 1, 6 and 7's points: the plug-in excess loss over tau against epsilon, per (task, family), in the
+    terms of ``bound`` (written to the columns eps, excess, tau, B whichever bound it is).
 
-    A tilt point belongs to the task it tilts against; trained LMs enter at every checkpoint after step 0.
+    A tilt point belongs to the task it tilts against; trained LMs enter at every checkpoint after step 0 (for
+    any_lm those with a learned Phi; for softmax_phi those with the frozen Phi the in-class references use, whose
+    rows span the tasks' v, so every point shares tau_Phi = tau and B_Phi = B and one bound curve is exact).
     """
+    fams = FAMILIES if bound == "any_lm" else SOFTMAX_FAMILIES
     t = task_table(rows)
-    t = t[(t["target"] == target) & t["model"].isin(list(FAMILIES))].copy()
+    t = t[(t["target"] == target) & t["model"].isin(list(fams))].copy()
     t = t[(t["model"] != "tilt") | (t["tilt_task"] == t["task"].str.replace("masked_", "", regex=False))]
-    t = t[(t["kind"] == "ref") | ((t["step"] > 0) & (t["phi"] == "learned"))]
-    t["excess"] = t["plugin_p"] - t["tau"]
+    phis = ["learned"] if bound == "any_lm" else ["frozen"]
+    t = t[(t["kind"] == "ref") | ((t["step"] > 0) & t["phi"].isin(phis))]
+    eps, plugin, tau, B = EXCESS_TERMS[bound]
+    t["excess"] = t[plugin] - t[tau]
+    t["eps"], t["tau"], t["B"] = t[eps], t[tau], t[B]
     t["family"] = t["model"]
     return t
 
@@ -137,9 +148,9 @@ def fit_slope(eps: np.ndarray, excess: np.ndarray) -> tuple[float, float, int]:
     return float(slope), float(icpt), int(ok.sum())
 
 
-def slopes(rows: pd.DataFrame, target: str = "next") -> pd.DataFrame:
+def slopes(rows: pd.DataFrame, target: str = "next", bound: str = "any_lm") -> pd.DataFrame:
     """The fitted log-log slope of excess against eps, per (task, family): eps^1 and eps^1/2 regimes."""
-    pts = excess_points(rows, target)
+    pts = excess_points(rows, target, bound)
     out = []
     for (task, fam), g in pts.groupby(["task", "family"]):
         s, c, n = fit_slope(g["eps"].to_numpy(), g["excess"].to_numpy())
@@ -157,4 +168,4 @@ def _figure(name: str):
 
 
 FIGURES = {name: _figure(name) for name in
-           ("excess_vs_epsilon", "training", "feature_types", "quad", "non_natural", "masked")}
+           ("excess_vs_epsilon", "training", "feature_types", "quad", "non_natural", "masked", "softmax")}

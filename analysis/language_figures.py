@@ -1,4 +1,5 @@
-"""The language chapter's six figures (``analysis.language.FIGURES``), each drawn from stored rows alone.
+"""The language chapter's figures (``analysis.language.FIGURES``): the issue's six and the softmax bound's own,
+each drawn from stored rows alone.
 
 Bound curves come from ``theory.language.bound`` evaluated at the task's measured tau, B and gamma over a grid of
 epsilon: never fitted. Only the slopes of figures 1 and 6 are fitted (log-log least squares of the measured excess).
@@ -15,7 +16,7 @@ from analysis import plotting
 from theory import language as th
 
 FEATURES = {"f": "f(s)", "phi_p": "Phi p_f(s)", "p": "p_f(s)", "raw": "raw context one-hots"}
-MARKERS = {"noise": "o", "tilt": "^", "kgram": "s", "xent": "D", "mlm": "D"}
+MARKERS = {"noise": "o", "tilt": "^", "kgram": "s", "xent": "D", "mlm": "D", "softmax_noise": "v"}
 
 
 def _mean_sd(df: pd.DataFrame, by: list[str], col: str) -> pd.DataFrame:
@@ -27,9 +28,11 @@ def _empty(a, text: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------ figures 1, 6
-def _excess_panels(rows, out: Path, stem: str, target: str, tasks: tuple[str, ...], what: str) -> list[Path]:
-    pts = lt.excess_points(rows, target)
-    table = lt.slopes(rows, target)
+def _excess_panels(rows, out: Path, stem: str, target: str, tasks: tuple[str, ...], what: str,
+                   bound: str = "any_lm") -> list[Path]:
+    pts = lt.excess_points(rows, target, bound)
+    table = lt.slopes(rows, target, bound)
+    families = lt.FAMILIES if bound == "any_lm" else lt.SOFTMAX_FAMILIES
     fig, ax = plotting.new(len(tasks))
     for a, task in zip(ax[0], tasks):
         s = pts[pts["task"] == task]
@@ -37,11 +40,11 @@ def _excess_panels(rows, out: Path, stem: str, target: str, tasks: tuple[str, ..
             _empty(a, f"no points for task {task}")
             continue
         lo, hi = np.inf, 0.0
-        for i, fam in enumerate(f for f in lt.FAMILIES if f in set(s["family"])):
+        for i, fam in enumerate(f for f in families if f in set(s["family"])):
             g = s[s["family"] == fam]
             ok = (g["eps"] > 1e-12) & (g["excess"] > 1e-12)
             fit = table[(table["task"] == task) & (table["family"] == fam)].iloc[0]
-            label = f"{lt.FAMILIES[fam]}: slope {fit['slope']:.2f}" if np.isfinite(fit["slope"]) else lt.FAMILIES[fam]
+            label = f"{families[fam]}: slope {fit['slope']:.2f}" if np.isfinite(fit["slope"]) else families[fam]
             a.scatter(g["eps"][ok], g["excess"][ok], s=14, marker=MARKERS[fam], color=f"C{i}", alpha=0.75, label=label)
             if np.isfinite(fit["slope"]):
                 x = np.geomspace(g["eps"][ok].min(), g["eps"][ok].max(), 20)
@@ -55,8 +58,10 @@ def _excess_panels(rows, out: Path, stem: str, target: str, tasks: tuple[str, ..
                    label=f"bound - tau = sqrt(2 B^2 eps / gamma), B={B:.2g}, gamma={gamma:.2g}")
         a.set_xscale("log")
         a.set_yscale("log")
-        a.set_xlabel(f"epsilon = E KL(p* || p) ({what}, nats)")
-        a.set_ylabel("plug-in excess loss l_T(v on p) - tau")
+        a.set_xlabel(f"epsilon = E KL(p* || p) ({what}, nats)" if bound == "any_lm" else
+                     f"epsilon_Phi: excess over the best LM with this Phi (nats)")
+        a.set_ylabel("plug-in excess loss l_T(v on p) - tau" if bound == "any_lm" else
+                     "plug-in excess l_T(v_Phi on Phi p_f) - tau_Phi")
         a.set_title(f"{task} labels")
         a.legend(fontsize=6)
     return plotting.save(fig, out, stem)
@@ -65,6 +70,12 @@ def _excess_panels(rows, out: Path, stem: str, target: str, tasks: tuple[str, ..
 def excess_vs_epsilon(rows, out: Path, stem: str) -> list[Path]:
     """Figure 1: downstream excess loss against epsilon, log-log, with the bound curve and fitted slopes."""
     return _excess_panels(rows, out, stem, "next", ("logistic", "deterministic"), "next word")
+
+
+def softmax(rows, out: Path, stem: str) -> list[Path]:
+    """Figure 7: the softmax-LM bound for the conditional-mean features Phi p_f, against epsilon_Phi (in-class
+    references with a frozen Phi, and trained softmax LMs), with the bound tau_Phi + sqrt(2 B_Phi^2 eps_Phi)."""
+    return _excess_panels(rows, out, stem, "next", ("logistic", "deterministic"), "next word", "softmax_phi")
 
 
 def masked(rows, out: Path, stem: str) -> list[Path]:

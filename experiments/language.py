@@ -26,7 +26,7 @@ from synthetic_data.language_tasks import TASK_KINDS, TaskSpec
 ARCHS = ("mlp", "transformer")
 PHI_MODES = ("learned", "frozen", "random")   # frozen: rows span the tasks' v (natural w.r.t. Phi); random: not
 OBJECTIVES = ("xent", "quad", "mlm")
-REFERENCES = ("noise", "tilt", "kgram")
+REFERENCES = ("noise", "tilt", "kgram", "softmax_noise")   # softmax_noise: in-class noise for a frozen Phi
 NATURAL = ("logistic", "deterministic")       # the tasks whose masked-word versions figure 6 uses
 
 
@@ -147,9 +147,13 @@ class BoundStudy:
     kgram_orders: tuple[int, ...] = (0, 1, 2)
     kgram_smoothing: float = 0.5         # add-alpha smoothing of the counts
     kgram_n_train: int = 20000           # training windows per seed
+    # softmax(Phi^T (theta*(s) + eta g(s))) for the frozen Phi: epsilon_Phi sweeps up from 0 inside the class, so
+    # the softmax bound is seen where it is informative (trained LMs stop at epsilon_Phi of a few 1e-2)
+    softmax_eta: tuple[float, ...] = (0.0, 0.003, 0.01, 0.03, 0.1, 0.3)
 
     def check(self) -> None:
         _levels("noise_eta", self.noise_eta)
+        _levels("softmax_eta", self.softmax_eta)
         _levels("tilt_eta", self.tilt_eta)
         _in("tilt_tasks", self.tilt_tasks, NATURAL)
         _levels("kgram_orders", self.kgram_orders)
@@ -276,6 +280,8 @@ def cells(cfg: Config) -> list[Cell]:
         out += [cell("ref", "noise", levels=b.noise_eta), cell("ref", "tilt", levels=b.tilt_eta,
                                                                tilt_tasks=b.tilt_tasks, n_seeds=1),
                 cell("ref", "kgram", levels=b.kgram_orders)]
+        if b.softmax_eta:
+            out.append(cell("ref", "softmax_noise", phi="frozen", d=cfg.lm.d, levels=b.softmax_eta))
         out.append(cell("lm", "xent", cfg.lm.arch, "learned", cfg.lm.d))
     if cfg.training.enabled:
         out += [cell("lm", "xent", a, phi, cfg.lm.d, probe_curves=cfg.training.probe_curves)

@@ -71,8 +71,39 @@ def _reference_points(cell: Cell, world: World) -> list[Point]:
                 model = KGram(docs, int(k), world.V, cell.kgram_smoothing)
                 out.append(_ref_point(world, lambda words, p_star, m=model: m.predict(words),
                                       {"seed": seed, "level": k}))
+        elif cell.model == "softmax_noise":
+            out += _softmax_points(cell, world, seed, skip)
         else:
             raise ValueError(f"model: unknown reference {cell.model!r}")
+    return out
+
+
+def _softmax_points(cell: Cell, world: World, seed: int, skip) -> list[Point]:
+    """Softmax LMs with the frozen Phi: f(s) = theta*(s) + eta g(s), theta* the in-class optimum (best_logits).
+
+    At eta = 0 the LM is the best one with this Phi (epsilon_Phi = 0, moment matching); g is a fixed random
+    function of the context in R^d, so every level is an LM. These points carry Phi and f, so the softmax and
+    conditional-mean measurements apply to them as to trained LMs.
+    """
+    Phi = fixed_phi(world, "frozen", cell.d)
+    R = numpy_rng(world.data_id, seed, "softmax-noise").standard_normal((world.L, world.V, cell.d))
+    # the tasks mostly share the world's contexts: solve and draw once per distinct context array
+    laws = {id(world.S): (world.S, world.p_star)}
+    for t in world.tasks.values():
+        laws.setdefault(id(t.contexts), (t.contexts, t.p_star))
+    best = {k: th.best_logits(Phi, p) for k, (_, p) in laws.items()}
+    noise = {k: noise_direction(words, R, skip) for k, (words, _) in laws.items()}
+    out = []
+    for eta in cell.levels:
+        def feats(words, eta=eta):
+            return best[id(words)] + eta * noise[id(words)]
+        per_task = {}
+        for name, t in world.tasks.items():
+            f = feats(t.contexts)
+            per_task[name] = {"f": f, "p": th.softmax(f @ Phi)}
+        f_S = feats(world.S)
+        out.append(Point({"lr": 0.0, "step": 0, "tilt_task": "none", "seed": seed, "level": eta},
+                         th.softmax(f_S @ Phi), per_task, Phi, f_S))
     return out
 
 
