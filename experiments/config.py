@@ -30,6 +30,14 @@ def positive(name: str, value) -> None:
         raise ValueError(f"{name}: must be >= 1, got {value}")
 
 
+def increasing(name: str, values, low: float = 1) -> None:
+    """A sweep's values: non-empty, each >= ``low``, strictly increasing (so every point is drawn once, in order)."""
+    if not values or any(v < low for v in values):
+        raise ValueError(f"{name}: needs values >= {low:g}, got {values}")
+    if list(values) != sorted(set(values)):
+        raise ValueError(f"{name}: must be strictly increasing, got {values}")
+
+
 def _int_as_float(value: Any) -> Any:
     # TOML writes 1 for 1.0; a float field should accept it, but never a bool.
     if isinstance(value, int) and not isinstance(value, bool):

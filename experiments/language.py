@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
+from experiments.config import increasing
 from experiments.config import positive as _positive
 from experiments.contrastive import checkpoint_steps  # noqa: F401  (re-exported: one checkpoint rule for the suite)
 from synthetic_data.language import DataSpec
@@ -34,13 +35,6 @@ def _in(name: str, values, allowed) -> None:
     for v in values:
         if v not in allowed:
             raise ValueError(f"{name}: unknown {v!r}; known: {', '.join(allowed)}")
-
-
-def _levels(name: str, values, lo: float = 0.0) -> None:
-    if not values or any(v < lo for v in values):
-        raise ValueError(f"{name}: needs values >= {lo:g}, got {values}")
-    if list(values) != sorted(set(values)):
-        raise ValueError(f"{name}: must be strictly increasing, got {values}")
 
 
 @dataclass(frozen=True)
@@ -152,11 +146,11 @@ class BoundStudy:
     softmax_eta: tuple[float, ...] = (0.0, 0.003, 0.01, 0.03, 0.1, 0.3)
 
     def check(self) -> None:
-        _levels("noise_eta", self.noise_eta)
-        _levels("softmax_eta", self.softmax_eta)
-        _levels("tilt_eta", self.tilt_eta)
+        increasing("noise_eta", self.noise_eta, low=0.0)
+        increasing("softmax_eta", self.softmax_eta, low=0.0)
+        increasing("tilt_eta", self.tilt_eta, low=0.0)
         _in("tilt_tasks", self.tilt_tasks, NATURAL)
-        _levels("kgram_orders", self.kgram_orders)
+        increasing("kgram_orders", self.kgram_orders, low=0.0)
         if not self.kgram_smoothing > 0:
             raise ValueError(f"kgram_smoothing: must be > 0, got {self.kgram_smoothing}")
         _positive("kgram_n_train", self.kgram_n_train)
@@ -200,8 +194,8 @@ class MaskedStudy:
         if self.position < 0:
             raise ValueError(f"position: must be >= 0, got {self.position}")
         _in("arch", (self.arch,), ARCHS)
-        _levels("noise_eta", self.noise_eta)
-        _levels("tilt_eta", self.tilt_eta)
+        increasing("noise_eta", self.noise_eta, low=0.0)
+        increasing("tilt_eta", self.tilt_eta, low=0.0)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
+from experiments.config import increasing as _increasing
 from experiments.config import positive as _positive
 from experiments.self_prediction_learners import LEARNERS, REGRESSION
 from synthetic_data.self_prediction import FAMILIES, DataSpec
@@ -29,13 +30,6 @@ def _check_learners(name: str, learners, allowed=LEARNERS) -> None:
 def _check_family(name: str, family: str) -> None:
     if family not in FAMILIES:
         raise ValueError(f"{name}: unknown family {family!r}; known: {', '.join(FAMILIES)}")
-
-
-def _increasing(name: str, values, low=1) -> None:
-    if not values or any(v < low for v in values):
-        raise ValueError(f"{name}: needs values >= {low}, got {values}")
-    if list(values) != sorted(set(values)):
-        raise ValueError(f"{name}: must be strictly increasing, got {values}")
 
 
 @dataclass(frozen=True)
@@ -123,9 +117,9 @@ class ApproxStudy:
 
     def check(self) -> None:
         _positive("m", self.m)
-        a = self.alphas
-        if not a or any(not 0 <= v <= 1 for v in a) or list(a) != sorted(set(a)):
-            raise ValueError(f"alphas: must be strictly increasing values in [0, 1], got {self.alphas}")
+        _increasing("alphas", self.alphas, low=0.0)
+        if self.alphas[-1] > 1:
+            raise ValueError(f"alphas: must lie in [0, 1], got {self.alphas}")
         _check_learners("learners", self.learners, REGRESSION)
 
 
@@ -153,9 +147,7 @@ class ViolationStudy:
 
     def check(self) -> None:
         _positive("nuisance_rank", self.nuisance_rank)
-        if not self.nuisance_scales or any(s < 0 for s in self.nuisance_scales) or \
-                list(self.nuisance_scales) != sorted(set(self.nuisance_scales)):
-            raise ValueError(f"nuisance_scales: must be strictly increasing values >= 0, got {self.nuisance_scales}")
+        _increasing("nuisance_scales", self.nuisance_scales, low=0.0)
         _check_learners("learners", self.learners, REGRESSION)
 
 
