@@ -90,10 +90,11 @@ def _training_cells(t: pd.DataFrame) -> pd.DataFrame:
 
 
 def training(rows, out: Path, stem: str) -> list[Path]:
-    """Figure 2: epsilon and the downstream loss of each feature type at every checkpoint."""
+    """Figure 2: epsilon, the downstream loss of each feature type, and how affine Phi p_f is in f (the R^2 that
+    decides whether a probe on f inherits the bound), at every checkpoint."""
     free = _training_cells(lt.free_table(rows))
     tasks = _training_cells(lt.task_table(rows))
-    fig, ax = plotting.new(3)
+    fig, ax = plotting.new(4)
     for i, ((arch, phi), g) in enumerate(free.groupby(["arch", "phi"])):
         m = _mean_sd(g, ["step"], "eps")
         ax[0, 0].errorbar(m["step"], m["mean"], m["std"], fmt="-o", ms=3, color=f"C{i}", label=f"{arch}, Phi {phi}")
@@ -103,7 +104,14 @@ def training(rows, out: Path, stem: str) -> list[Path]:
     styles = {"probe_f": "-o", "probe_phi_p": "--s", "probe_p": ":^", "plugin_p": "-."}
     names = {"probe_f": "probe on f", "probe_phi_p": "probe on Phi p_f", "probe_p": "probe on p_f",
              "plugin_p": "plug-in v on p_f"}
-    for a, task in zip(ax[0, 1:], ("logistic", "deterministic")):
+    if "r2_affine" in free:
+        for i, ((arch, phi), g) in enumerate(free.groupby(["arch", "phi"])):
+            m = _mean_sd(g, ["step"], "r2_affine")
+            ax[0, 3].errorbar(m["step"], m["mean"], m["std"], fmt="-o", ms=3, color=f"C{i}", label=f"{arch}, Phi {phi}")
+        ax[0, 3].legend(fontsize=6)
+    ax[0, 3].set_ylabel("R^2 of Phi p_f(s) ~ A f(s) + b")
+    ax[0, 3].set_title("is the conditional mean affine in f?")
+    for a, task in zip(ax[0, 1:3], ("logistic", "deterministic")):
         s = tasks[(tasks["task"] == task) & (tasks["phi"] == "learned")]
         if s.empty:
             _empty(a, f"no learned-Phi LM with task {task}")
