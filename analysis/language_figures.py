@@ -24,7 +24,7 @@ def _mean_sd(df: pd.DataFrame, by: list[str], col: str) -> pd.DataFrame:
 
 
 def _empty(a, text: str) -> None:
-    a.text(0.5, 0.5, text, ha="center", va="center", transform=a.transAxes, fontsize=8)
+    plotting.message(a, text, fontsize=8)
 
 
 # ------------------------------------------------------------------------------------------ figures 1, 6

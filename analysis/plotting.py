@@ -30,3 +30,8 @@ def save(fig, directory: Path, stem: str) -> list[Path]:
             out.append(path)
     plt.close(fig)
     return out
+
+
+def message(ax, text: str, fontsize: float | None = None) -> None:
+    """Say in an empty panel why it is empty (a study disabled, no points), instead of leaving it blank."""
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=fontsize)

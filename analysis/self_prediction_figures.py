@@ -81,7 +81,7 @@ def _trivial(ax, value) -> None:
 
 
 def _empty(ax, what: str) -> None:
-    ax.text(0.5, 0.5, f"no cells for {what}\n(study disabled?)", ha="center", va="center", transform=ax.transAxes)
+    plotting.message(ax, f"no cells for {what}\n(study disabled?)")
 
 
 # ------------------------------------------------------------------------------------------- figure 1
