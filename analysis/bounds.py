@@ -1,63 +1,117 @@
-"""The verdict table ``bounds.csv``: the tidy union of every chapter's bound checks, and its printed summary.
+"""The verdict table ``bounds.csv``: every chapter's bound checks, judged, and its printed summary.
 
-A chapter's ``bound_checks(rows)`` returns one row per (bound, point) with at least ``bound``, ``measured``,
-``measured_se``, ``bound_value``, ``bound_se``, ``trivial`` and the theorem's own terms as columns; here each
-row gets its ``verdict`` and ``slack``. An optional ``assumption`` column ("met" / "not met") marks points where
-the chapter's assumption check fails: those get the verdict "assumption not met", never "violated".
+A chapter's ``bound_checks(rows)`` returns one row per (theorem, point) with at least ``theorem`` (an id of the
+chapter's theorem registry), ``bound``, ``form``, ``measured``, ``measured_se``, ``bound_value``, ``bound_se``,
+``trivial`` and every term its theorem's bound function takes. Optional: ``converged`` (False where a probe the
+row rests on did not converge) and ``assumption`` ("met" / "not met", a chapter's own check on top of the
+theorem's declared ones). Here each row gets the theorem's ``kind`` (bound or reference), the result of every
+declared assumption check, its ``verdict`` with a ``reason``, and its ``slack``.
 """
 from __future__ import annotations
 
-import importlib
-from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
-from analysis import paths, results
-from theory.verdict import HOLDS, NOT_MET, VACUOUS, VIOLATED, slack, verdicts
+from theory.theorems import REFERENCE, Theorem
+from theory.verdict import (ABOVE, BELOW, HOLDS, NOT_MET, UNDETERMINED, VACUOUS, VIOLATED, slack,
+                            verdicts)
 
-LEAD_COLUMNS = ["experiment", "bound", "form", "measured", "measured_se", "bound_value", "bound_se", "trivial",
-                "assumption", "verdict", "slack"]
-NOT_MET_LABEL = "not met"
-
-
-def chapter(experiment: str):
-    return importlib.import_module(f"analysis.{experiment}")
+LEAD_COLUMNS = ["run", "experiment", "theorem", "kind", "bound", "form", "measured", "measured_se", "bound_value",
+                "bound_se", "trivial", "converged", "assumption", "assumption_checks", "verdict", "reason",
+                "slack"]
+NOT_MET_LABEL, MET_LABEL = "not met", "met"
 
 
-def judge(checks: pd.DataFrame) -> pd.DataFrame:
-    out = checks.copy()
-    met = out["assumption"].ne(NOT_MET_LABEL).to_numpy() if "assumption" in out.columns else True
-    out["verdict"] = verdicts(out["measured"], out["bound_value"], out["trivial"], out["measured_se"],
-                              out["bound_se"], assumption_met=met)
+def _assumptions(out: pd.DataFrame, theorems: Mapping[str, Theorem]) -> tuple[np.ndarray, np.ndarray]:
+    """Every declared assumption of each row's theorem, evaluated on the row's terms: (met, detail)."""
+    met = np.ones(len(out), dtype=bool)
+    detail = np.full(len(out), "", dtype=object)
+    positions = np.arange(len(out))
+    for tid, idx in out.groupby("theorem", sort=False).indices.items():
+        sub = out.iloc[idx]
+        for name, (value, ok) in theorems[tid].check_assumptions(sub).items():
+            met[idx] &= ok
+            text = np.array([f"{name} = {v:.6g}: {'met' if o else 'not met'}" for v, o in zip(value, ok)],
+                            dtype=object)
+            detail[positions[idx]] = np.where(detail[idx] == "", text, detail[idx] + "; " + text)
+    return met, detail
+
+
+def judge(checks: pd.DataFrame, theorems: Mapping[str, Theorem] | None = None) -> pd.DataFrame:
+    """Verdict, reason and slack for every row; with ``theorems``, each row's kind and assumptions come from
+    the declaration its ``theorem`` column names (an unknown id is an error, not a silent bound)."""
+    out = checks.copy().reset_index(drop=True)
+    met = np.ones(len(out), dtype=bool)
+    if "assumption" in out.columns:
+        met &= out["assumption"].ne(NOT_MET_LABEL).to_numpy()
+    if theorems is not None and len(out):
+        unknown = sorted(set(out["theorem"]) - set(theorems))
+        if unknown:
+            raise KeyError(f"bound checks name theorems not in the registry: {', '.join(map(str, unknown))}")
+        out["kind"] = out["theorem"].map(lambda t: theorems[t].kind)
+        declared, detail = _assumptions(out, theorems)
+        met &= declared
+        out["assumption_checks"] = detail
+    if "kind" not in out.columns:
+        out["kind"] = "bound"
+    out["assumption"] = np.where(met, MET_LABEL, NOT_MET_LABEL)
+    converged = out["converged"].astype(bool).to_numpy() if "converged" in out.columns else True
+    verdict, reason = verdicts(out["measured"], out["bound_value"], out["trivial"], out["measured_se"],
+                               out["bound_se"], assumption_met=met, converged=converged,
+                               kind=out["kind"].to_numpy(dtype=object), return_reasons=True)
+    out["verdict"], out["reason"] = verdict, reason
     out["slack"] = slack(out["measured"], out["bound_value"])
     lead = [c for c in LEAD_COLUMNS if c in out.columns]
     return out[lead + [c for c in out.columns if c not in lead]]
 
 
-def collect(root: Path, experiments: list[str]) -> pd.DataFrame:
-    frames = []
-    for name in experiments:
-        rows = results.load_rows(root, name)
-        if len(rows):
-            checks = chapter(name).bound_checks(rows)
-            checks.insert(0, "experiment", name)
-            frames.append(judge(checks))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=LEAD_COLUMNS)
+def _median_slack(g: pd.DataFrame) -> str:
+    applies = g["slack"][~g["verdict"].isin([NOT_MET, UNDETERMINED])]  # outside its assumption slack means nothing
+    finite = applies[np.isfinite(applies)]
+    return f"{finite.median():.3g}" if len(finite) else "n/a"
 
 
 def summary(table: pd.DataFrame) -> str:
-    """One line per (experiment, bound, form): how many points hold, are violated, are vacuous, or fall outside
-    the theorem's assumption; median slack."""
+    """Two blocks. Bounds: one line per (experiment, theorem, form) counting holds, violated, vacuous,
+    assumption not met and undetermined, with the median slack. References, apart: above / below / undetermined;
+    a reference is never 'violated'."""
     if table.empty:
         return "no bound checks (no finished cells)"
-    lines = [f"{'experiment':<17}{'bound':<26}{'form':<16}{'points':>7}{'holds':>7}{'violated':>9}{'vacuous':>8}"
-             f"{'not met':>8}{'median slack':>14}"]
-    for (exp, bound, form), g in table.groupby(["experiment", "bound", "form"], sort=True):
-        counts = g["verdict"].value_counts()
-        applies = g["slack"][g["verdict"] != NOT_MET]  # outside its assumption a bound's slack means nothing
-        finite = applies[np.isfinite(applies)]
-        med = f"{finite.median():.3g}" if len(finite) else "n/a"
-        lines.append(f"{exp:<17}{bound:<26}{form:<16}{len(g):>7}{counts.get(HOLDS, 0):>7}"
-                     f"{counts.get(VIOLATED, 0):>9}{counts.get(VACUOUS, 0):>8}{counts.get(NOT_MET, 0):>8}{med:>14}")
+    kind = table["kind"] if "kind" in table.columns else pd.Series("bound", index=table.index)
+    key = "theorem" if "theorem" in table.columns else "bound"
+    we = max(11, int(table["experiment"].str.len().max()) + 2)
+    wt = max(11, int(table[key].astype(str).str.len().max()) + 2)
+    wf = max(6, int(table["form"].astype(str).str.len().max()) + 2)
+
+    def head(what, cols, last):
+        return f"{'experiment':<{we}}{what:<{wt}}{'form':<{wf}}{'points':>7}" + "".join(f"{c:>10}" for c in cols) \
+            + f"{last:>14}"
+
+    def line(exp, thm, form, g, verdicts):
+        c = g["verdict"].value_counts()
+        return f"{exp:<{we}}{thm:<{wt}}{form:<{wf}}{len(g):>7}" + "".join(f"{c.get(v, 0):>10}" for v in verdicts) \
+            + f"{_median_slack(g):>14}"
+
+    bound_cols = (HOLDS, VIOLATED, VACUOUS, NOT_MET, UNDETERMINED)
+    lines = ["bounds (theorems): 'violated' means the theorem's inequality failed where its assumptions are met",
+             head("theorem", ("holds", "violated", "vacuous", "not met", "undeterm."), "median slack")]
+    bounds = table[kind != REFERENCE]
+    for (exp, thm, form), g in bounds.groupby(["experiment", key, "form"], sort=True):
+        lines.append(line(exp, thm, form, g, bound_cols))
+    refs = table[kind == REFERENCE]
+    if len(refs):
+        lines += ["", "references (not theorems): where the measurement sits against a reference curve; "
+                  "ratio = reference / measured",
+                  head("reference", ("above", "below", "not met", "undeterm."), "median ratio")]
+        for (exp, thm, form), g in refs.groupby(["experiment", key, "form"], sort=True):
+            lines.append(line(exp, thm, form, g, (ABOVE, BELOW, NOT_MET, UNDETERMINED)))
     return "\n".join(lines)
+
+
+def verdict_counts(table: pd.DataFrame) -> dict[str, int]:
+    """Counts of every verdict in a table (for a run's record and ``sslt runs``)."""
+    if table.empty:
+        return {}
+    return {str(k): int(v) for k, v in table["verdict"].value_counts().sort_index().items()}

@@ -13,6 +13,11 @@ import pandas as pd
 from analysis import plotting
 from theory import contrastive as th
 
+THEOREMS = th.THEOREMS
+# the ids of theory.contrastive.THEOREMS each row names: (population, gen_M) x (k = 1, k > 1), and the block bound
+LEMMA, LEMMA_K = "contrastive.lemma_4_3", "contrastive.lemma_4_3_k_negatives"
+THEOREM, THEOREM_K = "contrastive.theorem_4_1", "contrastive.theorem_4_1_k_negatives"
+BLOCK = "contrastive.proposition_6_2"
 KEYS = ["cell", "objective", "loss", "n_classes", "k", "block_size", "seed", "lr", "step"]
 PAPER_LOSSES = ("logistic", "hinge")
 
@@ -34,35 +39,45 @@ def probe_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def bound_checks(rows: pd.DataFrame) -> pd.DataFrame:
-    """Rows for bounds.csv: the mean-classifier bound (population and with Gen_M) and the block bound."""
+    """Rows for bounds.csv: the mean-classifier bound (population and with Gen_M) and the block bound.
+
+    Every row names its theorem (``theory.contrastive.THEOREMS``) in the ``theorem`` column: Lemma 4.3 and
+    Theorem 4.1's form at k = 1, our k-negative forms of both at k > 1, Prop. 6.2 for the block loss. Each row carries
+    every term of its theorem's bound, trivial value and assumptions, so ``theorem.bound_from(rows)`` recomputes
+    ``bound_value``; the assumptions are the theorems' own (``analysis.bounds.judge`` evaluates them). Points where
+    no (k+1)-way task exists (p_distinct = 0, or L_sup^mu undefined because k + 1 exceeds the classes with mass)
+    have no bound to check and give no row. docs/theory/contrastive.md states each theorem as checked here.
+    """
     t = terms_table(rows)
     if "L_un" not in t:
         return pd.DataFrame()
-    # Where k + 1 exceeds the number of classes no (k+1)-way task exists: the bound is undefined, not checked.
     t = t[t["L_un"].notna() & (t["p_distinct"] > 0) & t["L_sup_mu"].notna()].copy()
-    trivial = np.array([th.loss_at_zero(loss, int(k)) for loss, k in zip(t["loss"], t["k"])])
+    trivial = th.trivial_from_terms(t["loss"].to_numpy(), t["k"].to_numpy())
+    one = t["k"].to_numpy() == 1
     common = {c: t[c].to_numpy() for c in KEYS + ["tau", "tau_k", "p_distinct", "collision_floor", "L_un",
                                                     "L_un_se", "L_un_neq", "L_un_eq", "L_sup_mu", "L_sup_mu_se"]
               if c in t}
     floor, p_distinct = t["collision_floor"].to_numpy(), t["p_distinct"].to_numpy()
     frames = []
     pop = th.bound_from_terms(t["L_un"].to_numpy(), floor, p_distinct)
-    frames.append(pd.DataFrame({"bound": "mean_classifier", "form": "population",
+    frames.append(pd.DataFrame({"theorem": np.where(one, LEMMA, LEMMA_K), "bound": "mean_classifier",
+                                "form": "population",
                                 "measured": t["L_sup_mu"].to_numpy(), "measured_se": t["L_sup_mu_se"].to_numpy(),
                                 "bound_value": pop, "bound_se": t["L_un_se"].to_numpy() / p_distinct,
                                 "trivial": trivial, **common}))
     if "Gen_M" in t:
         g = t["Gen_M"].notna().to_numpy()
         # Uniform convergence: with prob. >= 1 - delta, L_un(f) <= L^_un(f) + Gen_M / 2 for every f in the class.
-        gen = th.bound_from_terms(t["L_hat_un"].to_numpy() + t["Gen_M"].to_numpy() / 2, floor, p_distinct)
+        gen = th.gen_bound_from_terms(t["L_hat_un"].to_numpy(), t["Gen_M"].to_numpy(), floor, p_distinct)
         extra = {c: t[c].to_numpy() for c in ("L_hat_un", "Gen_M", "Rad_S", "R", "M", "delta")}
-        frames.append(pd.DataFrame({"bound": "mean_classifier", "form": "gen_M",
+        frames.append(pd.DataFrame({"theorem": np.where(one, THEOREM, THEOREM_K), "bound": "mean_classifier",
+                                    "form": "gen_M",
                                     "measured": t["L_sup_mu"].to_numpy(), "measured_se": t["L_sup_mu_se"].to_numpy(),
                                     "bound_value": gen, "bound_se": 0.0, "trivial": trivial, **common, **extra})[g])
     if "L_block" in t:
         b = t["L_block"].notna().to_numpy()
-        blk = th.bound_from_terms(t["L_block"].to_numpy(), t["tau"].to_numpy(), 1 - t["tau"].to_numpy())
-        frames.append(pd.DataFrame({"bound": "block", "form": "population",
+        blk = th.block_bound_from_terms(t["L_block"].to_numpy(), t["tau"].to_numpy())
+        frames.append(pd.DataFrame({"theorem": BLOCK, "bound": "block", "form": "population",
                                     "measured": t["L_sup_mu"].to_numpy(), "measured_se": t["L_sup_mu_se"].to_numpy(),
                                     "bound_value": blk, "bound_se": t["L_block_se"].to_numpy() / (1 - t["tau"].to_numpy()),
                                     "trivial": trivial, **common, "L_block": t["L_block"].to_numpy()})[b])

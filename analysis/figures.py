@@ -1,26 +1,18 @@
-"""Draw every figure of the named experiments from stored results, without training anything."""
+"""Draw a chapter's figures from the rows of one run, without training anything."""
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
+from typing import Callable, Mapping
 
-from analysis import results
+import pandas as pd
 
-
-def chapter(experiment: str):
-    return importlib.import_module(f"analysis.{experiment}")
-
-
-def figure_names(experiment: str) -> list[str]:
-    return list(chapter(experiment).FIGURES)
+from analysis import plotting
 
 
-def draw(experiments: list[str], root: Path, fig_root: Path) -> list[Path]:
+def draw(figures: Mapping[str, Callable], rows: pd.DataFrame, out: Path, caption: str) -> list[Path]:
+    """Every figure of ``figures`` from ``rows`` into ``out``; each figure states ``caption`` at its foot."""
     written: list[Path] = []
-    for name in experiments:
-        rows = results.load_rows(root, name)
-        if rows.empty:
-            raise FileNotFoundError(f"no finished cells for {name!r} under {root}: run `sslt run {name}` first")
-        for fig_name, draw_fn in chapter(name).FIGURES.items():
-            written += draw_fn(rows, fig_root / name, fig_name)
+    with plotting.provenance(caption):
+        for name, draw_fn in figures.items():
+            written += draw_fn(rows, Path(out), name)
     return written

@@ -1,29 +1,32 @@
-"""Language models and natural tasks: the bound checks and the chapter's six figures, from stored rows.
+"""Language models and natural tasks: the bound checks and the points of the chapter's figures, from stored rows.
 
 Every bound is computed from the theorem's terms measured in the cell (theory.language does the arithmetic);
-nothing is fitted to a measured curve. Three bounds, all of the form tau + sqrt(2 B^2 epsilon / gamma) so that
-``bound_value`` recomputes from the row's ``tau``, ``B``, ``epsilon`` and ``gamma`` with ``theory.language.bound``:
+nothing is fitted to a measured curve. Three bounds, each a theorem of ``theory.language.THEOREMS`` (the row's
+``theorem`` column), all of the form tau + sqrt(2 B^2 epsilon / gamma) so that ``bound_value`` recomputes from the
+row's ``tau``, ``B``, ``epsilon`` and ``gamma`` with the theorem's ``bound_from``:
 
-* ``any_lm``: features p_f(s); epsilon = E KL(p* || p_f); tau, B = the task's (v, b).
-* ``softmax_phi``: features Phi p_f(s); epsilon = eps_Phi (excess over the best LM with this Phi); tau and B are
-  those of v_Phi = Phi^T lambda + c 1, the least-squares image of v in Phi's row space (a valid naturalness
-  certificate w.r.t. Phi; v_Phi = v when the task is natural w.r.t. Phi).
-* ``quad``: features Phi^T f(s) (a probe on f); epsilon = eps_quad for this Phi; B = ||Phi^T lambda||_2 (the quad
-  bound's l2 norm, not a half-range).
+* ``any_lm`` (language.theorem_4_1): features p_f(s); epsilon = E KL(p* || p_f); tau, B = the task's (v, b).
+* ``softmax_phi`` (language.theorem_4_2): features Phi p_f(s); epsilon = eps_Phi (excess over the best LM with this
+  Phi); tau and B are those of v_Phi = Phi^T lambda + c 1, the least-squares image of v in Phi's row space (a valid
+  naturalness certificate w.r.t. Phi; v_Phi = v when the task is natural w.r.t. Phi).
+* ``quad`` (language.quad): features Phi^T f(s) (a probe on f); epsilon = eps_quad for this Phi; B = ||Phi^T
+  lambda||_2 (the quad bound's l2 norm, not a half-range).
 
 Forms: ``plugin`` is the proof's own probe (v, b) on the features; ``fitted probe`` the best linear probe, fitted on
-the task's exact label law (regularised by 1 / population_C: a stand-in for the infimum the theorem bounds).
-``measured_se`` is the SE of measured - tau over the same contexts (tau's own noise cancels in the verdict),
-``bound_se`` the SE the bound inherits from epsilon; ``excess_slack`` = (bound - tau) / (measured - tau) compares the
-bound's sqrt term with the measured excess over tau (``slack`` = bound / measured counts tau on both sides).
-``assumption`` is "not met" for a task whose naturalness check fails: the best probe on p* (||v||_inf <=
-tasks.check_B) leaves more than tasks.gap_max nats above the Bayes loss of y given s (``natural_gap``). The trivial
-loss is log 2, the zero probe's.
+the task's exact label law (regularised by 1 / population_C: a stand-in for the infimum the theorem bounds). A fitted
+probe whose solver did not converge (metric ``probe_<feature>_converged`` = 0) gives ``converged`` = False, so its
+row is undetermined; plug-in rows rest on no fit.
+``measured_se`` is the SE of measured - tau over the same contexts (tau's own noise cancels in the verdict; NaN where
+the rows carry none), ``bound_se`` the SE the bound inherits from epsilon; ``excess_slack`` = (bound - tau) /
+(measured - tau) compares the bound's sqrt term with the measured excess over tau (``slack`` = bound / measured
+counts tau on both sides). Every row carries ``natural_gap`` and ``gap_max``, the terms of the theorems' declared
+naturalness assumption (theory.language.NATURALNESS): the best probe on p* (||v||_inf <= tasks.check_B) must leave
+at most tasks.gap_max nats above the Bayes loss of y given s; ``analysis.bounds.judge(checks, index(THEOREMS))``
+marks a task that fails it "assumption not met". The trivial loss is log 2, the zero probe's.
+Derivations and what is loose: docs/theory/language.md. The figures are in ``analysis.language_figures``
+(``FIGURES``); this module never imports it.
 """
 from __future__ import annotations
-
-import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -31,7 +34,9 @@ import pandas as pd
 from theory import language as th
 
 KEYS = ["cell", "kind", "model", "arch", "phi", "d", "target", "level", "tilt_task", "seed", "lr", "step"]
-TRIVIAL = math.log(2.0)
+TRIVIAL = th.TRIVIAL_LOSS
+# bound -> the id of its theorem in theory.language.THEOREMS
+THEOREM_OF = {"any_lm": "language.theorem_4_1", "softmax_phi": "language.theorem_4_2", "quad": "language.quad"}
 # bound -> (measured by form, epsilon, its SE, tau, B): the columns of the task table each bound reads.
 BOUNDS = {
     "any_lm": ({"plugin": "plugin_p", "fitted probe": "probe_p"}, "eps", "eps_se", "tau", "B"),
@@ -64,8 +69,14 @@ def curve_table(rows: pd.DataFrame) -> pd.DataFrame:
     return _wide(rows[rows["feature"] != "none"], ["task", "feature", "n"])
 
 
-def assumption(t: pd.DataFrame) -> np.ndarray:
-    return np.where(t["natural_gap"].to_numpy() <= t["gap_max"].to_numpy(), "met", "not met")
+def _converged(s: pd.DataFrame, col: str, form: str) -> np.ndarray:
+    """False where the fitted probe behind ``col`` did not converge; a plug-in rests on no fit. Rows stored before
+    convergence was recorded (no ``<col>_converged`` metric) count as converged."""
+    flag = f"{col}_converged"
+    if form != "fitted probe" or flag not in s:
+        return np.ones(len(s), dtype=bool)
+    v = s[flag].to_numpy(dtype=np.float64)
+    return ~(v == 0.0)
 
 
 def bound_checks(rows: pd.DataFrame) -> pd.DataFrame:
@@ -84,21 +95,21 @@ def bound_checks(rows: pd.DataFrame) -> pd.DataFrame:
             if s.empty:
                 continue
             se_col = f"{col}_se"
-            terms = {"epsilon": s[eps].to_numpy(), "tau": s[tau].to_numpy(), "B": s[B].to_numpy(),
+            terms = {"tau": s[tau].to_numpy(), "B": s[B].to_numpy(), "epsilon": s[eps].to_numpy(),
                      "gamma": s["gamma"].to_numpy()}
+            value = th.bound(terms["tau"], terms["B"], terms["epsilon"], terms["gamma"])
             frames.append(pd.DataFrame({
-                "bound": bound, "form": form,
-                "measured": s[col].to_numpy(), "measured_se": s[se_col].to_numpy() if se_col in s else 0.0,
-                "bound_value": th.bound(terms["tau"], terms["B"], terms["epsilon"], terms["gamma"]),
+                "theorem": THEOREM_OF[bound], "bound": bound, "form": form,
+                "measured": s[col].to_numpy(),
+                "measured_se": s[se_col].to_numpy() if se_col in s else np.full(len(s), np.nan),
+                "bound_value": value,
                 "bound_se": th.bound_se(0.0, terms["B"], terms["epsilon"], s[eps_se].to_numpy(), terms["gamma"]),
-                "trivial": TRIVIAL, "assumption": assumption(s), **terms,
-                "excess_slack": _excess_slack(s[col].to_numpy() - terms["tau"],
-                                              th.bound(terms["tau"], terms["B"], terms["epsilon"], terms["gamma"])
-                                              - terms["tau"]),
+                "trivial": TRIVIAL, "converged": _converged(s, col, form), **terms,
+                "natural_gap": s["natural_gap"].to_numpy(), "gap_max": s["gap_max"].to_numpy(),
+                "excess_slack": _excess_slack(s[col].to_numpy() - terms["tau"], value - terms["tau"]),
                 "epsilon_se": s[eps_se].to_numpy(), "task": s["task"].to_numpy(),
                 **{k: s[k].to_numpy() for k in KEYS},
-                **{k: s[k].to_numpy() for k in ("tau_check", "bayes", "natural_gap", "gap_max", "resid_phi")
-                   if k in s}}))
+                **{k: s[k].to_numpy() for k in ("tau_check", "bayes", "resid_phi") if k in s}}))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
@@ -156,16 +167,3 @@ def slopes(rows: pd.DataFrame, target: str = "next", bound: str = "any_lm") -> p
         s, c, n = fit_slope(g["eps"].to_numpy(), g["excess"].to_numpy())
         out.append({"task": task, "family": fam, "slope": s, "intercept": c, "n_points": n})
     return pd.DataFrame(out, columns=["task", "family", "slope", "intercept", "n_points"])
-
-
-# -------------------------------------------------------------------------------------------- figures
-def _figure(name: str):
-    def draw(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
-        from analysis import language_figures
-        return getattr(language_figures, name)(rows, out, stem)
-    draw.__name__ = name
-    return draw
-
-
-FIGURES = {name: _figure(name) for name in
-           ("excess_vs_epsilon", "training", "feature_types", "quad", "non_natural", "masked", "softmax")}

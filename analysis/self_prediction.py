@@ -3,24 +3,33 @@
 Every bound value is computed by theory.self_prediction from the terms the cell measured (sigma2, eps_CI^2,
 beta, eps_pre^2, e_apx of raw X1); nothing is fitted to the measured curves. The slopes shown in figure 1 are a
 description of the measured curves (a log-log least-squares fit), never used by a bound. The figures themselves
-are in analysis/self_prediction_figures.py.
+are in analysis/self_prediction_figures.py (its FIGURES). Statements, assumptions and derivations:
+docs/theory/self_prediction.md; the declarations are theory.self_prediction.THEOREMS.
 
-Bounds (one bounds.csv row per (bound, form, cell, representation, n), measured = mean over seeds):
-* exact_ci: psi* reduced to r = n_latent - 1 PCs (and psi* unreduced, p = d2): risk_bound with e_apx = 0, i.e.
-  the Gaussian-design OLS risk sigma2 (1/n + (1 + 1/n) p/(n - p - 2)), the reference form of Theorem 3.2's
-  O(sigma2 k / n). Its assumption: eps_CI = 0 (Lemma 3.1), and beta > 0.
-* exact_ci, form "chernoff": the rigorous form of Theorem 3.2 for psi* reduced, 4 (p + 1) sigma2_eff / n
-  (theory.self_prediction.exact_ci_bound), checked at the n where the matrix-Chernoff bound on the design's
-  failure probability is <= FAILURE_MAX (columns sigma2_eff, leverage_max, failure_prob).
-* approx_ci: the same representations, with e_apx bounded by apx_bound(eps_CI^2, beta) (x4 after PCA): the
-  derived form of Theorem 4.2 (Remark 4.1 for the PCA). Assumption 4.1: beta > 0 and d2 >= n_latent.
-* learned: each regression learner's psi, PCA-reduced ("<learner>", x4) and whole ("<learner>_full", p = d2),
-  with apx_bound(eps_CI^2, beta, eps_pre^2), eps_pre^2 measured per seed against the exact psi* (the bound is
-  averaged over seeds like the measured ER).
-* raw_baseline: raw X1 (p = d1): e_apx(X1) estimated on the test sample plus the OLS variance (a reference,
-  order sigma2 d1 / n); no assumption.
-* approx_ci / learned, form "population": the population inequality e_apx(psi) <= apx_bound itself, with the
-  e_apx measured on the test sample (n is empty: it does not depend on the probe's sample size).
+Bounds (one bounds.csv row per (bound, form, cell, representation, n), measured = mean over seeds; the
+``theorem`` column names the declaration, whose bound function recomputes ``bound_value`` from the row's terms
+and whose Assumption checks decide "assumption not met"):
+* exact_ci, forms ref_r / ref_d2 (theorem self_prediction.ref_gaussian_ols, a reference): psi* reduced to
+  r = n_latent - 1 PCs (and psi* unreduced, p = d2): risk_bound with e_apx = 0, i.e. the Gaussian-design OLS
+  risk sigma2 (1/n + (1 + 1/n) p/(n - p - 2)), the reference form of Theorem 3.2's O(sigma2 k / n). Its
+  assumptions: eps_CI = 0 (Lemma 3.1), and beta > 0.
+* exact_ci, form "chernoff" (self_prediction.exact_ci_chernoff, derived and rigorous): Theorem 3.2 with constants
+  for psi* reduced, 4 (p + 1) sigma2_eff / n (theory.self_prediction.exact_ci_bound), checked at the n where the
+  matrix-Chernoff bound on the design's failure probability is <= FAILURE_MAX (columns sigma2_eff, leverage_max,
+  failure_prob; the failure probability is also a declared assumption, recomputed from p, n and leverage_max).
+* approx_ci, forms derived_r / derived_d2 (self_prediction.theorem_4_2_risk, a reference): the same
+  representations, with e_apx bounded by apx_bound(eps_CI^2, beta) (x4 after PCA) plus the Gaussian-design OLS
+  variance: the derived form of Theorem 4.2 (Remark 4.1 for the PCA). Assumption 4.1: beta > 0, d2 >= n_latent.
+* learned (same theorem): each regression learner's psi, PCA-reduced ("<learner>", x4) and whole
+  ("<learner>_full", p = d2), with apx_bound(eps_CI^2, beta, eps_pre^2), eps_pre^2 measured per seed against the
+  exact psi* (the bound is averaged over seeds like the measured ER; its terms are eps_pre_mean and eps_pre, the
+  mean and RMS of eps_pre over seeds, which give that average exactly).
+* raw_baseline, form ref_d1 (self_prediction.ref_gaussian_ols_raw, a reference): raw X1 (p = d1): e_apx(X1)
+  estimated on the test sample (column e_apx_raw) plus the OLS variance (order sigma2 d1 / n); no assumption.
+* approx_ci / learned, form "population" (self_prediction.theorem_4_2_population, derived): the population
+  inequality e_apx(psi) <= apx_bound itself, with the e_apx measured on the test sample (n is empty: it does not
+  depend on the probe's sample size).
+Across-seed SEs follow theory.stats (NaN from one seed, so a one-seed point is "undetermined").
 """
 from __future__ import annotations
 
@@ -31,12 +40,12 @@ import numpy as np
 import pandas as pd
 
 from theory import self_prediction as th
+from theory.stats import ONE_SEED_SE, mean_se
 
 PARAMS = ["cell", "family", "k", "d1", "d2", "m", "alpha", "nuisance_scale", "n1", "studies", "n_fixed",
           "target_fraction"]
 REGRESSION = ("linear", "rff", "mlp")     # learners whose psi lives in R^d2 (eps_pre is defined)
 PSI = ("psi_star", "psi_star_full")
-NOT_MET, MET = "not met", "met"
 # form -> what it is; the form's name stays short for the summary table, the note goes into bounds.csv.
 FORMS = {
     "ref_r": "[derived reference] Gaussian-design OLS risk with e_apx = 0, p = r = n_latent - 1 PCs of psi "
@@ -44,14 +53,23 @@ FORMS = {
     "chernoff": "[derived, rigorous] E[ER; G] <= 4 (p + 1) sigma2_eff / n for OLS on r = n_latent - 1 PCs of psi* under "
                 "exact CI, checked only where the matrix-Chernoff bound on P(not G) is <= FAILURE_MAX",
     "ref_d2": "[derived reference] Gaussian-design OLS risk with e_apx = 0, p = d2 (psi unreduced)",
-    "derived_r": "[derived] 4 ((eps_CI + eps_pre) / beta)^2 + OLS risk with noise sigma2 + that, p = r PCs "
-                 "(Thm 4.2 with Remark 4.1's PCA; the variance term is the Gaussian-design reference)",
-    "derived_d2": "[derived] ((eps_CI + eps_pre) / beta)^2 + OLS risk with noise sigma2 + that, p = d2 (Thm 4.2)",
+    "derived_r": "[derived reference] 4 ((eps_CI + eps_pre) / beta)^2 + OLS risk with noise sigma2 + that, p = r "
+                 "PCs (Thm 4.2 with Remark 4.1's PCA; the variance term is the Gaussian-design reference)",
+    "derived_d2": "[derived reference] ((eps_CI + eps_pre) / beta)^2 + OLS risk with noise sigma2 + that, p = d2 "
+                  "(Thm 4.2; the variance term is the Gaussian-design reference)",
     "ref_d1": "[derived reference] e_apx(X1) (estimated on the test sample) + OLS risk, p = d1 (order sigma2 d1 / n)",
     "population": "[derived] e_apx(psi) <= ((eps_CI + eps_pre) / beta)^2 (x4 after PCA), no probe sample",
 }
 POPULATION = "population"
-FAILURE_MAX = 0.01   # the rigorous exact-CI bound is checked where P(lambda_min(S) < 1/2) <= this
+FAILURE_MAX = th.FAILURE_MAX   # the rigorous exact-CI bound is checked where P(lambda_min(S) < 1/2) <= this
+# (bound, form) -> the id of its declaration in theory.self_prediction.THEOREMS
+THEOREM_OF = {("exact_ci", "ref_r"): "self_prediction.ref_gaussian_ols",
+              ("exact_ci", "ref_d2"): "self_prediction.ref_gaussian_ols",
+              ("exact_ci", "chernoff"): "self_prediction.exact_ci_chernoff",
+              ("raw_baseline", "ref_d1"): "self_prediction.ref_gaussian_ols_raw",
+              **{(b, f): "self_prediction.theorem_4_2_risk" for b in ("approx_ci", "learned")
+                 for f in ("derived_r", "derived_d2")},
+              **{(b, POPULATION): "self_prediction.theorem_4_2_population" for b in ("approx_ci", "learned")}}
 _PSI_FORMS = {"psi_star": ("ref_r", "derived_r"), "psi_star_full": ("ref_d2", "derived_d2")}
 
 
@@ -77,13 +95,15 @@ def curves(rows: pd.DataFrame, metric: str = "er") -> pd.DataFrame:
     c = rows[(rows["metric"] == metric) & (rows["n"] > 0)]
     g = c.groupby(PARAMS + ["representation", "n"])["value"]
     out = g.agg(["mean", "std", "count"]).reset_index()
-    out["se"] = (out["std"] / np.sqrt(out["count"])).fillna(0.0)
+    # theory.stats' convention (the same numbers as mean_se for >= 2 seeds): no across-seed SE from one seed
+    out["se"] = np.where(out["count"] >= 2, out["std"] / np.sqrt(out["count"]), ONE_SEED_SE)
     return out
 
 
 def _seed_mean_se(values: np.ndarray) -> tuple[float, float]:
-    v = np.asarray(values, dtype=float)
-    return float(v.mean()), (float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else 0.0)
+    """Mean and across-seed SE (theory.stats.mean_se: NaN SE from one seed)."""
+    m, se = mean_se(np.asarray(values, dtype=float))
+    return float(m), float(se)
 
 
 def _se_by_difference(fn, values: dict, ses: dict) -> float:
@@ -103,29 +123,22 @@ def _se_by_difference(fn, values: dict, ses: dict) -> float:
     return math.sqrt(var)
 
 
-def _assumption_41(t) -> str:
-    return MET if t["beta"] > 0 and t["d2"] >= t["n_latent"] else NOT_MET
+def _row(bound, form, measured, measured_se, value, value_se, n, eps_pre, common, eps_pre_mean=0.0) -> dict:
+    # the assumptions (exact CI, Assumption 4.1, the design event) are the theorems' declared checks, evaluated
+    # by analysis.bounds.judge on the row's terms: eps_ci2, trivial, beta, d2, n_latent, p, n, leverage_max
+    return {"theorem": THEOREM_OF[(bound, form)], "bound": bound, "form": form, "measured": measured,
+            "measured_se": measured_se, "bound_value": value, "bound_se": value_se, "n": n, "eps_pre": eps_pre,
+            "eps_pre_mean": eps_pre_mean, **common}
 
 
-def _exact_ci(t) -> str:
-    # eps_CI^2 of an exact-CI family is 0 up to float rounding of psi* - ci_target
-    scale = max(1.0, float(t["trivial"]))
-    return MET if t["eps_ci2"] <= 1e-18 * scale and t["beta"] > 0 else NOT_MET
-
-
-def _row(bound, form, measured, measured_se, value, value_se, assumption, n, eps_pre, common) -> dict:
-    return {"bound": bound, "form": form, "measured": measured, "measured_se": measured_se, "bound_value": value,
-            "bound_se": value_se, "assumption": assumption, "n": n, "eps_pre": eps_pre, **common}
-
-
-def _curve_rows(curve, bound, form, fn, values: dict, ses: dict, assumption, common) -> list[dict]:
+def _curve_rows(curve, bound, form, fn, values: dict, ses: dict, common) -> list[dict]:
     """One row per n of the measured ER curve; the bound is fn(n, **values), its SE propagated from ``ses``."""
     out = []
     for n, mean, se in curve[["n", "mean", "se"]].itertuples(index=False):
         f_n = functools.partial(fn, int(n))
         b = f_n(**values)
         out.append(_row(bound, form, mean, se, b, _se_by_difference(f_n, values, ses) if np.isfinite(b) else 0.0,
-                        assumption, int(n), 0.0, common))
+                        int(n), 0.0, common))
     return out
 
 
@@ -134,21 +147,22 @@ def _learned_rows(curve, s, t, p: int, pca: bool, common) -> list[dict]:
     bounds are averaged over seeds like the measured values (their spread gives the SE)."""
     eps_pre2 = s["eps_pre2"].to_numpy()
     eps2, beta, sigma2 = float(t["eps_ci2"]), float(t["beta"]), float(t["sigma2"])
-    eps_pre, a41 = math.sqrt(float(eps_pre2.mean())), _assumption_41(t)
+    eps_pre = math.sqrt(float(eps_pre2.mean()))                  # RMS over seeds
+    eps_pre_mean = float(np.mean(np.sqrt(eps_pre2)))             # mean over seeds: with the RMS, gives the mean bound
     apx = [th.apx_bound(eps2, beta, e, pca) for e in eps_pre2]
     form = "derived_r" if pca else "derived_d2"
     out = []
     for n, mean, se in curve[["n", "mean", "se"]].itertuples(index=False):
         per_seed = [th.risk_bound(sigma2, p, int(n), a) for a in apx]
         b, b_se = _seed_mean_se(per_seed) if np.all(np.isfinite(per_seed)) else (math.inf, 0.0)
-        out.append(_row("learned", form, mean, se, b, b_se, a41, int(n), eps_pre, common))
+        out.append(_row("learned", form, mean, se, b, b_se, int(n), eps_pre, common, eps_pre_mean))
     m, m_se = _seed_mean_se(s["e_apx"].to_numpy())
     b, b_se = _seed_mean_se(apx) if np.all(np.isfinite(apx)) else (math.inf, 0.0)
-    out.append(_row("learned", POPULATION, m, m_se, b, b_se, a41, np.nan, eps_pre, common))
+    out.append(_row("learned", POPULATION, m, m_se, b, b_se, np.nan, eps_pre, common, eps_pre_mean))
     return out
 
 
-def _chernoff_rows(curve, s, p: int, assumption: str, common) -> list[dict]:
+def _chernoff_rows(curve, s, p: int, common) -> list[dict]:
     """The rigorous exact-CI bound per n where the design event G has failure probability <= FAILURE_MAX. Each
     seed's bound uses its own PCA's sigma2_eff; the bound's SE is the Monte-Carlo SE of sigma2_eff (shared test
     sample, so not reduced by averaging seeds); L is the largest over seeds."""
@@ -160,23 +174,16 @@ def _chernoff_rows(curve, s, p: int, assumption: str, common) -> list[dict]:
         if fail > FAILURE_MAX:
             continue
         b = float(np.mean([th.exact_ci_bound(v, p, int(n)) for v in s2]))
-        row = _row("exact_ci", "chernoff", mean, se, b, th.exact_ci_bound(s2_se, p, int(n)), assumption, int(n),
-                   0.0, common)
+        row = _row("exact_ci", "chernoff", mean, se, b, th.exact_ci_bound(s2_se, p, int(n)), int(n), 0.0, common)
         out.append({**row, "sigma2_eff": float(s2.mean()), "leverage_max": L, "failure_prob": fail})
     return out
 
 
-def _ols_bound(n, sigma2, p, e_apx):
-    return th.risk_bound(sigma2, p, n, e_apx)
-
-
-def _thm42_bound(n, sigma2, eps_ci2, p, beta, pca):
-    return th.risk_bound(sigma2, p, n, th.apx_bound(eps_ci2, beta, 0.0, pca))
-
-
 def bound_checks(rows: pd.DataFrame) -> pd.DataFrame:
-    """Rows for bounds.csv (see the module docstring), with the terms k, d1, n, epsilon_CI, sigma2, beta,
-    eps_pre and p as columns, and a ``form_note`` saying what each form is."""
+    """Rows for bounds.csv (see the module docstring): ``theorem`` (the id in theory.self_prediction.THEOREMS)
+    and every term its bound and assumptions take as columns (n, sigma2, p, eps_ci2, beta, pca, eps_pre,
+    eps_pre_mean, e_apx_raw, sigma2_eff, leverage_max, trivial, d2, n_latent; also k, d1, epsilon_CI), and a
+    ``form_note`` saying what each form is. Judge it with analysis.bounds.judge(checks, index(THEOREMS))."""
     if rows.empty or "representation" not in rows:
         return pd.DataFrame()
     terms = cell_terms(rows).set_index("cell")
@@ -185,36 +192,38 @@ def bound_checks(rows: pd.DataFrame) -> pd.DataFrame:
     for (cell, rep), s in seed_table(rows).groupby(["cell", "representation"]):
         t = terms.loc[cell]
         p, eps2, beta = int(s["p"].iloc[0]), float(t["eps_ci2"]), float(t["beta"])
-        common = {"cell": cell, "representation": rep, "k": int(t["k"]), "d1": int(t["d1"]), "d2": int(t["d2"]),
-                  "epsilon_CI": math.sqrt(eps2), "sigma2": float(t["sigma2"]), "beta": beta, "p": p,
-                  "trivial": float(t["trivial"]), **{c: t[c] for c in PARAMS if c not in ("cell", "k", "d1", "d2")}}
         pca = not rep.endswith("_full") and rep != "raw" and p < int(t["d2"])
+        common = {"cell": cell, "representation": rep, "k": int(t["k"]), "d1": int(t["d1"]), "d2": int(t["d2"]),
+                  "epsilon_CI": math.sqrt(eps2), "eps_ci2": eps2, "sigma2": float(t["sigma2"]), "beta": beta, "p": p,
+                  "pca": pca, "n_latent": float(t["n_latent"]), "trivial": float(t["trivial"]),
+                  **{c: t[c] for c in PARAMS if c not in ("cell", "k", "d1", "d2")}}
         curve = er[(er["cell"] == cell) & (er["representation"] == rep)]
         sig, sig_se = {"sigma2": float(t["sigma2"])}, {"sigma2": float(t["sigma2_se"])}
         eps, eps_se = {"eps_ci2": eps2}, {"eps_ci2": float(t["eps_ci2_se"])}
         if rep in PSI:
             ref, derived = _PSI_FORMS[rep]
-            out += _curve_rows(curve, "exact_ci", ref, functools.partial(_ols_bound, p=p, e_apx=0.0), sig, sig_se,
-                               _exact_ci(t), common)
+            out += _curve_rows(curve, "exact_ci", ref, functools.partial(th.ols_reference_bound, p=p, e_apx=0.0),
+                               sig, sig_se, common)
             if rep == "psi_star" and "sigma2_eff" in s:
-                out += _chernoff_rows(curve, s, p, _exact_ci(t), common)
+                out += _chernoff_rows(curve, s, p, common)
             out += _curve_rows(curve, "approx_ci", derived,
-                               functools.partial(_thm42_bound, p=p, beta=beta, pca=pca), {**sig, **eps},
-                               {**sig_se, **eps_se}, _assumption_41(t), common)
+                               functools.partial(th.thm42_risk_bound, p=p, beta=beta, pca=pca), {**sig, **eps},
+                               {**sig_se, **eps_se}, common)
             if eps2 > 0:   # at eps_CI = 0 both sides are 0 (Lemma 3.1): no slack to report
                 fn = functools.partial(th.apx_bound, beta=beta, eps_pre2=0.0, pca=pca)
                 m, m_se = _seed_mean_se(s["e_apx"].to_numpy())
                 out.append(_row("approx_ci", POPULATION, m, m_se, fn(eps2), _se_by_difference(fn, eps, eps_se),
-                                _assumption_41(t), np.nan, 0.0, common))
+                                np.nan, 0.0, common))
         elif rep == "raw":
+            e_raw = float(s["e_apx"].mean())
             out += _curve_rows(curve, "raw_baseline", "ref_d1",
-                               functools.partial(_ols_bound, p=p, e_apx=float(s["e_apx"].mean())), sig, sig_se,
-                               MET, common)
+                               functools.partial(th.ols_reference_bound, p=p, e_apx=e_raw), sig, sig_se,
+                               {**common, "e_apx_raw": e_raw})
         elif rep.removesuffix("_full") in REGRESSION:
             out += _learned_rows(curve, s, t, p, pca, common)
     table = pd.DataFrame(out)
     if len(table):
-        table.insert(2, "form_note", table["form"].map(FORMS))
+        table.insert(3, "form_note", table["form"].map(FORMS))
     return table
 
 
@@ -297,12 +306,3 @@ def rigorous_n_to_reach(sigma2_eff: float, p: int, L: float, target: float) -> f
 
 def in_study(df: pd.DataFrame, study: str) -> pd.DataFrame:
     return df[df["studies"].astype(str).str.split("+").apply(lambda s: study in s)]
-
-
-def __getattr__(name: str):
-    # FIGURES lives in analysis/self_prediction_figures.py, which reads the tables above; importing it lazily
-    # keeps either module importable first.
-    if name == "FIGURES":
-        from analysis.self_prediction_figures import FIGURES
-        return FIGURES
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

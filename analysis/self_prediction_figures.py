@@ -1,5 +1,8 @@
 """The self-prediction chapter's six figures, drawn from stored rows (tables in analysis/self_prediction.py).
 
+``FIGURES`` (name -> draw(rows, out_dir, stem)) is defined here and only here: analysis/self_prediction.py does
+not import this module, so either can be imported first.
+
 Conventions in every panel: solid lines with error bars are measured means over seeds (+- 1 SE); dashed lines
 of the same colour are the bounds of theory.self_prediction evaluated at the measured terms; a hollow marker on a
 bound is a vacuous point (bound >= the trivial risk tr Cov f*), a red cross on a measured point is a violated one,
@@ -17,6 +20,7 @@ from analysis import plotting
 from analysis import self_prediction as sp
 from analysis.bounds import judge
 from theory import self_prediction as th
+from theory.theorems import index
 from theory.verdict import NOT_MET, VACUOUS, VIOLATED
 
 LABELS = {"psi_star": "psi* (top r PCs)", "psi_star_full": "psi* (all d2)", "raw": "raw X1", "linear": "OLS psi",
@@ -32,7 +36,7 @@ OWN_BOUND = {"psi_star": "exact_ci", "psi_star_full": "exact_ci", "raw": "raw_ba
 
 def _checks(rows: pd.DataFrame) -> pd.DataFrame:
     c = sp.bound_checks(rows)
-    return judge(c) if len(c) else c
+    return judge(c, index(th.THEOREMS)) if len(c) else c
 
 
 def _reps(df: pd.DataFrame, drop=(), learned_full: bool = False) -> list[str]:

@@ -1,23 +1,20 @@
-"""``sslt bench``: how fast the suite runs on this machine, measured, not asserted (targets live in the issues).
+"""Micro-benchmarks that ``sslt bench`` runs after the chapter profiles (entry point ``sslt.benchmarks``).
 
-Prints one table: each chapter's wall time per profile, batched seed training against a per-seed loop (ratio and
-the largest parameter difference), batched probes against a scikit-learn loop (ratio and the largest accuracy
-difference), and the achieved GFLOP/s of a training step beside a float32 matmul peak measured in the same run.
+Batched seed training against a per-seed loop (ratio and the largest parameter difference), batched probes
+against a scikit-learn loop (ratio and the largest accuracy difference), and the achieved GFLOP/s of a training
+step beside a float32 matmul peak measured in the same run.
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import tempfile
 import time
 
 import numpy as np
 import torch
 
-from experiments import objectives, registry
+from experiments import objectives
 from experiments.encoders import encode, init_encoder
-from experiments.train import gather_rows, train
+from experiments.bench_probes import benchmark as probe_benchmark
+from experiments.engine.train import gather_rows, train
 from synthetic_data.contrastive import DataSpec, build_model
 
 # The benchmark's training problem: a small MLP encoder on the logistic loss with k negatives.
@@ -87,47 +84,32 @@ def matmul_peak_gflops(n: int = 1024, repeats: int = 10) -> float:
     return 2 * n ** 3 * repeats / (time.perf_counter() - t0) / 1e9
 
 
-def profile_wall_time(experiment: str, profile: str) -> float:
-    with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "experiments.cli", "run", experiment, "--profile", profile,
-                        "--out", tmp, "--jobs", str(os.cpu_count() or 1)], check=True, capture_output=True)
-        return time.perf_counter() - t0
-
-
-def main(args) -> int:
-    from experiments.bench_probes import benchmark as probe_benchmark
+def lines() -> list[str]:
     threads = torch.get_num_threads()
-    lines = [f"machine: {os.cpu_count()} cores, torch {torch.__version__}, {threads} torch threads", ""]
-    lines.append(f"{'measure':<62}{'value':>24}")
-    for experiment in registry.EXPERIMENTS:
-        for profile in ("quick",) + (() if args.skip_default else ("default",)):
-            wall = profile_wall_time(experiment, profile)
-            lines.append(f"{experiment + ' chapter, ' + profile + ' profile (wall)':<62}{wall:>22.1f} s")
+    out = [f"torch {torch.__version__}, {threads} torch threads", f"{'measure':<62}{'value':>24}"]
     # 1 thread is how a sweep worker runs; all threads is what the machine offers one process.
     for n_threads in (1, threads):
         torch.set_num_threads(n_threads)
         for n in (8, 32):
             r = batched_vs_loop(n)
-            lines.append(f"{f'batched training, {n} seeds, {n_threads} thread(s): loop / batched':<62}{r['ratio']:>22.1f} x")
-            lines.append(f"{'   (batched ' + format(r['batched_s'], '.2f') + ' s, loop ' + format(r['loop_s'], '.2f') + ' s) max |param diff|':<62}"
+            out.append(f"{f'batched training, {n} seeds, {n_threads} thread(s): loop / batched':<62}{r['ratio']:>22.1f} x")
+            out.append(f"{'   (batched ' + format(r['batched_s'], '.2f') + ' s, loop ' + format(r['loop_s'], '.2f') + ' s) max |param diff|':<62}"
                          f"{r['max_param_diff']:>24.2e}")
     probe_runs = {}
     for n_threads in (1, threads):
         p = probe_runs[n_threads] = probe_benchmark(threads=n_threads)
-        lines.append(f"{'batched probes vs sklearn lbfgs, ' + str(p['n_cells']) + ' cells, ' + str(n_threads) + ' thread(s)':<62}"
+        out.append(f"{'batched probes vs sklearn lbfgs, ' + str(p['n_cells']) + ' cells, ' + str(n_threads) + ' thread(s)':<62}"
                      f"{p['speedup']:>22.1f} x")
-        lines.append(f"{'   (batched ' + format(p['torch_s'], '.2f') + ' s, sklearn ' + format(p['sklearn_s'], '.2f') + ' s) max |acc diff|':<62}"
+        out.append(f"{'   (batched ' + format(p['torch_s'], '.2f') + ' s, sklearn ' + format(p['sklearn_s'], '.2f') + ' s) max |acc diff|':<62}"
                      f"{p['max_acc_diff_points']:>17.3f} points")
     # sklearn's threads can slow it down on a small machine: compare the fastest of each side as well.
     best_sk = min(r["sklearn_s"] for r in probe_runs.values())
     best_torch = min(r["torch_s"] for r in probe_runs.values())
-    lines.append(f"{'batched probes, fastest sklearn / fastest batched':<62}{best_sk / best_torch:>22.1f} x")
+    out.append(f"{'batched probes, fastest sklearn / fastest batched':<62}{best_sk / best_torch:>22.1f} x")
     torch.set_num_threads(1)
     step, peak = train_step_gflops(), matmul_peak_gflops()
-    lines.append(f"{'training step, 32 models, 1 thread':<62}{step:>16.2f} GFLOP/s")
-    lines.append(f"{'fp32 matmul peak (1024^3, 1 thread)':<62}{peak:>16.2f} GFLOP/s")
+    out.append(f"{'training step, 32 models, 1 thread':<62}{step:>16.2f} GFLOP/s")
+    out.append(f"{'fp32 matmul peak (1024^3, 1 thread)':<62}{peak:>16.2f} GFLOP/s")
     torch.set_num_threads(threads)
-    lines.append(f"{'fp32 matmul peak (1024^3, ' + str(threads) + ' threads)':<62}{matmul_peak_gflops():>16.2f} GFLOP/s")
-    print("\n".join(lines))
-    return 0
+    out.append(f"{'fp32 matmul peak (1024^3, ' + str(threads) + ' threads)':<62}{matmul_peak_gflops():>16.2f} GFLOP/s")
+    return out

@@ -50,7 +50,6 @@ def benchmark(
     tol: float = 1e-8,
     sklearn_tol: float = 1e-4,
     threads: int | None = None,
-    method: str = "auto",
     n_test: int = 5000,
     anisotropy: float = 10.0,
 ) -> dict:
@@ -63,7 +62,7 @@ def benchmark(
 
     Args:
         n_per_class, seeds, n_classes, d, C: the grid and problem size.
-        tol, method: passed to ``fit_probe_grid``.
+        tol: passed to ``fit_probe_grid``.
         sklearn_tol: ``tol`` of the scikit-learn reference fits.
         threads: if given, torch and the BLAS/OpenMP pools used by
             scikit-learn are limited to this many threads during both timings.
@@ -88,7 +87,7 @@ def benchmark(
         if threads is not None:
             torch.set_num_threads(threads)
         t0 = time.perf_counter()
-        df = fit_probe_grid(X_tr, y_tr, X_te, y_te, n_per_class, seed_list, C=C, tol=tol, method=method)
+        df = fit_probe_grid(X_tr, y_tr, X_te, y_te, n_per_class, seed_list, C=C, tol=tol)
         torch_s = time.perf_counter() - t0
 
         sk_acc = {}

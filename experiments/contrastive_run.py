@@ -13,11 +13,13 @@ import torch
 
 from analysis.probes import fit_logistic_probes, probe_accuracy, probe_loss, subsample_per_class
 from experiments import objectives
-from experiments.config import config_hash, to_json
-from experiments.contrastive import UNTRAINED, Cell, checkpoint_steps
+from experiments.engine.config import config_hash, to_json
+from experiments.contrastive_config import UNTRAINED, Cell
+from experiments.engine.schedule import checkpoint_steps
+from experiments.engine.timing import stage
 from experiments.encoders import encode, init_encoder, param_norms
-from experiments.rng import numpy_rng, torch_generator
-from experiments.train import gather_rows, train
+from experiments.engine.rng import numpy_rng, torch_generator
+from experiments.engine.train import gather_rows, train
 from synthetic_data.contrastive import build_model
 from theory import contrastive as th
 
@@ -157,10 +159,12 @@ def _evaluate(cell, cell_id, model, checkpoints, base, seeds_lrs, device, loss_f
         enc = _encoder_fn(p, len(seeds_lrs))
         values = {"mean_acc": ev.mean_classifier_accuracy(enc)}
         if cell.objective not in UNTRAINED:
-            values.update(ev.theory_terms(enc, p, loss_fn))
+            with stage("theory"):
+                values.update(ev.theory_terms(enc, p, loss_fn))
         rows += _rows(base, step, values, seeds_lrs)
         if cell.probe_n and i == len(checkpoints) - 1:
-            rows += ev.probe_rows(enc, base, step, seeds_lrs)
+            with stage("probes"):
+                rows += ev.probe_rows(enc, base, step, seeds_lrs)
     return rows
 
 
@@ -295,10 +299,12 @@ class _EvalSet:
         y_test = torch.as_tensor(self.y_test, device=self.device).expand(G * L, -1)
         acc = probe_accuracy(fit, x_test, y_test).reshape(G, L).cpu().numpy()
         loss = probe_loss(fit, x_test, y_test).reshape(G, L).cpu().numpy()
+        # a probe the solver left unconverged is recorded as such, so a reader never takes it for the optimum
+        converged = fit.converged.reshape(G, L).double().cpu().numpy()
         rows = []
         for g, (seed, lr) in enumerate(seeds_lrs):
             for j, n in enumerate(ns):
-                for metric, vals in (("probe_accuracy", acc), ("probe_loss", loss)):
+                for metric, vals in (("probe_accuracy", acc), ("probe_loss", loss), ("probe_converged", converged)):
                     rows.append({**base, "seed": seed, "lr": lr, "step": step, "metric": metric,
                                  "n_per_class": n, "value": float(vals[g, j])})
         return rows

@@ -21,10 +21,11 @@ import numpy as np
 import torch
 
 from analysis.probes import fit_logistic_probes
-from experiments.config import config_hash
-from experiments.rng import numpy_rng
+from experiments.engine.config import config_hash
+from experiments.engine.rng import numpy_rng
 from synthetic_data.language import build_model, make_task
 from theory import language as th
+from theory import language_softmax as ths
 
 NOT_NATURAL = "non_natural"
 
@@ -85,7 +86,7 @@ class World:
         self.masked = cell.target == "masked"
         self.position = cell.position
         self.p_star = hmm.masked_word(self.S, self.position) if self.masked else hmm.next_word(self.S)
-        self.omega = th.omega(self.p_star, self.w)
+        self.omega = ths.omega(self.p_star, self.w)
         self.source = {k: make_task(cell.tasks.spec(k), hmm, numpy_rng(self.data_id, 0, f"task-{k}"))
                        for k in cell.tasks.kinds}
         self.tasks = self._masked_tasks() if self.masked else self._next_tasks()
@@ -172,14 +173,14 @@ def model_terms(world: World, pt: Point, quad_bound: bool) -> tuple[dict, dict]:
     eps, eps_se = th.epsilon(P, pt.p, w)
     free = {"eps": eps, "eps_se": eps_se}
     if pt.Phi is not None:
-        free["eps_phi"], free["eps_phi_se"] = th.epsilon_phi(pt.Phi, P, pt.p, w)
-        free["r2_affine"] = th.affine_r2(pt.f, th.conditional_mean(pt.Phi, pt.p), w)
-        free["eps_quad"], free["eps_quad_se"] = th.epsilon_quad(pt.f, pt.Phi, P, w)
-        free["quad_loss"] = th.quad_loss(pt.f, pt.Phi, P, w)
+        free["eps_phi"], free["eps_phi_se"] = ths.epsilon_phi(pt.Phi, P, pt.p, w)
+        free["r2_affine"] = ths.affine_r2(pt.f, ths.conditional_mean(pt.Phi, pt.p), w)
+        free["eps_quad"], free["eps_quad_se"] = ths.epsilon_quad(pt.f, pt.Phi, P, w)
+        free["quad_loss"] = ths.quad_loss(pt.f, pt.Phi, P, w)
         d = pt.Phi.shape[0]
         if d < world.V:
-            free["quad_min"] = th.quad_min_loss(world.omega, d)
-            for i, a in enumerate(th.principal_angles(pt.Phi, th.quad_optimal_phi(world.omega, d))):
+            free["quad_min"] = ths.quad_min_loss(world.omega, d)
+            for i, a in enumerate(ths.principal_angles(pt.Phi, ths.quad_optimal_phi(world.omega, d))):
                 free[f"angle_{i}"] = float(a)
     per_task = {}
     for name, t in world.tasks.items():
@@ -190,7 +191,7 @@ def model_terms(world: World, pt: Point, quad_bound: bool) -> tuple[dict, dict]:
         pf = pt.per_task[name]["p"][ev]
         m["plugin_p"], _, m["plugin_p_se"] = _paired(th.expected_logistic_loss(pf @ t.v + t.b, q), ref, we)
         if pt.Phi is not None:
-            lam, c, resid = th.phi_coords(pt.Phi, t.v)
+            lam, c, resid = ths.phi_coords(pt.Phi, t.v)
             v_phi = pt.Phi.T @ lam + c
             ref_phi = th.expected_logistic_loss(Ps @ v_phi + t.b, q)
             m.update(B_phi=th.half_range(v_phi), tau_phi=th.mean_se(ref_phi, we)[0], resid_phi=resid)
@@ -225,12 +226,14 @@ def _expected(world_task: TaskEval, X_ev: np.ndarray, coef: np.ndarray, icpt: np
     return loss, err
 
 
-def population_probes(task: TaskEval, feats: np.ndarray, C: float) -> tuple[np.ndarray, np.ndarray]:
+def population_probes(task: TaskEval, feats: np.ndarray, C: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The best linear probe on features (P, n, d), fitted on the task's exact label law over its fit rows.
 
     Each fit context enters twice, as y = +1 with weight w q and y = -1 with weight w (1 - q), so the fit minimises
     the population logistic loss itself (plus ||W||^2 / 2C, a stand-in for the unconstrained infimum the theorem
-    bounds). Returns (loss (P,), SE (P,) of loss - tau paired per context).
+    bounds). Returns (loss (P,), SE (P,) of loss - tau paired per context, converged (P,) bool: the solver's own
+    gradient test, ``analysis.probes.ProbeFit.converged``; a loss from a probe that did not converge is not the
+    infimum the theorem bounds, and its bound rows are undetermined).
     """
     P, n, d = feats.shape
     wf = task.w_fit()
@@ -252,7 +255,7 @@ def population_probes(task: TaskEval, feats: np.ndarray, C: float) -> tuple[np.n
     we = task.w_ev()
     out = np.array([th.mean_se(l_, we)[0] for l_ in loss])
     se = np.array([th.mean_se(l_ - ref, we)[1] for l_ in loss])
-    return out, se
+    return out, se, fit.converged.numpy().astype(bool)
 
 
 def _binary(fit) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,7 @@
 """One language cell: build the reference models or train the LMs (every seed and variant as one batched model),
 then measure every point (a reference level, or a checkpoint) on the world's contexts and tasks.
 
-Randomness (``experiments.rng``): the HMM, the tasks, the contexts, the training text, the k-gram text, the logit
+Randomness (``experiments.engine.rng``): the HMM, the tasks, the contexts, the training text, the k-gram text, the logit
 noise, the frozen Phi and the labelled probe samples come from the data spec's hash, so cells that differ only in
 their model see the same language, text and labels (paired comparisons); initialisation and minibatches come from
 (cell id, seed). Learning-rate variants of one seed share its text, initialisation and batches.
@@ -15,15 +15,17 @@ import pandas as pd
 import torch
 from threadpoolctl import threadpool_limits
 
-from experiments.config import to_json
-from experiments.language import Cell, checkpoint_steps
+from experiments.engine.config import to_json
+from experiments.engine.schedule import checkpoint_steps
+from experiments.language_config import Cell
 from experiments.language_eval import (NOT_NATURAL, Point, World, labelled_sample, model_terms, one_hot,
                                        population_probes, probe_curves)
 from experiments.language_models import LM, KGram, logit_noise, noise_direction, tilt
 from experiments.objectives import OBJECTIVES
-from experiments.rng import numpy_rng, torch_generator
-from experiments.train import gather_rows, train
-from theory import language as th
+from experiments.engine.rng import numpy_rng, torch_generator
+from experiments.engine.timing import stage
+from experiments.engine.train import gather_rows, train
+from theory import language_softmax as ths
 
 _CHUNK = 8192  # contexts per forward pass at evaluation (bounds activation memory)
 
@@ -91,7 +93,8 @@ def _softmax_points(cell: Cell, world: World, seed: int, skip) -> list[Point]:
     laws = {id(world.S): (world.S, world.p_star)}
     for t in world.tasks.values():
         laws.setdefault(id(t.contexts), (t.contexts, t.p_star))
-    best = {k: th.best_logits(Phi, p) for k, (_, p) in laws.items()}
+    with stage("theory"):
+        best = {k: ths.best_logits(Phi, p) for k, (_, p) in laws.items()}
     noise = {k: noise_direction(words, R, skip) for k, (words, _) in laws.items()}
     out = []
     for eta in cell.levels:
@@ -100,10 +103,10 @@ def _softmax_points(cell: Cell, world: World, seed: int, skip) -> list[Point]:
         per_task = {}
         for name, t in world.tasks.items():
             f = feats(t.contexts)
-            per_task[name] = {"f": f, "p": th.softmax(f @ Phi)}
+            per_task[name] = {"f": f, "p": ths.softmax(f @ Phi)}
         f_S = feats(world.S)
         out.append(Point({"lr": 0.0, "step": 0, "tilt_task": "none", "seed": seed, "level": eta},
-                         th.softmax(f_S @ Phi), per_task, Phi, f_S))
+                         ths.softmax(f_S @ Phi), per_task, Phi, f_S))
     return out
 
 
@@ -178,9 +181,9 @@ def _trained_points(cell: Cell, cell_id: str, world: World, device: str):
             per_task_f = {name: (f_S if t.contexts is world.S else _features(lm, p, _mask(t.contexts, world), device))
                           for name, t in world.tasks.items()}
             for g, (s, lr_) in enumerate(models):
-                per_task = {name: {"f": f[g], "p": th.softmax(f[g] @ Phi[g])} for name, f in per_task_f.items()}
+                per_task = {name: {"f": f[g], "p": ths.softmax(f[g] @ Phi[g])} for name, f in per_task_f.items()}
                 points.append(Point({"seed": s, "lr": lr_, "step": step, "level": 0.0, "tilt_task": "none"},
-                                    th.softmax(f_S[g] @ Phi[g]), per_task, Phi[g], f_S[g]))
+                                    ths.softmax(f_S[g] @ Phi[g]), per_task, Phi[g], f_S[g]))
             last = (step, Phi, per_task_f)
     curves = _curves(cell, world, models, *last) if cell.probe_curves else []
     return points, curves
@@ -199,8 +202,10 @@ def _features(lm: LM, params, words: np.ndarray, device: str) -> np.ndarray:
 def _rows(cell: Cell, world: World, base: dict, points: list[Point]) -> list[dict]:
     quad_bound = cell.model == "quad"
     rows = []
-    terms = [model_terms(world, pt, quad_bound) for pt in points]
-    probes = _population(cell, world, points)
+    with stage("theory"):
+        terms = [model_terms(world, pt, quad_bound) for pt in points]
+    with stage("probes"):
+        probes = _population(cell, world, points)
     for i, (pt, (free, per_task)) in enumerate(zip(points, terms)):
         head = {**base, **pt.key}
         rows += [{**head, "task": "none", "feature": "none", "n": 0, "metric": k, "value": float(v)}
@@ -213,7 +218,9 @@ def _rows(cell: Cell, world: World, base: dict, points: list[Point]) -> list[dic
 
 
 def _population(cell: Cell, world: World, points: list[Point]) -> dict:
-    """Population probes of every point, batched per (task, feature type): {task: {metric: (n_points,)}}."""
+    """Population probes of every point, batched per (task, feature type): {task: {metric: (n_points,)}}: the loss,
+    its paired SE and ``probe_<feature>_converged`` (1.0 where the probe's solver met its gradient test, else 0.0; the
+    bound checks call a row resting on a non-converged probe undetermined)."""
     out = {}
     C = cell.eval.population_C
     for name, t in world.tasks.items():
@@ -222,14 +229,16 @@ def _population(cell: Cell, world: World, points: list[Point]) -> dict:
             if get is None or (feat != "p" and points[0].Phi is None):
                 continue
             X = np.stack([get(pt, name) for pt in points])
-            res[f"probe_{feat}"], res[f"probe_{feat}_se"] = population_probes(t, X, C)
+            loss, se, converged = population_probes(t, X, C)
+            res[f"probe_{feat}"], res[f"probe_{feat}_se"] = loss, se
+            res[f"probe_{feat}_converged"] = converged.astype(np.float64)  # 1.0 / 0.0: the solver's gradient test
         out[name] = res
     return out
 
 
 _FEATURES = {
     "p": lambda pt, name: pt.per_task[name]["p"],
-    "phi_p": lambda pt, name: th.conditional_mean(pt.Phi, pt.per_task[name]["p"]),
+    "phi_p": lambda pt, name: ths.conditional_mean(pt.Phi, pt.per_task[name]["p"]),
     "f": lambda pt, name: pt.per_task[name]["f"],
     "raw": None,  # finite-n curves only
 }
@@ -243,12 +252,13 @@ def _curves(cell: Cell, world: World, models, step, Phi, per_task_f) -> list[dic
         draws = [labelled_sample(t, ns[-1], numpy_rng(world.data_id, s, f"labels-{name}")) for s, _ in models]
         labelled = (np.stack([r for r, _ in draws]), np.stack([y for _, y in draws]))
         f = per_task_f[name]
-        p = np.stack([th.softmax(f[g] @ Phi[g]) for g in range(len(models))])
+        p = np.stack([ths.softmax(f[g] @ Phi[g]) for g in range(len(models))])
         raw = one_hot(_mask(t.contexts, world), world.V + 1)
         feats = {"f": f, "phi_p": np.einsum("gnv,gdv->gnd", p, Phi), "p": p,
                  "raw": np.broadcast_to(raw, (len(models),) + raw.shape)}
         for feat, X in feats.items():
-            loss, err = probe_curves(t, X, ns, labelled, cell.eval.probe_C)
+            with stage("probes"):
+                loss, err = probe_curves(t, X, ns, labelled, cell.eval.probe_C)
             for g, (s, lr) in enumerate(models):
                 for j, n in enumerate(ns):
                     key = {"seed": s, "lr": lr, "step": step, "level": 0.0, "tilt_task": "none", "task": name,

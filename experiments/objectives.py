@@ -14,7 +14,7 @@ Normalisations (papers differ by factors of 2 and by the base of the log):
 * "supervised_ce": cross-entropy, natural log, mean over the batch; it is also the language chapter's
   next-word cross-entropy (the classes are the vocabulary), registered as "next_word_xent".
 * "quad": Saunshi, Malladi & Arora (2021)'s Quad objective −f(s)ᵀφ_w + ½‖Φᵀf(s)‖², mean over the batch; no
-  log, no factor beyond the paper's ½ (its expectation is ``theory.language.quad_loss``).
+  log, no factor beyond the paper's ½ (its expectation is ``theory.language_softmax.quad_loss``).
 * "mse": squared error MEANED over the batch and the output coordinates (the self-prediction pretext loss
   E‖X2 − ψ(X1)‖² divided by the dimension, no ½), or over the masked coordinates only.
 """
@@ -187,7 +187,7 @@ def quad(f: Tensor, Phi: Tensor, target: Tensor) -> Tensor:
         f: (G, B, d) context features; Phi: (G, d, V) output word embeddings; target: (G, B) word ids.
 
     Returns:
-        (G,). Its expectation over w ~ p*_s is E_s[−f(s)ᵀΦp*_s + ½‖Φᵀf(s)‖²] = ``theory.language.quad_loss``.
+        (G,). Its expectation over w ~ p*_s is E_s[−f(s)ᵀΦp*_s + ½‖Φᵀf(s)‖²] = ``theory.language_softmax.quad_loss``.
     """
     _check("f", f, 3, ())
     G, B, d = f.shape

@@ -1,268 +1,33 @@
-"""Self-prediction under conditional independence (Lee et al. 2021): the experiment's config, cells and cost.
+"""The self-prediction chapter (Lee, Lei, Saunshi & Zhuo 2021, conditional independence) as one object of the
+chapter protocol.
 
-A cell is one data spec and one pretext budget n1: every pretext learner the studies ask of that pair, every
-seed, and the linear probe at every labelled size n, all inside one cell. Six studies (one per figure) ask for
-cells; studies that need the same (data, n1) share one cell, which records every study that asked for it (the
-figures select their cells by that column). One cell's run is in experiments/self_prediction_run.py.
+Config and cells: ``experiments.self_prediction_config``; one cell's run: ``experiments.self_prediction_run``;
+the generators: ``synthetic_data.self_prediction``; the theorems: ``theory.self_prediction``; bound checks:
+``analysis.self_prediction``; figures: ``analysis.self_prediction_figures``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from pathlib import Path
 
-import pandas as pd
+from analysis import self_prediction as checks
+from analysis import self_prediction_figures as figures
+from experiments.engine.chapters import Chapter
+from experiments.self_prediction_config import Cell, Config, PretextSpec, cells, cost
+from experiments.self_prediction_run import run_cell
+from theory import self_prediction as th
 
-from experiments.config import increasing as _increasing
-from experiments.config import positive as _positive
-from experiments.self_prediction_learners import LEARNERS, REGRESSION
-from synthetic_data.self_prediction import FAMILIES, DataSpec
+CHAPTER = Chapter(
+    name="self_prediction",
+    config=Config,
+    config_file=Path(__file__).parent / "configs" / "self_prediction.toml",
+    cells=cells,
+    cost=cost,
+    run_cell=run_cell,
+    bound_checks=checks.bound_checks,
+    figures=figures.FIGURES,
+    theorems=th.THEOREMS,
+    data_columns=("data",),
+    summary="conditional independence: a linear probe on psi*(X1) needs O(k) labels, not O(d1)",
+)
 
-STUDIES = ("sample_complexity", "dimension", "approx_ci", "pretext_budget", "violation", "objectives")
-
-
-def _check_learners(name: str, learners, allowed=LEARNERS) -> None:
-    for learner in learners:
-        if learner not in allowed:
-            raise ValueError(f"{name}: unknown learner {learner!r}; known: {', '.join(allowed)}")
-    if len(set(learners)) != len(learners):
-        raise ValueError(f"{name}: repeated learner in {learners}")
-
-
-def _check_family(name: str, family: str) -> None:
-    if family not in FAMILIES:
-        raise ValueError(f"{name}: unknown family {family!r}; known: {', '.join(FAMILIES)}")
-
-
-@dataclass(frozen=True)
-class PretextSpec:
-    n1: int = 2000                # unlabelled pairs per seed (the pretext_budget study varies it)
-    width: int = 64               # hidden width of mlp, dae and masked
-    steps: int = 800              # Adam steps of the torch learners
-    batch_size: int = 128
-    lr: float = 3e-3
-    weight_decay: float = 0.0
-    rff_features: int = 256
-    rff_bandwidth: float = 1.0    # multiple of the median pairwise distance of x1
-    rff_ridge: float = 1e-3       # lambda = rff_ridge * n1
-    dae_noise: float = 0.5        # std of the DAE corruption, per standardised coordinate
-    mask_frac: float = 0.3        # probability that masked prediction hides a coordinate
-
-    def check(self) -> None:
-        for name in ("n1", "width", "steps", "batch_size", "rff_features"):
-            _positive(name, getattr(self, name))
-        if not 0 < self.lr < 10:
-            raise ValueError(f"lr: must be in (0, 10), got {self.lr}")
-        for name in ("weight_decay", "rff_ridge", "dae_noise"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
-        if not self.rff_bandwidth > 0:
-            raise ValueError(f"rff_bandwidth: must be > 0, got {self.rff_bandwidth}")
-        if not 0 < self.mask_frac < 1:
-            raise ValueError(f"mask_frac: must be in (0, 1), got {self.mask_frac}")
-
-
-@dataclass(frozen=True)
-class EvalSpec:
-    probe_n: tuple[int, ...] = (10, 20, 40, 80, 160, 320, 640, 1280)   # labelled sizes n of the probe
-    n_fixed: int = 320            # the n at which figures 3-5 compare representations (one of probe_n)
-    n_test: int = 5000            # fresh x1 on which ER (against the exact f*) and the terms are measured
-    target_fraction: float = 0.2  # figure 2's target risk = target_fraction * trivial risk (tr Cov f*)
-
-    def check(self) -> None:
-        _increasing("probe_n", self.probe_n, low=2)
-        if self.n_fixed not in self.probe_n:
-            raise ValueError(f"n_fixed: must be one of probe_n {self.probe_n}, got {self.n_fixed}")
-        _positive("n_test", self.n_test)
-        if self.n_test < 100:
-            raise ValueError(f"n_test: must be >= 100 for the Monte-Carlo terms, got {self.n_test}")
-        if not 0 < self.target_fraction < 1:
-            raise ValueError(f"target_fraction: must be in (0, 1), got {self.target_fraction}")
-
-
-@dataclass(frozen=True)
-class SampleStudy:
-    """Figure 1: ER against n for psi*, learned psi and raw X1, per family, with the bounds."""
-    enabled: bool = True
-    families: tuple[str, ...] = ("exact_ci", "nonlinear", "topic")
-    learners: tuple[str, ...] = ("linear", "mlp")
-
-    def check(self) -> None:
-        if not self.families:
-            raise ValueError("families: needs at least one family")
-        for f in self.families:
-            _check_family("families", f)
-            if f in ("approx_ci",):
-                raise ValueError("families: approx_ci has its own study (approx_ci.alphas)")
-        _check_learners("learners", self.learners, REGRESSION)
-
-
-@dataclass(frozen=True)
-class DimensionStudy:
-    """Figure 2: the n needed to reach a target risk as d1 grows at fixed k (exact_ci)."""
-    enabled: bool = True
-    d1: tuple[int, ...] = (10, 20, 40, 80)     # the target risk is eval.target_fraction * trivial risk
-    learners: tuple[str, ...] = ()
-
-    def check(self) -> None:
-        _increasing("d1", self.d1)
-        _check_learners("learners", self.learners, REGRESSION)
-
-
-@dataclass(frozen=True)
-class ApproxStudy:
-    """Figure 3: ER and bound as eps_CI grows (approx_ci family, the paper's alpha knob)."""
-    enabled: bool = True
-    m: int = 2                    # values of the latent Z
-    alphas: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7)
-    learners: tuple[str, ...] = ("linear",)
-
-    def check(self) -> None:
-        _positive("m", self.m)
-        _increasing("alphas", self.alphas, low=0.0)
-        if self.alphas[-1] > 1:
-            raise ValueError(f"alphas: must lie in [0, 1], got {self.alphas}")
-        _check_learners("learners", self.learners, REGRESSION)
-
-
-@dataclass(frozen=True)
-class BudgetStudy:
-    """Figure 4: downstream ER against the number of pretext pairs n1, per learner."""
-    enabled: bool = True
-    family: str = "exact_ci"
-    n1: tuple[int, ...] = (100, 300, 1000, 3000)
-    learners: tuple[str, ...] = LEARNERS
-
-    def check(self) -> None:
-        _check_family("family", self.family)
-        _increasing("n1", self.n1, low=2)
-        _check_learners("learners", self.learners)
-
-
-@dataclass(frozen=True)
-class ViolationStudy:
-    """Figure 5: a nuisance shared by both views that Y does not explain (nuisance family)."""
-    enabled: bool = True
-    nuisance_rank: int = 1
-    nuisance_scales: tuple[float, ...] = (0.0, 1.0, 2.0, 4.0)
-    learners: tuple[str, ...] = ("linear",)
-
-    def check(self) -> None:
-        _positive("nuisance_rank", self.nuisance_rank)
-        _increasing("nuisance_scales", self.nuisance_scales, low=0.0)
-        _check_learners("learners", self.learners, REGRESSION)
-
-
-@dataclass(frozen=True)
-class ObjectivesStudy:
-    """Figure 6: denoising AE and masked prediction against psi on the same probe."""
-    enabled: bool = True
-    family: str = "exact_ci"
-    learners: tuple[str, ...] = ("linear", "mlp", "dae", "masked")
-
-    def check(self) -> None:
-        _check_family("family", self.family)
-        _check_learners("learners", self.learners)
-
-
-@dataclass(frozen=True)
-class Config:
-    seeds: int = 4
-    topic_vocab: int = 40         # the topic family's vocabulary size: its d1 = d2 (other fields from data)
-    data: DataSpec = field(default_factory=DataSpec)   # the base spec; each study sets its family and knob
-    pretext: PretextSpec = field(default_factory=PretextSpec)
-    eval: EvalSpec = field(default_factory=EvalSpec)
-    sample_complexity: SampleStudy = field(default_factory=SampleStudy)
-    dimension: DimensionStudy = field(default_factory=DimensionStudy)
-    approx_ci: ApproxStudy = field(default_factory=ApproxStudy)
-    pretext_budget: BudgetStudy = field(default_factory=BudgetStudy)
-    violation: ViolationStudy = field(default_factory=ViolationStudy)
-    objectives: ObjectivesStudy = field(default_factory=ObjectivesStudy)
-
-    def check(self) -> None:
-        _positive("seeds", self.seeds)
-        _positive("topic_vocab", self.topic_vocab)
-        if self.data.family != "exact_ci":
-            raise ValueError(f"data.family: the base spec is exact_ci (the studies set the family), "
-                             f"got {self.data.family!r}")
-        cells(self)  # every data spec a study derives must pass DataSpec.check(); errors name the study
-
-
-def _data(cfg: Config, where: str, family: str = "exact_ci", **knobs) -> DataSpec:
-    """The base spec moved to ``family`` (topic: d1 = d2 = topic_vocab) with the study's knobs."""
-    if family == "topic":
-        knobs = {"d1": cfg.topic_vocab, "d2": cfg.topic_vocab, **knobs}
-    spec = replace(cfg.data, family=family, **knobs)
-    try:
-        spec.check()
-    except ValueError as err:
-        raise ValueError(f"{where}: the derived data spec is invalid: {err}") from None
-    return spec
-
-
-@dataclass(frozen=True)
-class Cell:
-    data: DataSpec
-    learners: tuple[str, ...]     # pretext learners fitted in this cell (sorted); psi* and raw X1 always probed
-    studies: tuple[str, ...]      # the studies (figures) that asked for this cell (sorted)
-    seeds: tuple[int, ...]
-    pretext: PretextSpec          # with this cell's n1
-    eval: EvalSpec
-
-
-def cells(cfg: Config) -> list[Cell]:
-    seeds = tuple(range(cfg.seeds))
-    asks: list[tuple[str, DataSpec, int, tuple[str, ...]]] = []   # (study, data, n1, learners)
-    n1 = cfg.pretext.n1
-    s = cfg.sample_complexity
-    if s.enabled:
-        asks += [("sample_complexity", _data(cfg, "sample_complexity.families", f), n1, s.learners)
-                 for f in s.families]
-    d = cfg.dimension
-    if d.enabled:
-        asks += [("dimension", _data(cfg, "dimension.d1", d1=v), n1, d.learners) for v in d.d1]
-    a = cfg.approx_ci
-    if a.enabled:
-        asks += [("approx_ci", _data(cfg, "approx_ci", "approx_ci", m=a.m, alpha=v), n1, a.learners)
-                 for v in a.alphas]
-    b = cfg.pretext_budget
-    if b.enabled:
-        asks += [("pretext_budget", _data(cfg, "pretext_budget.family", b.family), v, b.learners) for v in b.n1]
-    v = cfg.violation
-    if v.enabled:
-        asks += [("violation", _data(cfg, "violation", "nuisance", nuisance_rank=v.nuisance_rank,
-                                     nuisance_scale=sc), n1, v.learners) for sc in v.nuisance_scales]
-    o = cfg.objectives
-    if o.enabled:
-        asks.append(("objectives", _data(cfg, "objectives.family", o.family), n1, o.learners))
-    # One cell per (data, n1): the union of the learners and of the studies that asked for it.
-    merged: dict[tuple[DataSpec, int], tuple[set, set]] = {}
-    for study, data, n, learners in asks:
-        ls, ss = merged.setdefault((data, n), (set(), set()))
-        ls.update(learners)
-        ss.add(study)
-    return [Cell(data, tuple(l for l in LEARNERS if l in ls), tuple(sorted(ss)), seeds,
-                 replace(cfg.pretext, n1=n), cfg.eval)
-            for (data, n), (ls, ss) in merged.items()]
-
-
-def cost(cell: Cell) -> float:
-    """A rough relative cost (multiply-adds), only used to start the slowest cells first."""
-    p, d = cell.pretext, cell.data
-    per = {"linear": p.n1 * d.d1 ** 2, "rff": p.n1 * p.rff_features * (p.rff_features + d.d1),
-           "mlp": 3 * p.steps * p.batch_size * p.width * (d.d1 + d.d2)}
-    per["dae"] = per["masked"] = 3 * p.steps * p.batch_size * p.width * 2 * d.d1
-    train = sum(per[l] for l in cell.learners)
-    reps = 3 + len(cell.learners) + sum(l in REGRESSION for l in cell.learners)
-    probes = reps * len(cell.eval.probe_n) * max(cell.eval.probe_n) * d.d1 ** 2
-    quad = d.quad_nodes ** d.latent_dim * d.d1 if d.family == "nonlinear" else d.d1
-    truth = (cell.eval.n_test + p.n1) * d.k * d.m * quad
-    return len(cell.seeds) * (train + probes + truth)
-
-
-def run_cell(cell: Cell, cell_id: str, device: str = "cpu") -> pd.DataFrame:
-    from threadpoolctl import threadpool_limits
-
-    from experiments.self_prediction_run import run
-    # numpy's BLAS (the theory terms, e_apx) would start its own threads in every worker: one, like torch's,
-    # keeps --jobs workers from oversubscribing the cores and the numbers independent of the machine.
-    with threadpool_limits(limits=1):
-        return run(cell, cell_id, device)
+__all__ = ["CHAPTER", "Cell", "Config", "PretextSpec", "cells", "cost", "run_cell"]

@@ -9,7 +9,7 @@ depend on how many seeds share the batch.
 * "rff": random Fourier features z(x) = sqrt(2/D) cos(x W / h + c), W ~ N(0, I), c ~ U(0, 2 pi), bandwidth h
   = rff_bandwidth * the median pairwise distance of the seed's x1 (median heuristic), then ridge with an
   unpenalised intercept, lambda = rff_ridge * n1 (a kernel-ridge approximation, Rahimi & Recht 2007).
-* "mlp": psi(x) = relu(x W1 + b1) W2 + b2, mean squared error, batched Adam (experiments.train).
+* "mlp": psi(x) = relu(x W1 + b1) W2 + b2, mean squared error, batched Adam (experiments.engine.train).
 * "dae": denoising autoencoder on X1 (x1 + Gaussian noise -> x1); the representation is the hidden layer.
 * "masked": masked-coordinate prediction on X1 (each coordinate hidden with probability mask_frac, set to its
   mean, and predicted from the rest; loss on the hidden coordinates only); the representation is the hidden
@@ -28,7 +28,7 @@ from torch import Tensor
 
 from experiments import objectives
 from experiments.encoders import encode, init_encoder
-from experiments.train import gather_rows, train
+from experiments.engine.train import gather_rows, train
 
 REGRESSION = ("linear", "rff", "mlp")
 HIDDEN = ("dae", "masked")

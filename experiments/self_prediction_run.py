@@ -1,7 +1,7 @@
 """One self-prediction cell: sample, fit every pretext learner for every seed, probe every representation at
 every labelled size n, measure the excess risk against the exact f*, and record the theorem's terms.
 
-Randomness: every stream comes from the data spec's hash (experiments.rng), so every cell on the same data spec
+Randomness: every stream comes from the data spec's hash (experiments.engine.rng), so every cell on the same data spec
 sees the same model, the same labelled and test samples and, for equal n1, the same pretext pairs: a learner's
 numbers do not depend on which other learners or studies share its cell, and the pretext-budget curves differ
 only by n1. Streams: "model" (seed 0), "pretext", "labels", "learner-<name>" (per seed), "test" (seed 0).
@@ -28,11 +28,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
+from threadpoolctl import threadpool_limits
 from torch import Tensor
 
-from experiments.config import config_hash
-from experiments.rng import numpy_rng, torch_generator
-from experiments.self_prediction import Cell
+from experiments.engine.config import config_hash
+from experiments.engine.rng import numpy_rng, torch_generator
+from experiments.engine.timing import stage
+from experiments.self_prediction_config import Cell
 from experiments.self_prediction_learners import REGRESSION, fit, lstsq_intercept
 from synthetic_data.self_prediction import build_model
 from theory import self_prediction as th
@@ -114,6 +116,13 @@ def _representations(cell: Cell, dh: str, psi_map, x1_pre: Tensor, x2_pre: Tenso
     return reps
 
 
+def run_cell(cell: Cell, cell_id: str, device: str = "cpu") -> pd.DataFrame:
+    # numpy's BLAS (the theory terms, e_apx) would start its own threads in every worker: one, like torch's,
+    # keeps --jobs workers from oversubscribing the cores and the numbers independent of the machine.
+    with threadpool_limits(limits=1):
+        return run(cell, cell_id, device)
+
+
 def run(cell: Cell, cell_id: str, device: str = "cpu") -> pd.DataFrame:
     dh = config_hash(cell.data)
     model = build_model(cell.data, numpy_rng(dh, 0, "model"))
@@ -136,7 +145,9 @@ def run(cell: Cell, cell_id: str, device: str = "cpu") -> pd.DataFrame:
         rows.append({**base, "representation": rep, "seed": seed, "n": n, "metric": metric, "value": float(value)})
 
     r = model.n_latent - 1
-    for metric, value in _data_terms(model, x_te, y_te, f_te, psi_te).items():
+    with stage("theory"):
+        data_terms = _data_terms(model, x_te, y_te, f_te, psi_te)
+    for metric, value in data_terms.items():
         add("data", -1, 0, metric, value)
 
     psi_map = _psi_star_map(model)
@@ -148,20 +159,23 @@ def run(cell: Cell, cell_id: str, device: str = "cpu") -> pd.DataFrame:
             full_te = psi_full if phi is psi_map else phi(X_te)                  # (1 or S, n_test, q)
             mean, V = _pca(phi(x1_pre), r if reduce else full_te.shape[-1])
             Ftr, Fte = (phi(x1_lab) - mean) @ V, (full_te - mean) @ V
-        er, acc = _probe(Ftr, Y, ns, Fte, f_te, y_te)
+        with stage("probes"):
+            er, acc = _probe(Ftr, Y, ns, Fte, f_te, y_te)
         apx: dict[tuple[str, int], float] = {}   # a block shared by all seeds (1, n_test, .) is fitted once
 
         def e_apx(name: str, F: Tensor, i: int) -> float:
             j = min(i, F.shape[0] - 1)
             if (name, j) not in apx:
-                apx[name, j] = th.approx_error(F[j].numpy(), f_te)
+                with stage("theory"):
+                    apx[name, j] = th.approx_error(F[j].numpy(), f_te)
             return apx[name, j]
 
         for i, s in enumerate(seeds):
             add(rep, s, 0, "p", Fte.shape[2])
             if rep == "psi_star":
-                for metric, value in _chernoff_terms(model, mean[i, 0], V[i], Fte[min(i, Fte.shape[0] - 1)],
-                                                     f_te).items():
+                with stage("theory"):
+                    chernoff = _chernoff_terms(model, mean[i, 0], V[i], Fte[min(i, Fte.shape[0] - 1)], f_te)
+                for metric, value in chernoff.items():
                     add(rep, s, 0, metric, value)
             add(rep, s, 0, "e_apx", e_apx("e_apx", Fte, i))
             if full_te is not None and full_te.shape[-1] > Fte.shape[2]:

@@ -36,12 +36,10 @@ import numpy as np
 
 from synthetic_data.checks import check_int as _check_int
 from synthetic_data.checks import check_real as _check_real
+from theory.contrastive import sample_task_tuples
 
 CLASS_LAWS = ("uniform", "zipf", "explicit")
 FAMILIES = ("gaussian", "mixture", "discrete")
-# Rejection sampling of distinct tasks is used while its acceptance rate is at
-# least this; below it the exact conditional-Poisson sampler is cheaper.
-_MIN_ACCEPTANCE = 0.2
 
 
 @dataclass(frozen=True)
@@ -128,62 +126,6 @@ def _unit_rows(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     norms = np.linalg.norm(z, axis=-1, keepdims=True)
     # A zero draw has probability 0; guard anyway so no NaN can appear.
     return z / np.where(norms > 0, norms, 1.0)
-
-
-def _log_esp(rho: np.ndarray, K: int) -> np.ndarray:
-    """log e_r(rho) for r = 0..K (elementary symmetric polynomials), computed in log space."""
-    with np.errstate(divide="ignore"):
-        log_rho = np.log(rho)
-    le = np.full(K + 1, -np.inf)
-    le[0] = 0.0
-    for lr in log_rho:
-        le[1:] = np.logaddexp(le[1:], lr + le[:-1])
-    return le
-
-
-def _distinct_tuples(rho: np.ndarray, K: int, n: int, rng: np.random.Generator) -> np.ndarray:
-    """n ordered K-tuples from rho^K conditioned on all entries distinct, shape (n, K).
-
-    Two exact samplers: rejection from rho^K while the acceptance rate
-    K! e_K(rho) is high, else the conditional-Poisson sampler (choose the set S
-    with P(S) proportional to prod_{c in S} rho_c by a sequential pass over
-    classes, then a uniform order; every ordered tuple of S has the same weight).
-    """
-    C = rho.shape[0]
-    if n == 0:
-        return np.empty((0, K), dtype=np.int64)
-    acceptance = math.exp(math.lgamma(K + 1) + _log_esp(rho, K)[K])
-    if acceptance >= _MIN_ACCEPTANCE:
-        kept, have = [], 0
-        while have < n:
-            batch = int(math.ceil((n - have) / acceptance * 1.2)) + 16
-            draw = rng.choice(C, size=(batch, K), p=rho)
-            s = np.sort(draw, axis=1)
-            ok = np.all(np.diff(s, axis=1) != 0, axis=1)
-            kept.append(draw[ok])
-            have += int(ok.sum())
-        return np.concatenate(kept)[:n].astype(np.int64)
-    with np.errstate(divide="ignore"):
-        log_rho = np.log(rho)
-    # suffix[j, r] = log e_r(rho_j, ..., rho_{C-1})
-    suffix = np.full((C + 1, K + 1), -np.inf)
-    suffix[C, 0] = 0.0
-    for j in range(C - 1, -1, -1):
-        suffix[j, 0] = 0.0
-        suffix[j, 1:] = np.logaddexp(suffix[j + 1, 1:], log_rho[j] + suffix[j + 1, :-1])
-    out = np.empty((n, K), dtype=np.int64)
-    left = np.full(n, K, dtype=np.int64)
-    for j in range(C):
-        act = np.nonzero(left > 0)[0]
-        if act.size == 0:
-            break
-        r = left[act]
-        with np.errstate(invalid="ignore"):
-            p = np.exp(log_rho[j] + suffix[j + 1, r - 1] - suffix[j, r])
-        take = act[rng.random(act.size) < np.nan_to_num(p, nan=0.0)]
-        out[take, K - left[take]] = j
-        left[take] -= 1
-    return rng.permuted(out, axis=1)
 
 
 class LatentClassModel:
@@ -318,7 +260,7 @@ class LatentClassModel:
         n_pos = int(np.sum(self.rho > 0))
         if k + 1 > n_pos:
             raise ValueError(f"k: k+1={k + 1} exceeds the {n_pos} classes with positive mass")
-        return _distinct_tuples(self.rho, k + 1, n_tasks, rng)
+        return sample_task_tuples(self.rho, k, n_tasks, rng)  # the one exact sampler of the task law
 
 
 def build_model(spec: DataSpec, rng: np.random.Generator) -> LatentClassModel:

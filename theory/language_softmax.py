@@ -7,7 +7,7 @@ p_theta) + H(p*_s)); its optimum theta* matches moments: Phi p_theta* = Phi p*_s
 Phi (p_theta - p*_s)]. Hence, for every theta,
     l_s(theta) - l_s(theta*) = KL(p_theta* || p_theta)                                      [derived]
 and with v = Phi^T lambda (a task natural w.r.t. Phi), Pinsker gives (v . (p_theta - p*_s))^2 <= 2 B^2 (l_s(theta) -
-l_s(theta*)) (THEORY.md's Hoeffding step), whence the softmax-LM bound tau + sqrt(2 B^2 eps_Phi / gamma) for the
+l_s(theta*)) (the Hoeffding step of docs/theory/language.md), whence the softmax-LM bound tau + sqrt(2 B^2 eps_Phi / gamma) for the
 probe lambda on Phi p_f, with eps_Phi = E_s [l_s(f(s)) - l_s(theta*(s))] [recon statement; derived constants].
 
 Quad [paper code]: l_quad(f, Phi) = E_s[-f(s) . Phi p*_s + 1/2 ||Phi^T f(s)||^2]. For fixed Phi, f* = (Phi Phi^T)^-1
@@ -16,7 +16,10 @@ the optimal Phi spans the top-d eigenvectors of Omega* [derived]. With v = Phi^T
 |v . (Phi^T f - p*_s)| <= ||v||_2 sqrt(2 (l_quad,s(f) - inf l_quad,s)), whence tau + sqrt(2 ||v||_2^2 eps_quad / gamma)
 [derived].
 
-Expectations follow ``theory.language.mean_se``: exact with weights, Monte-Carlo mean and SE without.
+Expectations follow ``theory.language.mean_se``: exact with weights, Monte-Carlo mean and SE without. The theorems
+these functions feed are declared in ``theory.language.THEOREMS`` (they share its ``bound``); import this module
+directly (``from theory import language_softmax``): ``theory.language`` does not re-export it. Derivations:
+``docs/theory/language.md``.
 """
 
 from __future__ import annotations
@@ -211,7 +214,7 @@ def principal_angles(Phi_a, Phi_b) -> np.ndarray:
 def affine_r2(f, y, weights=None) -> float:
     """R^2 of the least-squares fit y ~ A f + c (f (n, k), y (n, m)), pooled over y's columns [recon check].
 
-    THEORY.md: a probe on f(s) inherits the softmax bound when Phi p_f is close to affine in f; R^2 = 1 is exact.
+    docs/theory/language.md: a probe on f(s) inherits the softmax bound when Phi p_f is close to affine in f; R^2 = 1 is exact.
     """
     f = np.asarray(f, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64).reshape(f.shape[0], -1)

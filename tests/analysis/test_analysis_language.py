@@ -6,13 +6,18 @@ import pandas as pd
 
 from analysis import bounds
 from analysis import language as lt
+from theory.language import THEOREMS
+from theory.theorems import index
+
+REGISTRY = index(THEOREMS)
 
 BASE = {"cell": "c0", "kind": "lm", "model": "xent", "arch": "mlp", "phi": "learned", "d": 4, "target": "next",
         "level": 0.0, "tilt_task": "none", "seed": 0, "lr": 0.01, "step": 10, "feature": "none", "n": 0}
 TASK = {"tau": 0.5, "tau_se": 0.0, "B": 2.0, "gamma": 0.5, "bayes": 0.5, "tau_check": 0.5, "natural_gap": 0.0,
         "gap_max": 0.1, "plugin_p": 0.55, "plugin_p_se": 0.0, "probe_p": 0.52, "probe_p_se": 0.0,
         "tau_phi": 0.52, "B_phi": 1.5, "resid_phi": 0.0, "plugin_phi": 0.56, "plugin_phi_se": 0.0,
-        "probe_phi_p": 0.53, "probe_phi_p_se": 0.0, "probe_f": 0.54, "probe_f_se": 0.0}
+        "probe_phi_p": 0.53, "probe_phi_p_se": 0.0, "probe_f": 0.54, "probe_f_se": 0.0,
+        "probe_p_converged": 1.0, "probe_phi_p_converged": 1.0, "probe_f_converged": 1.0}
 FREE = {"eps": 0.001, "eps_se": 0.0, "eps_phi": 0.004, "eps_phi_se": 0.0, "eps_quad": 0.002, "eps_quad_se": 0.0}
 
 
@@ -30,16 +35,18 @@ def _one(table, bound, form):
 
 
 def test_each_bound_is_tau_plus_sqrt_of_its_own_terms_and_verdicts_follow():
-    table = bounds.judge(lt.bound_checks(_rows()))
+    table = bounds.judge(lt.bound_checks(_rows()), REGISTRY)
     r = _one(table, "any_lm", "plugin")
     assert np.isclose(r["bound_value"], 0.5 + math.sqrt(2 * 4 * 0.001 / 0.5))   # 0.6265
     assert (r["epsilon"], r["tau"], r["B"], r["gamma"]) == (0.001, 0.5, 2.0, 0.5)
     assert r["measured"] == 0.55 and r["verdict"] == "holds" and r["assumption"] == "met"
+    assert r["theorem"] == "language.theorem_4_1" and r["kind"] == "bound"
+    assert r["assumption_checks"] == "naturalness gap = 0: met"
     assert np.isclose(r["excess_slack"], math.sqrt(0.016) / 0.05)
     assert _one(table, "any_lm", "fitted probe")["measured"] == 0.52
     s = _one(table, "softmax_phi", "plugin")
     assert np.isclose(s["bound_value"], 0.52 + math.sqrt(2 * 1.5 ** 2 * 0.004 / 0.5))  # 0.7097 >= log 2
-    assert s["verdict"] == "vacuous" and s["trivial"] == math.log(2)
+    assert s["verdict"] == "vacuous" and s["trivial"] == math.log(2) and s["theorem"] == "language.theorem_4_2"
     assert _one(table, "softmax_phi", "fitted probe")["measured"] == 0.53
     assert not (table["bound"] == "quad").any(), "the quad bound is checked on Quad-trained cells only"
 
@@ -48,14 +55,14 @@ def test_quad_bound_reads_the_l2_norm_and_eps_quad():
     table = lt.bound_checks(_rows(task={"B_quad": 1.2, "plugin_quad": 0.57, "plugin_quad_se": 0.0}, model="quad"))
     r = _one(table, "quad", "plugin")
     assert np.isclose(r["bound_value"], 0.52 + math.sqrt(2 * 1.2 ** 2 * 0.002 / 0.5))
-    assert r["B"] == 1.2 and r["epsilon"] == 0.002 and r["measured"] == 0.57
+    assert r["B"] == 1.2 and r["epsilon"] == 0.002 and r["measured"] == 0.57 and r["theorem"] == "language.quad"
     assert _one(table, "quad", "fitted probe")["measured"] == 0.54
 
 
 def test_violation_needs_more_than_three_standard_errors():
-    bad = bounds.judge(lt.bound_checks(_rows(task={"plugin_p": 0.66})))
+    bad = bounds.judge(lt.bound_checks(_rows(task={"plugin_p": 0.66})), REGISTRY)
     assert _one(bad, "any_lm", "plugin")["verdict"] == "violated"
-    noisy = bounds.judge(lt.bound_checks(_rows(task={"plugin_p": 0.66, "plugin_p_se": 0.02})))
+    noisy = bounds.judge(lt.bound_checks(_rows(task={"plugin_p": 0.66, "plugin_p_se": 0.02})), REGISTRY)
     assert _one(noisy, "any_lm", "plugin")["verdict"] == "holds"
     # an epsilon with an SE widens the bound's side too, through the sqrt
     r = _one(lt.bound_checks(_rows(free={"eps_se": 0.001})), "any_lm", "plugin")
@@ -64,8 +71,11 @@ def test_violation_needs_more_than_three_standard_errors():
 
 def test_a_task_that_fails_the_naturalness_check_is_not_met_never_violated():
     rows = _rows(task={"natural_gap": 0.3, "plugin_p": 0.9}, task_name="non_natural")
-    table = bounds.judge(lt.bound_checks(rows))
+    checks = lt.bound_checks(rows)
+    assert "assumption" not in checks, "the naturalness check is the theorems' declared assumption, not a column"
+    table = bounds.judge(checks, REGISTRY)
     assert (table["assumption"] == "not met").all()
+    assert table["assumption_checks"].str.fullmatch(r"naturalness gap = 0\.3: not met").all()
     assert (table["verdict"] == "assumption not met").all()
     table.insert(0, "experiment", "language")
     assert "n/a" in bounds.summary(table)  # its slack is left out of the median
@@ -96,3 +106,25 @@ def test_step_zero_and_frozen_phi_checkpoints_stay_out_of_figure_one():
     pts = lt.excess_points(rows)
     assert len(pts) == 1 and pts["step"].iloc[0] == 10 and pts["phi"].iloc[0] == "learned"
     assert np.isclose(pts["excess"].iloc[0], 0.05)
+
+
+def test_a_missing_standard_error_is_nan_and_undetermined_never_a_silent_zero():
+    rows = _rows()
+    rows = rows[rows["metric"] != "plugin_p_se"]
+    table = bounds.judge(lt.bound_checks(rows), REGISTRY)
+    r = _one(table, "any_lm", "plugin")
+    assert np.isnan(r["measured_se"]) and r["verdict"] == "undetermined"
+    assert _one(table, "any_lm", "fitted probe")["verdict"] == "holds"
+
+
+def test_bound_checks_do_not_import_the_figures_and_the_figures_map_lives_with_them():
+    import subprocess
+    import sys
+    code = ("import sys, analysis.language as lt; lt.bound_checks; "
+            "assert 'analysis.language_figures' not in sys.modules, 'analysis.language imported its figures'; "
+            "assert not hasattr(lt, 'FIGURES')")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    from analysis import language_figures
+    assert list(language_figures.FIGURES) == ["excess_vs_epsilon", "training", "feature_types", "quad", "non_natural",
+                                              "masked", "softmax"]
+    assert all(callable(f) and f.__module__ == "analysis.language_figures" for f in language_figures.FIGURES.values())

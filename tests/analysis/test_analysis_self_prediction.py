@@ -8,6 +8,8 @@ import pytest
 
 from analysis import bounds
 from analysis import self_prediction as sp
+from theory import self_prediction as th
+from theory.theorems import index
 
 SIGMA2, EPS2, BETA, TRIVIAL, D1, D2, K = 0.2, 0.04, 0.5, 0.6, 12, 8, 3
 NS = (10, 50)
@@ -46,6 +48,11 @@ def _rows(eps2=EPS2, er=None):
     return pd.DataFrame(out)
 
 
+def _judge(rows):
+    """bounds.csv rows as the chapter judges them: each row's kind and assumptions from its theorem."""
+    return bounds.judge(sp.bound_checks(rows), index(th.THEOREMS))
+
+
 def _get(table, bound, form, rep, n):
     sel = table[(table["bound"] == bound) & (table["form"] == form) & (table["representation"] == rep)]
     sel = sel[sel["n"].isna()] if n is None else sel[sel["n"] == n]
@@ -54,8 +61,9 @@ def _get(table, bound, form, rep, n):
 
 
 def test_bound_checks_recompute_every_form_from_the_rows_terms():
-    table = bounds.judge(sp.bound_checks(_rows()))
-    for col in ("bound", "form", "measured", "measured_se", "bound_value", "bound_se", "trivial", "k", "d1", "n",
+    table = _judge(_rows())
+    for col in ("theorem", "kind", "bound", "form", "measured", "measured_se", "bound_value", "bound_se", "trivial",
+                "k", "d1", "n",
                 "epsilon_CI", "sigma2", "beta", "eps_pre", "p", "assumption", "verdict", "slack"):
         assert col in table.columns, col
     n = 50
@@ -66,17 +74,18 @@ def test_bound_checks_recompute_every_form_from_the_rows_terms():
     assert np.isclose(row["measured"], np.mean([0.01, 0.012]))
     assert np.isclose(row["measured_se"], np.std([0.01, 0.012], ddof=1) / np.sqrt(2))
     assert np.isclose(row["epsilon_CI"], math.sqrt(EPS2)) and row["k"] == K and row["p"] == K - 1
-    # Theorem 4.2 forms: e_apx bound (eps_CI / beta)^2, x4 after the PCA, acting as extra noise in the OLS term
+    # Theorem 4.2 forms: e_apx bound (eps_CI / beta)^2, x4 after the PCA, acting as extra noise in the OLS term;
+    # a reference (its variance term is the Gaussian-design one): read below / above, never holds or vacuous
     e_r, e_d2 = 4 * EPS2 / BETA ** 2, EPS2 / BETA ** 2
     row = _get(table, "approx_ci", "derived_r", "psi_star", n)
     assert np.isclose(row["bound_value"], e_r + _ols(SIGMA2 + e_r, K - 1, n)) and row["assumption"] == "met"
-    assert row["verdict"] == "vacuous"   # 0.64 + ... >= the trivial risk 0.6
+    assert row["kind"] == "reference" and row["verdict"] == "below reference"   # 0.011 measured
     row = _get(table, "approx_ci", "derived_d2", "psi_star_full", n)
-    assert np.isclose(row["bound_value"], e_d2 + _ols(SIGMA2 + e_d2, D2, n)) and row["verdict"] == "holds"
+    assert np.isclose(row["bound_value"], e_d2 + _ols(SIGMA2 + e_d2, D2, n)) and row["verdict"] == "below reference"
     assert np.isclose(row["slack"], row["bound_value"] / np.mean([0.02, 0.03]))
-    # at n = 10 <= p + 2 the unreduced OLS term is infinite: vacuous, never violated
+    # at n = 10 <= p + 2 the unreduced OLS term is infinite: undetermined, never violated
     row = _get(table, "approx_ci", "derived_d2", "psi_star_full", 10)
-    assert np.isinf(row["bound_value"]) and row["verdict"] == "vacuous"
+    assert np.isinf(row["bound_value"]) and row["verdict"] == "undetermined" and "infinite" in row["reason"]
     # learned psi: the bound is averaged over seeds, each with its own eps_pre^2
     per_seed = [4 * (math.sqrt(EPS2) + math.sqrt(e)) ** 2 / BETA ** 2 for e in (0.01, 0.04)]
     row = _get(table, "learned", "derived_r", "linear", n)
@@ -87,16 +96,18 @@ def test_bound_checks_recompute_every_form_from_the_rows_terms():
     # raw baseline: e_apx(X1) measured on the test sample plus the OLS term with p = d1
     row = _get(table, "raw_baseline", "ref_d1", "raw", n)
     assert np.isclose(row["bound_value"], 0.1 + _ols(SIGMA2 + 0.1, D1, n)) and row["assumption"] == "met"
-    assert row["verdict"] == "holds" and np.isclose(row["measured"], 0.21)
+    assert row["verdict"] == "below reference" and np.isclose(row["measured"], 0.21)
+    # the population inequality is a bound (derived), judged as one: its mean bound 1.78 >= the trivial 0.6
+    assert pop["kind"] == "bound" and pop["verdict"] == "vacuous"
 
 
 def test_verdicts_follow_the_measured_values_and_exact_ci_applies_at_eps_zero():
-    # psi* measured far above its exact-CI reference at n = 50 (with a tiny SE): violated once eps_CI = 0
+    # psi* measured far above its exact-CI reference at n = 50 (with a tiny SE): above it once eps_CI = 0
     er = {"psi_star": ([0.05, 0.3], [0.07, 0.3001]), "psi_star_full": ([0.3, 0.02], [0.5, 0.03]),
           "raw": ([0.9, 0.2], [1.1, 0.22]), "linear": ([0.3, 0.15], [0.2, 0.17])}
-    table = bounds.judge(sp.bound_checks(_rows(eps2=0.0, er=er)))
+    table = _judge(_rows(eps2=0.0, er=er))
     row = _get(table, "exact_ci", "ref_r", "psi_star", 50)
-    assert row["assumption"] == "met" and row["verdict"] == "violated"
+    assert row["assumption"] == "met" and row["verdict"] == "above reference"
     # with eps_CI = 0 the population e_apx(psi*) row is not written (both sides are 0, no slack to report)
     assert table[(table["form"] == "population") & table["representation"].isin(sp.PSI)].empty
     assert np.isclose(_get(table, "approx_ci", "derived_r", "psi_star", 50)["bound_value"], _ols(SIGMA2, K - 1, 50))
@@ -142,7 +153,7 @@ def test_the_rigorous_exact_ci_bound_is_checked_only_where_the_design_event_is_l
         base = rows[(rows["representation"] == "psi_star") & (rows["seed"] == seed)].iloc[0].to_dict()
         for metric, value in {"sigma2_eff": s2, "sigma2_eff_se": 0.01, "leverage_max": L}.items():
             extra.append({**base, "n": 0, "metric": metric, "value": value})
-    table = bounds.judge(sp.bound_checks(pd.concat([rows, pd.DataFrame(extra)], ignore_index=True)))
+    table = _judge(pd.concat([rows, pd.DataFrame(extra)], ignore_index=True))
     ch = table[table["form"] == "chernoff"]
     # P(not G) <= (p + 1) exp(-(1 - ln 2)/2 * n / L) with p = K - 1 = 2 and L = 2.5 (the largest over seeds):
     # 3 exp(-0.1534 * 10 / 2.5) = 1.6 at n = 10 (skipped), 3 exp(-0.1534 * 50 / 2.5) = 0.14 at n = 50 (skipped)
@@ -150,12 +161,13 @@ def test_the_rigorous_exact_ci_bound_is_checked_only_where_the_design_event_is_l
     rows2 = rows.copy()
     rows2.loc[rows2["n"] == 50, "n"] = 500
     extra2 = pd.DataFrame(extra)
-    table = bounds.judge(sp.bound_checks(pd.concat([rows2, extra2], ignore_index=True)))
+    table = _judge(pd.concat([rows2, extra2], ignore_index=True))
     row = _get(table, "exact_ci", "chernoff", "psi_star", 500)
     assert np.isclose(row["failure_prob"], 3 * math.exp(-(1 - math.log(2)) / 2 * 500 / 2.5))
     assert np.isclose(row["bound_value"], np.mean([4 * K * 0.1 / 500, 4 * K * 0.3 / 500]))
     assert np.isclose(row["bound_se"], 4 * K * 0.01 / 500)
     assert row["assumption"] == "met" and row["verdict"] == "violated"   # 0.011 measured > 0.0032 bound
+    assert row["kind"] == "bound" and "P(lambda_min(S)<1/2) = " in row["assumption_checks"]
     assert table[(table["form"] == "chernoff") & (table["n"] == 10)].empty
 
 

@@ -5,6 +5,9 @@ import pandas as pd
 from analysis import bounds
 from analysis.contrastive import bound_checks
 from theory import contrastive as th
+from theory.theorems import index
+
+THEOREMS = index(th.THEOREMS)
 
 
 def _rows(L_un, L_sup_mu, rho, k=1, extra=None):
@@ -19,13 +22,14 @@ def _rows(L_un, L_sup_mu, rho, k=1, extra=None):
 
 def test_population_bound_is_lemma_4_3_and_verdict_follows():
     rho = np.full(4, 0.25)
-    ok = bounds.judge(bound_checks(_rows(L_un=0.7, L_sup_mu=0.5, rho=rho)))
+    ok = bounds.judge(bound_checks(_rows(L_un=0.7, L_sup_mu=0.5, rho=rho)), THEOREMS)
     expect = (0.7 - 0.25) / 0.75
     assert np.isclose(ok["bound_value"].iloc[0], expect)
+    assert ok["theorem"].iloc[0] == "contrastive.lemma_4_3" and ok["assumption"].iloc[0] == "met"
     assert ok["verdict"].iloc[0] == "holds" and np.isclose(ok["slack"].iloc[0], expect / 0.5)
-    bad = bounds.judge(bound_checks(_rows(L_un=0.7, L_sup_mu=0.9, rho=rho)))
+    bad = bounds.judge(bound_checks(_rows(L_un=0.7, L_sup_mu=0.9, rho=rho)), THEOREMS)
     assert bad["verdict"].iloc[0] == "violated"
-    vac = bounds.judge(bound_checks(_rows(L_un=1.2, L_sup_mu=0.9, rho=rho)))
+    vac = bounds.judge(bound_checks(_rows(L_un=1.2, L_sup_mu=0.9, rho=rho)), THEOREMS)
     assert vac["verdict"].iloc[0] == "vacuous"  # bound 1.27 >= ell(0) = 1
 
 
@@ -38,6 +42,8 @@ def test_gen_form_uses_half_gen_m_and_k_negative_terms():
     assert np.isclose(checks.loc["population", "bound_value"], (2.0 - t["collision_floor"]) / t["p_distinct"])
     assert np.isclose(checks.loc["gen_M", "bound_value"], (1.9 + 0.2 - t["collision_floor"]) / t["p_distinct"])
     assert np.isclose(checks.loc["population", "trivial"], 2.0)  # log2(k + 1)
+    assert checks.loc["population", "theorem"] == "contrastive.lemma_4_3_k_negatives"
+    assert checks.loc["gen_M", "theorem"] == "contrastive.theorem_4_1_k_negatives"
 
 
 def test_no_task_when_k_plus_one_exceeds_classes():
@@ -53,6 +59,6 @@ def test_judge_reads_the_assumption_column_and_summary_counts_it():
     table = bounds.judge(checks)
     assert list(table["verdict"]) == ["assumption not met", "holds", "holds"]
     table.insert(0, "experiment", "x")
-    line = bounds.summary(table).splitlines()[1].split()
-    # points, holds, violated, vacuous, not met, median slack (over the two points where the bound applies)
-    assert line[-6:] == ["3", "2", "0", "0", "1", "2"]
+    line = bounds.summary(table).splitlines()[2].split()
+    # points, holds, violated, vacuous, not met, undetermined, median slack (over the two points where it applies)
+    assert line[-7:] == ["3", "2", "0", "0", "1", "0", "2"]

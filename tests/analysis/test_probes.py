@@ -18,9 +18,10 @@ from hypothesis import strategies as st
 from scipy.special import logsumexp
 from sklearn.linear_model import LogisticRegression
 
-import analysis.probe_lbfgs as lbfgs
-import analysis.probe_newton as newton_mod
-import analysis.probe_solvers as solvers
+import ast
+import pathlib
+
+import analysis.probes
 from analysis.probes import (
     ProbeFit,
     fit_logistic_probes,
@@ -129,12 +130,11 @@ def reference_cases():
     return out
 
 
-@pytest.mark.parametrize("method", ["newton", "lbfgs"])
 @pytest.mark.parametrize("K,d,C", CASES)
-def test_matches_sklearn(reference_cases, K, d, C, method):
+def test_matches_sklearn(reference_cases, K, d, C):
     probs = reference_cases[(K, d, C)]
     X, y, w = pad([(p["X"], p["y"]) for p in probs], np.random.default_rng(0))
-    fit = fit_logistic_probes(X, y, w, K, C=C, method=method)
+    fit = fit_logistic_probes(X, y, w, K, C=C)
     assert fit.converged.all()
     assert fit.W.shape == (len(probs), d, K) and fit.b.shape == (len(probs), K)
     for i, p in enumerate(probs):
@@ -144,7 +144,7 @@ def test_matches_sklearn(reference_cases, K, d, C, method):
         np.testing.assert_allclose(b, p["b"], atol=1e-4 * scale, rtol=0)
         assert objective(W, b, p["X"], p["y"], C) <= objective(p["W"], p["b"], p["X"], p["y"], C) + 1e-8
         acc = float(probe_accuracy(fit, torch.tensor(p["X_te"]), torch.tensor(p["y_te"]))[i])
-        assert abs(acc - p["acc"]) <= 0.005
+        assert abs(acc - p["acc"]) <= 0.001  # 200 test points: identical predictions
 
 
 def test_sample_weights_match_sklearn():
@@ -152,10 +152,9 @@ def test_sample_weights_match_sklearn():
     X, y, _, _ = make_problem(rng, 4, 5, 10, separable=False)
     sw = rng.uniform(0.1, 3.0, len(y))
     W_ref, b_ref, _ = sklearn_fit(X, y, 2.0, sample_weight=sw)
-    for method in ("newton", "lbfgs"):
-        fit = fit_logistic_probes(*one(X, y, sw), 4, C=2.0, method=method)
-        np.testing.assert_allclose(fit.W[0].numpy(), W_ref, atol=1e-6)
-        np.testing.assert_allclose(fit.b[0].numpy(), b_ref, atol=1e-6)
+    fit = fit_logistic_probes(*one(X, y, sw), 4, C=2.0)
+    np.testing.assert_allclose(fit.W[0].numpy(), W_ref, atol=1e-6)
+    np.testing.assert_allclose(fit.b[0].numpy(), b_ref, atol=1e-6)
 
 
 def test_integer_weights_equal_duplicated_rows():
@@ -179,37 +178,34 @@ def _mixed_bag(seed, K=4, d=5):
     return [make_problem(rng, K, d, n, sep)[:2] for n in (1, 3, 8, 15) for sep in (False, True)]
 
 
-@pytest.mark.parametrize("method", ["newton", "lbfgs"])
-def test_padding_garbage_changes_nothing(method):
+def test_padding_garbage_changes_nothing():
     problems = _mixed_bag(1)
     rng = np.random.default_rng(2)
-    clean = fit_logistic_probes(*pad(problems, rng, garbage=False), 4, C=2.0, method=method)
+    clean = fit_logistic_probes(*pad(problems, rng, garbage=False), 4, C=2.0)
     X, y, w = pad(problems, rng, garbage=True)
     extra = torch.zeros(X.shape[0], 7, X.shape[2]).fill_(float("inf"))  # more padding, non-finite
     X = torch.cat([X, extra.double()], 1)
     y = torch.cat([y, torch.full((X.shape[0], 7), -1)], 1)
     w = torch.cat([w, torch.zeros(X.shape[0], 7, dtype=torch.float64)], 1)
-    dirty = fit_logistic_probes(X, y, w, 4, C=2.0, method=method)
+    dirty = fit_logistic_probes(X, y, w, 4, C=2.0)
     np.testing.assert_allclose(dirty.W.numpy(), clean.W.numpy(), atol=1e-9)
     np.testing.assert_allclose(dirty.b.numpy(), clean.b.numpy(), atol=1e-9)
 
 
-@pytest.mark.parametrize("method", ["newton", "lbfgs"])
-def test_batched_equals_alone(method):
+def test_batched_equals_alone():
     problems = _mixed_bag(3)
-    batched = fit_logistic_probes(*pad(problems, np.random.default_rng(4)), 4, C=0.7, method=method)
+    batched = fit_logistic_probes(*pad(problems, np.random.default_rng(4)), 4, C=0.7)
     for i, (X, y) in enumerate(problems):
-        alone = fit_logistic_probes(*one(X, y), 4, C=0.7, method=method)
+        alone = fit_logistic_probes(*one(X, y), 4, C=0.7)
         np.testing.assert_allclose(batched.W[i].numpy(), alone.W[0].numpy(), atol=1e-9)
         np.testing.assert_allclose(batched.b[i].numpy(), alone.b[0].numpy(), atol=1e-9)
 
 
-@pytest.mark.parametrize("method", ["newton", "lbfgs"])
-def test_absent_class_matches_sklearn_on_present_classes(method):
+def test_absent_class_matches_sklearn_on_present_classes():
     rng = np.random.default_rng(5)
     X, y, X_te, y_te = make_problem(rng, 4, 3, 6, separable=False)
     w = (y != 2).astype(float)  # class 2 only as weight-0 rows
-    fit = fit_logistic_probes(*one(X, y, w), 4, C=1.0, method=method)
+    fit = fit_logistic_probes(*one(X, y, w), 4, C=1.0)
     W_ref, b_ref, m = sklearn_fit(X[w > 0], y[w > 0], 1.0)
     kept = [0, 1, 3]
     np.testing.assert_allclose(fit.W[0, :, kept].numpy(), W_ref, atol=1e-6)
@@ -236,58 +232,27 @@ def test_two_present_classes_match_binary_sklearn():
 
 
 # ----------------------------------------------------------------------------
-# the large-problem machinery, on problems small enough to check
+# the solver
 # ----------------------------------------------------------------------------
 
 
-def test_mixed_precision_and_dense_model_reach_the_newton_solution(monkeypatch):
-    # Force the float32 phase and an early dense curvature model built from a
-    # row subset (with the Kronecker model for the rest) on small problems.
-    monkeypatch.setattr(solvers, "_MIXED_MIN_ELEMS", 0)
-    monkeypatch.setattr(lbfgs, "_DENSE_AT", 2)
-    monkeypatch.setattr(lbfgs, "_DENSE_MIN_ROWS", 16)
-    problems = _mixed_bag(9, K=5, d=8)
-    X, y, w = pad(problems, np.random.default_rng(10))
-    lb = fit_logistic_probes(X, y, w, 5, C=3.0, method="lbfgs", tol=1e-11)
-    nt = fit_logistic_probes(X, y, w, 5, C=3.0, method="newton", tol=1e-11)
-    assert lb.converged.all() and nt.converged.all()
-    np.testing.assert_allclose(lb.W.numpy(), nt.W.numpy(), atol=1e-7)
-    np.testing.assert_allclose(lb.b.numpy(), nt.b.numpy(), atol=1e-7)
-
-
-def test_lbfgs_without_dense_model_reaches_the_newton_solution(monkeypatch):
-    monkeypatch.setattr(lbfgs, "_DENSE_MAX_DIM", 0)  # Kronecker model only
-    problems = _mixed_bag(11)
-    X, y, w = pad(problems, np.random.default_rng(12))
-    lb = fit_logistic_probes(X, y, w, 4, C=1.0, method="lbfgs", tol=1e-11)
-    nt = fit_logistic_probes(X, y, w, 4, C=1.0, method="newton", tol=1e-11)
-    assert lb.converged.all()
-    np.testing.assert_allclose(lb.W.numpy(), nt.W.numpy(), atol=1e-7)
-    np.testing.assert_allclose(lb.b.numpy(), nt.b.numpy(), atol=1e-7)
-
-
-@pytest.mark.parametrize("method", ["newton", "lbfgs"])
-def test_warm_start_changes_path_not_optimum(method):
+def test_warm_start_changes_path_not_optimum():
     X, y, w = pad(_mixed_bag(16), np.random.default_rng(17))
-    cold = fit_logistic_probes(X, y, w, 4, C=2.0, method=method, tol=1e-11)
+    cold = fit_logistic_probes(X, y, w, 4, C=2.0, tol=1e-11)
     rng = np.random.default_rng(18)
     W0, b0 = torch.tensor(rng.standard_normal(cold.W.shape)), torch.tensor(rng.standard_normal(cold.b.shape))
-    warm = fit_logistic_probes(X, y, w, 4, C=2.0, method=method, tol=1e-11, init=(W0, b0))
+    warm = fit_logistic_probes(X, y, w, 4, C=2.0, tol=1e-11, init=(W0, b0))
     np.testing.assert_allclose(warm.W.numpy(), cold.W.numpy(), atol=1e-7)
     np.testing.assert_allclose(warm.b.numpy(), cold.b.numpy(), atol=1e-7)
-    again = fit_logistic_probes(X, y, w, 4, C=2.0, method=method, tol=1e-8, init=(cold.W, cold.b))
+    again = fit_logistic_probes(X, y, w, 4, C=2.0, tol=1e-8, init=(cold.W, cold.b))
     assert (again.n_iter == 0).all() and again.converged.all()
     with pytest.raises(ValueError, match="^init:"):
         fit_logistic_probes(X, y, w, 4, init=(W0[:, :2], b0))
 
 
-def test_auto_hands_stalled_lbfgs_problems_to_newton(monkeypatch):
+def test_ill_conditioned_problems_converge_to_the_optimum():
     # Large unscaled features, weak regularisation, a duplicated column:
     # curvature spans ~10 orders of magnitude.
-    monkeypatch.setattr(solvers, "_NEWTON_MAX_DIM", 0)  # "auto" starts with L-BFGS
-    calls = []
-    newton = newton_mod._newton
-    monkeypatch.setattr(newton_mod, "_newton", lambda b, *a: calls.append(b.Xt.shape[0]) or newton(b, *a))
     rng = np.random.default_rng(21)
     problems = []
     for _ in range(3):
@@ -296,16 +261,54 @@ def test_auto_hands_stalled_lbfgs_problems_to_newton(monkeypatch):
         problems.append((100.0 * X, y))
     X, y, w = pad(problems, rng)
     fit = fit_logistic_probes(X, y, w, 4, C=30.0, max_iter=1000)
-    assert fit.converged.all() and calls  # the rescue ran
+    assert fit.converged.all()
     for i, (Xi, yi) in enumerate(problems):
         W_ref, b_ref, _ = sklearn_fit(Xi, yi, 30.0)
         obj = objective(fit.W[i].numpy(), fit.b[i].numpy(), Xi, yi, 30.0)
         assert obj <= objective(W_ref, b_ref, Xi, yi, 30.0) + 1e-8
 
 
+def test_uneven_padding_is_compacted_per_problem():
+    # Problems of very different sizes padded to one width (as contrastive_run
+    # does) give what each gives alone, with n_iter and converged per problem.
+    rng = np.random.default_rng(22)
+    problems = [make_problem(rng, 3, 4, n, False)[:2] for n in (1, 2, 300, 5)]
+    X, y, w = pad(problems, rng)
+    fit = fit_logistic_probes(X, y, w, 3, C=1.0)
+    for i, (Xi, yi) in enumerate(problems):
+        alone = fit_logistic_probes(*one(Xi, yi), 3, C=1.0)
+        np.testing.assert_allclose(fit.W[i].numpy(), alone.W[0].numpy(), atol=1e-9)
+        assert fit.n_iter[i] == alone.n_iter[0] and fit.converged[i]
+    assert len(set(fit.n_iter.tolist())) > 1  # counted per problem
+
+
+def test_package_has_module_level_imports_only_and_no_cycles():
+    root = pathlib.Path(analysis.probes.__file__).parent
+    graph = {}
+    for path in sorted(root.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        top = set(tree.body)
+        deps = set()
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                assert node in top, f"{path.name}:{node.lineno}: import inside a function or block"
+                names = [node.module] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                deps |= {n for n in names if n and (n == "analysis.probes" or n.startswith("analysis.probes."))}
+        graph["analysis.probes." + path.stem if path.stem != "__init__" else "analysis.probes"] = deps
+    assert set(graph) >= {"analysis.probes", "analysis.probes.solver", "analysis.probes.fit", "analysis.probes.grid"}
+
+    def visit(mod, stack):
+        assert mod not in stack, f"import cycle: {' -> '.join(stack + [mod])}"
+        for dep in graph.get(mod, ()):
+            visit(dep, stack + [mod])
+
+    for mod in graph:
+        visit(mod, [])
+
+
 def test_max_iter_caps_and_reports_non_convergence():
     X, y, w = pad(_mixed_bag(13), np.random.default_rng(14))
-    fit = fit_logistic_probes(X, y, w, 4, max_iter=2, method="lbfgs")
+    fit = fit_logistic_probes(X, y, w, 4, max_iter=2)
     assert (fit.n_iter <= 2).all() and not fit.converged.any()
 
 
@@ -408,7 +411,7 @@ def test_grid_cells_match_sklearn(grid_data):
         idx, w = subsample_per_class(y, ns, np.random.default_rng(row.seed))
         rows = idx[ns.index(row.n_per_class), w[ns.index(row.n_per_class)] > 0]
         _, _, m = sklearn_fit(X[rows], y[rows], 2.0)
-        assert abs(row.accuracy - m.score(X_te, y_te)) <= 0.005
+        assert abs(row.accuracy - m.score(X_te, y_te)) <= 0.001  # identical predictions
         proba = m.predict_proba(X_te)[np.arange(len(y_te)), np.searchsorted(m.classes_, y_te)]
         assert row.loss == pytest.approx(-np.log(proba).mean(), rel=1e-5)
 
@@ -459,7 +462,6 @@ def test_grid_standardize_is_an_explicit_transform(grid_data):
         (dict(C=0.0), "C"),
         (dict(tol=-1.0), "tol"),
         (dict(max_iter=-1), "max_iter"),
-        (dict(method="sgd"), "method"),
     ],
 )
 def test_bad_arguments_raise(change, field):

@@ -261,7 +261,7 @@ def test_quad_expectation_is_the_theory_quad_loss():
     """Averaging the per-word Quad loss over w ~ p*_s gives theory.language.quad_loss exactly."""
     import numpy as np
     from experiments.objectives import quad
-    from theory.language import quad_loss
+    from theory.language_softmax import quad_loss
     rng = np.random.default_rng(1)
     n, d, V = 6, 3, 5
     f, Phi, p = rng.normal(size=(n, d)), rng.normal(size=(d, V)), rng.dirichlet(np.ones(V), size=n)

@@ -1,8 +1,7 @@
 import numpy as np
 import pandas as pd
 
-from analysis import results
-from experiments import store
+from experiments.engine import store
 
 
 def test_csv_floats_round_trip_exactly(tmp_path):
@@ -12,7 +11,7 @@ def test_csv_floats_round_trip_exactly(tmp_path):
     df = pd.DataFrame({"metric": "x", "value": vals})
     d = tmp_path / "exp" / "cell"
     store.write_cell(d, "{}", df)
-    back = results.load_rows(tmp_path, "exp")
+    back = store.load_rows(tmp_path, "exp")
     assert np.array_equal(back["value"].to_numpy(), vals)
 
 
@@ -20,12 +19,12 @@ def test_done_is_written_last_and_unfinished_cells_are_ignored(tmp_path):
     d = store.cell_dir(tmp_path, "exp", "abc")
     d.mkdir(parents=True)
     (d / "rows.csv").write_text("metric,value\nx,1\n")
-    assert results.load_rows(tmp_path, "exp").empty, "a cell without DONE is unfinished"
+    assert store.load_rows(tmp_path, "exp").empty, "a cell without DONE is unfinished"
     (d / ".rows.csv.123.tmp").write_text("half")
     store.write_cell(d, "{}", pd.DataFrame({"metric": ["y"], "value": [2.0]}))
     assert store.is_done(d)
     assert not list(d.glob("*.tmp")) and not list(d.glob(".*.tmp"))
-    assert results.load_rows(tmp_path, "exp")["value"].tolist() == [2.0]
+    assert store.load_rows(tmp_path, "exp")["value"].tolist() == [2.0]
 
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):

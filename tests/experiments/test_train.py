@@ -8,7 +8,7 @@ import torch
 
 from experiments.encoders import encode, init_encoder
 from experiments.objectives import logistic, ntxent
-from experiments.train import TrainingDiverged, gather_rows, train
+from experiments.engine.train import TrainingDiverged, gather_rows, train
 
 
 def gens(seeds):

@@ -10,6 +10,7 @@ from scipy.optimize import minimize
 
 from synthetic_data.language import FAMILIES, DataSpec, TaskSpec, build_model, make_task
 from theory import language as tl
+from theory import language_softmax as tls
 
 SIZES = {"dirichlet": {}, "sparse": {}, "topic": {"n_topics": 2}, "ginc": {"n_hmms": 2}}
 
@@ -67,7 +68,7 @@ def test_epsilon_mc_has_honest_se():
     h = build_model(DataSpec(vocab=4, context_len=4), rng)
     s, p = h.enumerate_contexts()
     P = h.next_word(s)
-    Q = tl.softmax(np.log(P) + 0.5 * rng.standard_normal(P.shape))
+    Q = tls.softmax(np.log(P) + 0.5 * rng.standard_normal(P.shape))
     exact, _ = tl.epsilon(P, Q, p)
     ws, _ = h.sample(4000, 4, rng)
     idx = np.ravel_multi_index(ws.T, (4,) * 4)
@@ -156,7 +157,7 @@ def test_bound_holds_for_random_lms_on_random_tiny_hmms(family, K, V, L, noise, 
     h = _tiny_hmm(family, K, V, L, seed)
     s, p_lm = h.enumerate_contexts(L)
     P = h.next_word(s)
-    Q = tl.softmax(np.log(P) + noise * rng.standard_normal(P.shape))  # a random LM
+    Q = tls.softmax(np.log(P) + noise * rng.standard_normal(P.shape))  # a random LM
     v, b = _random_v(rng, h.vocab, B), rng.normal()
     q = {"logistic": _sig(P @ v + b), "deterministic": (P @ v + b > 0).astype(float),
          "random": rng.random(len(s))}[labels]
@@ -194,7 +195,7 @@ def test_prompt_task_bound_on_the_language():
     t = make_task(TaskSpec(kind="prompt", prompt=(0,), B=3.0), h, np.random.default_rng(1))
     s, p_task, p_lm = t.context_laws(h)
     P = t.features(h, s)
-    Q = tl.softmax(np.log(P) + 0.5 * np.random.default_rng(2).standard_normal(P.shape))
+    Q = tls.softmax(np.log(P) + 0.5 * np.random.default_rng(2).standard_normal(P.shape))
     q = t.context_label_prob(h, s)
     c_all, p_all = h.enumerate_contexts(3)
     idx = np.ravel_multi_index(t.context(s).T, (3,) * 3)
@@ -236,12 +237,12 @@ def test_best_logits_against_scipy_and_singular_phi():
     V, d = 6, 3
     P = rng.dirichlet(np.ones(V), size=5)
     for Phi in (rng.normal(size=(d, V)), np.concatenate([np.ones((1, V)), rng.normal(size=(d, V))])):
-        th = tl.best_logits(Phi, P)
+        th = tls.best_logits(Phi, P)
         for i in range(5):
             f = lambda x: -x @ Phi @ P[i] + np.log(np.sum(np.exp(x @ Phi)))
             r = minimize(f, np.zeros(Phi.shape[0]), method="BFGS", options={"gtol": 1e-10})
             assert f(th[i]) <= r.fun + 1e-12
-        np.testing.assert_allclose(tl.softmax(th @ Phi) @ Phi.T, P @ Phi.T, atol=1e-10)
+        np.testing.assert_allclose(tls.softmax(th @ Phi) @ Phi.T, P @ Phi.T, atol=1e-10)
         assert np.all(np.isfinite(th))
 
 
@@ -255,14 +256,14 @@ def test_softmax_bound_with_moment_matching(family, V, d, L, scale, shift, seed)
     P = h.next_word(s)
     V = h.vocab
     Phi = scale * rng.normal(size=(d, V))
-    th_star = tl.best_logits(Phi, P)
-    p_best = tl.softmax(th_star @ Phi)
+    th_star = tls.best_logits(Phi, P)
+    p_best = tls.softmax(th_star @ Phi)
     np.testing.assert_allclose(p_best @ Phi.T, P @ Phi.T, atol=1e-8)  # moment matching at the in-class optimum
     th = th_star + rng.normal(scale=scale, size=th_star.shape)  # a random LM in the class
-    p_f = tl.softmax(th @ Phi)
+    p_f = tls.softmax(th @ Phi)
     # l_s(theta) - l_s(theta*) = KL(p_theta* || p_theta) [derived], so eps_Phi >= 0
-    np.testing.assert_allclose(tl.kl(P, p_f) - tl.best_kl(Phi, P), tl.kl(p_best, p_f), atol=1e-9)
-    eps_phi, _ = tl.epsilon_phi(Phi, P, p_f, p_lm)
+    np.testing.assert_allclose(tl.kl(P, p_f) - tls.best_kl(Phi, P), tl.kl(p_best, p_f), atol=1e-9)
+    eps_phi, _ = tls.epsilon_phi(Phi, P, p_f, p_lm)
     assert eps_phi >= -1e-12
     # a task natural w.r.t. Phi: v = Phi^T lambda; the probe lambda reads Phi p_f
     lam = rng.normal(size=d)
@@ -272,9 +273,9 @@ def test_softmax_bound_with_moment_matching(family, V, d, L, scale, shift, seed)
     p_task /= p_task.sum()
     gamma = tl.transfer_coefficient(p_lm, p_task)
     tau, _ = tl.tau(v, b, P, q, p_task)
-    loss, _ = tl.plugin_loss(lam, b, tl.conditional_mean(Phi, p_f), q, p_task)
+    loss, _ = tl.plugin_loss(lam, b, tls.conditional_mean(Phi, p_f), q, p_task)
     assert loss == pytest.approx(tl.plugin_loss(v, b, p_f, q, p_task)[0], rel=1e-12)
-    assert loss <= tl.softmax_bound(tau, tl.half_range(v), eps_phi, gamma) + 1e-9
+    assert loss <= tls.softmax_bound(tau, tl.half_range(v), eps_phi, gamma) + 1e-9
     # per-context Hoeffding/Pinsker step: (v . (p_theta - p*))^2 <= 2 B^2 (l_s(theta) - l_s(theta*))
     lhs = ((p_f - P) @ v) ** 2
     assert np.all(lhs <= 2 * tl.half_range(v) ** 2 * tl.kl(p_best, p_f) + 1e-9)
@@ -283,13 +284,13 @@ def test_softmax_bound_with_moment_matching(family, V, d, L, scale, shift, seed)
 def test_phi_coords_and_affine_r2():
     rng = np.random.default_rng(5)
     Phi = rng.normal(size=(2, 5))
-    lam, c, res = tl.phi_coords(Phi, Phi.T @ np.array([1.0, -2.0]) + 0.7)
+    lam, c, res = tls.phi_coords(Phi, Phi.T @ np.array([1.0, -2.0]) + 0.7)
     np.testing.assert_allclose(lam, [1.0, -2.0], atol=1e-10)
     assert c == pytest.approx(0.7) and res < 1e-10
-    assert tl.phi_coords(Phi, rng.normal(size=5))[2] > 1e-3
+    assert tls.phi_coords(Phi, rng.normal(size=5))[2] > 1e-3
     f = rng.normal(size=(50, 3))
-    assert tl.affine_r2(f, f @ rng.normal(size=(3, 2)) + 1.0) == pytest.approx(1.0, abs=1e-12)
-    r2 = tl.affine_r2(f, np.sin(3 * f[:, :1]))
+    assert tls.affine_r2(f, f @ rng.normal(size=(3, 2)) + 1.0) == pytest.approx(1.0, abs=1e-12)
+    r2 = tls.affine_r2(f, np.sin(3 * f[:, :1]))
     assert 0 <= r2 < 0.9
 
 
@@ -306,7 +307,7 @@ def _quad_instance(seed, V=4):
 def test_quad_closed_form_against_numerical_minimisation():
     P, w, rng = _quad_instance(0)
     V, d, n = P.shape[1], 2, P.shape[0]
-    Om = tl.omega(P, w)
+    Om = tls.omega(P, w)
     np.testing.assert_allclose(Om, sum(w[i] * np.outer(P[i], P[i]) for i in range(n)), atol=1e-15)
     lam = np.linalg.eigvalsh(Om)[::-1]
     assert lam[d - 1] - lam[d] > 1e-4  # an eigengap, so the top-d space is well defined
@@ -324,20 +325,20 @@ def test_quad_closed_form_against_numerical_minimisation():
         r = minimize(fun, x0, jac=True, method="L-BFGS-B", options={"maxiter": 20000, "ftol": 1e-16, "gtol": 1e-12})
         best = r if best is None or r.fun < best.fun else best
     Phi_num = best.x[:d * V].reshape(d, V)
-    assert best.fun == pytest.approx(tl.quad_min_loss(Om, d), abs=1e-9)
-    Phi_top = tl.quad_optimal_phi(Om, d)
-    assert np.max(tl.principal_angles(Phi_num, Phi_top)) < 1e-3
+    assert best.fun == pytest.approx(tls.quad_min_loss(Om, d), abs=1e-9)
+    Phi_top = tls.quad_optimal_phi(Om, d)
+    assert np.max(tls.principal_angles(Phi_num, Phi_top)) < 1e-3
     np.testing.assert_allclose(Phi_top @ Phi_top.T, np.eye(d), atol=1e-12)
-    f_star = tl.quad_optimal_f(Phi_top, P)
-    assert tl.quad_loss(f_star, Phi_top, P, w) == pytest.approx(tl.quad_min_loss(Om, d), abs=1e-14)
+    f_star = tls.quad_optimal_f(Phi_top, P)
+    assert tls.quad_loss(f_star, Phi_top, P, w) == pytest.approx(tls.quad_min_loss(Om, d), abs=1e-14)
     # any other d-dim Phi does worse; the closed form f* beats perturbed f for a fixed random Phi
     Phi_r = rng.normal(size=(d, V))
-    f_r = tl.quad_optimal_f(Phi_r, P)
-    assert tl.quad_loss(f_r, Phi_r, P, w) > tl.quad_min_loss(Om, d)
+    f_r = tls.quad_optimal_f(Phi_r, P)
+    assert tls.quad_loss(f_r, Phi_r, P, w) > tls.quad_min_loss(Om, d)
     f_pert = f_r + 0.01 * rng.normal(size=f_r.shape)
-    assert tl.quad_loss(f_pert, Phi_r, P, w) > tl.quad_loss(f_r, Phi_r, P, w)
-    eq, _ = tl.epsilon_quad(f_pert, Phi_r, P, w)
-    assert eq == pytest.approx(tl.quad_loss(f_pert, Phi_r, P, w) - tl.quad_loss(f_r, Phi_r, P, w), rel=1e-9)
+    assert tls.quad_loss(f_pert, Phi_r, P, w) > tls.quad_loss(f_r, Phi_r, P, w)
+    eq, _ = tls.epsilon_quad(f_pert, Phi_r, P, w)
+    assert eq == pytest.approx(tls.quad_loss(f_pert, Phi_r, P, w) - tls.quad_loss(f_r, Phi_r, P, w), rel=1e-9)
 
 
 @settings(max_examples=20, deadline=None)
@@ -345,22 +346,22 @@ def test_quad_closed_form_against_numerical_minimisation():
 def test_quad_bound_random_f(d, scale, seed):
     P, w, rng = _quad_instance(seed % 7)
     Phi = rng.normal(size=(d, P.shape[1]))
-    f = tl.quad_optimal_f(Phi, P) + scale * rng.normal(size=(P.shape[0], d))
+    f = tls.quad_optimal_f(Phi, P) + scale * rng.normal(size=(P.shape[0], d))
     v, b = Phi.T @ rng.normal(size=d), rng.normal()
     q = _sig(P @ v + b)
     tau, _ = tl.tau(v, b, P, q, w)
-    eq, _ = tl.epsilon_quad(f, Phi, P, w)
+    eq, _ = tls.epsilon_quad(f, Phi, P, w)
     loss, _ = tl.plugin_loss(v, b, f @ Phi, q, w)  # the probe v . Phi^T f(s), linear in f(s)
-    assert loss <= tl.quad_bound(tau, np.linalg.norm(v), eq, 1.0) + 1e-12
+    assert loss <= tls.quad_bound(tau, np.linalg.norm(v), eq, 1.0) + 1e-12
 
 
 def test_principal_angles_known_values():
     a = 0.3
-    ang = tl.principal_angles(np.array([[1.0, 0.0, 0.0]]), np.array([[math.cos(a), math.sin(a), 0.0]]))
+    ang = tls.principal_angles(np.array([[1.0, 0.0, 0.0]]), np.array([[math.cos(a), math.sin(a), 0.0]]))
     assert ang[0] == pytest.approx(a, abs=1e-12)
     A = np.array([[1.0, 0, 0], [0, 1.0, 0]])
-    np.testing.assert_allclose(tl.principal_angles(A, np.array([[2.0, 1, 0], [1, -1, 0]])), [0, 0], atol=1e-12)
-    np.testing.assert_allclose(tl.principal_angles(A, np.array([[1.0, 0, 0], [0, 0, 1.0]])), [0, math.pi / 2],
+    np.testing.assert_allclose(tls.principal_angles(A, np.array([[2.0, 1, 0], [1, -1, 0]])), [0, 0], atol=1e-12)
+    np.testing.assert_allclose(tls.principal_angles(A, np.array([[1.0, 0, 0], [0, 0, 1.0]])), [0, math.pi / 2],
                                atol=1e-12)
 
 
@@ -376,9 +377,38 @@ def test_masked_lm_bound_on_enumerated_contexts():
     rest = np.delete(s, 1, axis=1)
     _, inv = np.unique(rest, axis=0, return_inverse=True)
     assert np.allclose(P, P[np.unique(inv, return_index=True)[1]][inv])
-    Q = tl.softmax(np.log(P) + 0.4 * rng.standard_normal(P.shape))
+    Q = tls.softmax(np.log(P) + 0.4 * rng.standard_normal(P.shape))
     Q = Q[np.unique(inv, return_index=True)[1]][inv]  # an LM is a function of the rest only
     v, b = _random_v(rng, 3, 2.0), 0.1
     q = _sig(P @ v + b)
     eps = tl.epsilon(P, Q, p)[0]
     assert tl.plugin_loss(v, b, Q, q, p)[0] <= tl.bound(tl.tau(v, b, P, q, p)[0], 2.0, eps, 1.0)
+
+
+# ------------------------------------------------------------------ module layout and the mean/SE convention
+
+def test_softmax_functions_live_only_in_language_softmax_and_import_in_either_order():
+    import subprocess
+    import sys
+    for name in ("best_logits", "softmax", "quad_bound", "epsilon_phi"):
+        assert not hasattr(tl, name), f"theory.language must not re-export {name} (import cycle)"
+        assert callable(getattr(tls, name))
+    for first, second in (("theory.language_softmax", "theory.language"), ("theory.language", "theory.language_softmax")):
+        code = f"import {first}, {second}; import theory.language as a; assert not hasattr(a, 'best_logits')"
+        subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_mean_se_follows_the_suite_convention():
+    from theory import stats
+    x = np.array([0.3, 0.1, 0.7, 0.2])
+    m, se = tl.mean_se(x)
+    m2, se2 = stats.mean_se(x)
+    assert m == pytest.approx(float(m2), rel=1e-15) and se == pytest.approx(float(se2), rel=1e-15)
+    assert se == pytest.approx(x.std(ddof=1) / 2.0)
+    one_m, one_se = tl.mean_se([0.4])
+    assert one_m == 0.4 and math.isnan(one_se), "one draw has no SE: NaN, never a silent 0"
+    inf_m, inf_se = tl.mean_se([0.1, np.inf, 0.2])
+    assert inf_m == np.inf and math.isnan(inf_se), "an inf context is never dropped as a missing draw"
+    nan_m, _ = tl.mean_se([0.1, np.nan, 0.2])
+    assert math.isnan(nan_m)
+    assert tl.mean_se([0.4], weights=[1.0]) == (0.4, 0.0), "an exact (weighted) expectation has SE 0"

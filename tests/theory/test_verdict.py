@@ -43,3 +43,33 @@ def test_a_point_outside_its_assumption_is_never_called_violated():
     from theory.verdict import NOT_MET
     got = verdicts([2.0, 2.0, 0.5], [1.0, 1.0, 1.0], trivial=5.0, assumption_met=[False, True, False])
     assert list(got) == [NOT_MET, VIOLATED, NOT_MET]
+
+
+def test_non_finite_inputs_are_undetermined_with_a_reason():
+    from theory.verdict import UNDETERMINED
+    got, why = verdicts([np.nan, 0.5, 2.0, 0.5], [1, np.nan, 1.0, np.inf], [2, 2, 3, 3],
+                        measured_se=[0, 0, np.nan, 0], return_reasons=True)
+    assert list(got) == [UNDETERMINED] * 4
+    assert why[0] == "measured is NaN" and why[1] == "bound is NaN" and "one seed" in why[2]
+    assert why[3] == "bound is infinite"
+
+
+def test_a_probe_that_did_not_converge_is_undetermined():
+    from theory.verdict import UNDETERMINED
+    got, why = verdicts([0.5, 0.5], [1.0, 1.0], 2.0, converged=[True, False], return_reasons=True)
+    assert list(got) == [HOLDS, UNDETERMINED] and why[1] == "probe did not converge"
+
+
+def test_a_reference_is_read_above_or_below_never_judged():
+    from theory.verdict import ABOVE, BELOW, UNDETERMINED
+    got = verdicts([2.0, 0.5, 0.5, np.nan], [1.0, 1.0, 0.1, 1.0], [0.3, 0.3, 0.3, 0.3], kind="reference")
+    # the third is above a reference that is also above "trivial": a reference is never vacuous either
+    assert list(got) == [ABOVE, BELOW, ABOVE, UNDETERMINED]
+    mixed = verdicts([2.0, 2.0], [1.0, 1.0], 5.0, kind=np.array(["bound", "reference"], dtype=object))
+    assert list(mixed) == [VIOLATED, ABOVE]
+
+
+def test_an_unknown_kind_is_refused():
+    import pytest
+    with pytest.raises(ValueError, match="kind"):
+        verdicts(1.0, 1.0, 1.0, kind="lemma")

@@ -17,7 +17,6 @@ from typing import Any
 import dacite
 
 PROFILES = ("quick", "default", "paper")
-CONFIG_DIR = Path(__file__).parent / "configs"
 
 
 class ConfigError(ValueError):
@@ -48,20 +47,53 @@ def _int_as_float(value: Any) -> Any:
 _DACITE = dacite.Config(strict=True, cast=[tuple], type_hooks={float: _int_as_float})
 
 
+def _is_tuple(hint: Any) -> bool:
+    return typing.get_origin(hint) is tuple
+
+
+def _type_name(hint: Any) -> str:
+    if _is_tuple(hint):
+        args = typing.get_args(hint)
+        return f"a list of {getattr(args[0], '__name__', args[0])}" if args else "a list"
+    if dataclasses.is_dataclass(hint):
+        return "a table"
+    return getattr(hint, "__name__", str(hint))
+
+
 def _precheck(cls: type, raw: Any, path: str) -> None:
-    """Name unknown keys with their full dotted path (dacite drops the path), and refuse bools for ints
-    (dacite accepts True for an int field, since bool subclasses int)."""
+    """Name unknown keys with their full dotted path (dacite drops the path), refuse bools for ints (dacite
+    accepts True for an int field, since bool subclasses int), read a lone value given for a list field as a
+    one-element list (the only meaning it can have), and refuse a list or a table for a scalar field.
+    Mutates ``raw`` in place (it is always a private copy)."""
     if not (dataclasses.is_dataclass(cls) and isinstance(raw, dict)):
         return
     hints = typing.get_type_hints(cls)
-    for key, value in raw.items():
+    for key, value in list(raw.items()):
         if key not in hints:
             raise ConfigError(f"{path}{key}: unknown key (allowed: {', '.join(sorted(hints))})")
         hint = hints[key]
-        if hint is int and isinstance(value, bool):
-            raise ConfigError(f"{path}{key}: expected int, got bool {value!r}")
         if dataclasses.is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{path}{key}: expected a table of fields, got {value!r}")
             _precheck(hint, value, f"{path}{key}.")
+            continue
+        if _is_tuple(hint) and not isinstance(value, (list, tuple)):
+            if isinstance(value, dict):
+                raise ConfigError(f"{path}{key}: expected {_type_name(hint)}, got a table")
+            raw[key] = value = [value]
+        if not _is_tuple(hint) and isinstance(value, (list, tuple, dict)):
+            raise ConfigError(f"{path}{key}: expected {_type_name(hint)}, got {'a table' if isinstance(value, dict) else 'a list'} {value!r}")
+        items = value if _is_tuple(hint) else [value]
+        elem = (typing.get_args(hint) or (Any,))[0] if _is_tuple(hint) else hint
+        for v in items:
+            if elem is int and isinstance(v, bool):
+                raise ConfigError(f"{path}{key}: expected int, got bool {v!r}")
+            if elem in (int, float) and isinstance(v, str):
+                raise ConfigError(f"{path}{key}: expected {elem.__name__}, got text {v!r}")
+            if elem is int and isinstance(v, float):
+                raise ConfigError(f"{path}{key}: expected int, got {v!r}")
+            if elem is str and not isinstance(v, str):
+                raise ConfigError(f"{path}{key}: expected str, got {v!r}")
 
 
 def _check_tree(obj: Any, path: str = "") -> None:
@@ -79,6 +111,7 @@ def _check_tree(obj: Any, path: str = "") -> None:
 
 def build(cls: type, raw: dict) -> Any:
     """Build and validate a config dataclass from a plain dict; raise ConfigError naming the field."""
+    raw = json.loads(json.dumps(raw))  # a private copy: _precheck normalises it in place
     _precheck(cls, raw, "")
     try:
         obj = dacite.from_dict(cls, raw, config=_DACITE)
@@ -110,12 +143,15 @@ def parse_override(cls: type, item: str) -> tuple[str, Any]:
     if "=" not in item:
         raise ConfigError(f"{item}: an override must look like key=value")
     key, text = (s.strip() for s in item.split("=", 1))
-    if _annotation_at(cls, key) is str:
-        return key, text
+    hint = _annotation_at(cls, key)
     try:
-        return key, tomllib.loads(f"v = {text}")["v"]
+        value = tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
-        raise ConfigError(f"{key}: cannot parse {text!r} as a TOML value") from None
+        if hint is str or (_is_tuple(hint) and typing.get_args(hint)[:1] == (str,)):
+            return key, text  # a str field takes bare text as is: --set data.class_law=zipf
+        expected = _type_name(hint)
+        raise ConfigError(f"{key}: expected {expected}, cannot read {text!r} as one") from None
+    return key, value  # a quoted TOML string ("zipf") is the same str, unquoted
 
 
 def _set_path(raw: dict, dotted: str, value: Any) -> None:
@@ -126,11 +162,11 @@ def _set_path(raw: dict, dotted: str, value: Any) -> None:
     node[last] = value
 
 
-def load(experiment: str, cls: type, profile: str, overrides: list[str] = (), path: Path | None = None) -> Any:
-    """Load ``configs/<experiment>.toml``'s table ``profile``, apply ``--set`` overrides, validate."""
+def load(path: Path, cls: type, profile: str, overrides: list[str] = ()) -> Any:
+    """Load the TOML file's table ``profile``, apply ``--set`` overrides, validate."""
     if profile not in PROFILES:
         raise ConfigError(f"profile: must be one of {PROFILES}, got {profile!r}")
-    path = path or CONFIG_DIR / f"{experiment}.toml"
+    path = Path(path)
     with open(path, "rb") as fh:
         tables = tomllib.load(fh)
     if profile not in tables:

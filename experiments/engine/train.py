@@ -14,6 +14,8 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
+from experiments.engine import timing
+
 __all__ = ["TrainingDiverged", "train", "gather_rows"]
 
 
@@ -78,7 +80,13 @@ def _first_bad(loss: Tensor, max_loss: float) -> int | None:
     return int(torch.nonzero(bad)[0, 0])
 
 
-def train(
+def train(*args, **kwargs) -> list[tuple[int, dict[str, Tensor]]]:
+    """Batched Adam (see ``_train``), timed as the cell's "train" stage."""
+    with timing.stage("train"):
+        return _train(*args, **kwargs)
+
+
+def _train(
     params: dict[str, Tensor],
     loss_fn: Callable[[dict[str, Tensor], int], Tensor],
     steps: int,

@@ -1,0 +1,240 @@
+"""Contrastive learning with latent classes (Arora et al. 2019): the experiment's config and its cells.
+
+A cell is one objective trained on one latent-class model, all its seeds and learning-rate variants as one
+batched model. Each cell evaluates the theory's terms at every checkpoint (one point of the bound figure each)
+and, when asked, linear-probe learning curves at the last checkpoint. The four figures select cells by their
+parameters, so a cell that two studies need (say logistic, k = 1, C = 10) is trained once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from experiments.engine.config import positive as _positive
+from experiments.encoders import ENCODERS
+from synthetic_data.contrastive import DataSpec
+from theory.contrastive import LOSSES
+
+TRAINED = ("logistic", "hinge", "block", "ntxent", "supervised")
+UNTRAINED = ("raw", "random")
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    kind: str = "mlp"       # "linear" | "mlp"
+    width: int = 64         # hidden width of the mlp
+    out_dim: int = 16       # representation dimension d
+
+    def check(self) -> None:
+        if self.kind not in ENCODERS:
+            raise ValueError(f"kind: unknown encoder {self.kind!r}; known: {', '.join(ENCODERS)}")
+        _positive("width", self.width)
+        _positive("out_dim", self.out_dim)
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    n_tuples: int = 4000                 # M, unlabelled tuples (or blocks, or pairs) per model
+    steps: int = 400
+    batch_size: int = 128
+    lr: tuple[float, ...] = (3e-3,)      # variants; batched with the seeds as one model
+    weight_decay: float = 0.0
+    n_checkpoints: int = 6               # evaluated along training, step 0 (the random encoder) included
+    temperature: float = 0.1             # NT-Xent only
+    labelled_per_class: int = 200        # labels for the supervised reference encoder
+
+    def check(self) -> None:
+        for name in ("n_tuples", "steps", "batch_size", "labelled_per_class"):
+            _positive(name, getattr(self, name))
+        if self.n_checkpoints < 2:
+            raise ValueError(f"n_checkpoints: must be >= 2 (the start and the end), got {self.n_checkpoints}")
+        if not self.lr or any(not (0 < lr < 10) for lr in self.lr):
+            raise ValueError(f"lr: needs at least one value in (0, 10), got {self.lr}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay: must be >= 0, got {self.weight_decay}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature: must be > 0, got {self.temperature}")
+        if self.batch_size > self.n_tuples:
+            raise ValueError(f"batch_size: {self.batch_size} exceeds n_tuples = {self.n_tuples}")
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    n_per_class: int = 200               # fresh samples per class in each Monte-Carlo pool
+    n_mean: int = 1000                   # samples per class for the class means mu_c
+    n_tuples: int = 20000                # Monte-Carlo class tuples where enumerating classes costs too much
+    probe_n: tuple[int, ...] = (1, 2, 5, 10, 20, 50, 100)   # labelled examples per class
+    probe_test_per_class: int = 200
+    probe_C: float = 1.0                 # inverse L2 strength, sklearn's convention
+    target_error: float = 0.2            # the error at which "labels needed" is read off
+    delta: float = 0.05                  # confidence of the generalisation term
+
+    def check(self) -> None:
+        for name in ("n_per_class", "n_mean", "n_tuples", "probe_test_per_class"):
+            _positive(name, getattr(self, name))
+        if not self.probe_n or any(n < 1 for n in self.probe_n):
+            raise ValueError(f"probe_n: needs values >= 1, got {self.probe_n}")
+        if list(self.probe_n) != sorted(set(self.probe_n)):
+            raise ValueError(f"probe_n: must be strictly increasing, got {self.probe_n}")
+        if not 0 < self.target_error < 1:
+            raise ValueError(f"target_error: must be in (0, 1), got {self.target_error}")
+        if not 0 < self.delta < 1:
+            raise ValueError(f"delta: must be in (0, 1), got {self.delta}")
+        if self.probe_C <= 0:
+            raise ValueError(f"probe_C: must be > 0, got {self.probe_C}")
+
+
+def _check_classes(name: str, classes) -> None:
+    if not classes or any(c < 2 for c in classes):
+        raise ValueError(f"{name}: needs class counts >= 2, got {classes}")
+
+
+def _check_loss(name: str, loss: str) -> None:
+    if loss not in LOSSES:
+        raise ValueError(f"{name}: unknown loss {loss!r}; known: {', '.join(LOSSES)}")
+
+
+@dataclass(frozen=True)
+class BoundStudy:
+    """Figure 1: L_sup^mu against the bound at every checkpoint, across numbers of classes."""
+    enabled: bool = True
+    classes: tuple[int, ...] = (2, 5, 10, 50, 100)
+    losses: tuple[str, ...] = ("logistic", "hinge")
+
+    def check(self) -> None:
+        _check_classes("classes", self.classes)
+        for loss in self.losses:
+            _check_loss("losses", loss)
+
+
+@dataclass(frozen=True)
+class NegativesStudy:
+    """Figure 2: the number of negatives k, for a few numbers of classes."""
+    enabled: bool = True
+    classes: tuple[int, ...] = (10, 50)
+    k: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
+    loss: str = "logistic"
+    max_k: int = 256                     # negatives cost memory linearly; more is refused
+    probe_n: int = 20                    # labelled examples per class for the probe accuracy in this figure
+
+    def check(self) -> None:
+        _check_classes("classes", self.classes)
+        _check_loss("loss", self.loss)
+        if not self.k or any(k < 1 for k in self.k):
+            raise ValueError(f"k: needs values >= 1, got {self.k}")
+        if max(self.k) > self.max_k:
+            raise ValueError(f"k: {max(self.k)} negatives exceed max_k = {self.max_k}")
+        _positive("probe_n", self.probe_n)
+
+
+@dataclass(frozen=True)
+class SampleStudy:
+    """Figure 3: probe error against labelled examples per class, for several encoders."""
+    enabled: bool = True
+    classes: int = 10
+    encoders: tuple[str, ...] = ("raw", "random", "logistic", "ntxent", "supervised")
+
+    def check(self) -> None:
+        _check_classes("classes", (self.classes,))
+        for enc in self.encoders:
+            if enc not in UNTRAINED + TRAINED or enc == "block":
+                raise ValueError(f"encoders: unknown {enc!r}; known: {', '.join(UNTRAINED + TRAINED[:2] + TRAINED[3:])}")
+
+
+@dataclass(frozen=True)
+class BlockStudy:
+    """Figure 4: the block contrastive loss for block sizes b (b = 1 is the standard loss)."""
+    enabled: bool = True
+    classes: int = 10
+    block_sizes: tuple[int, ...] = (1, 2, 4, 8)
+    loss: str = "logistic"
+
+    def check(self) -> None:
+        _check_classes("classes", (self.classes,))
+        _check_loss("loss", self.loss)
+        if not self.block_sizes or any(b < 1 for b in self.block_sizes):
+            raise ValueError(f"block_sizes: needs values >= 1, got {self.block_sizes}")
+
+
+@dataclass(frozen=True)
+class Config:
+    seeds: int = 4
+    data: DataSpec = field(default_factory=DataSpec)
+    encoder: EncoderSpec = field(default_factory=EncoderSpec)
+    train: TrainSpec = field(default_factory=TrainSpec)
+    eval: EvalSpec = field(default_factory=EvalSpec)
+    bound: BoundStudy = field(default_factory=BoundStudy)
+    negatives: NegativesStudy = field(default_factory=NegativesStudy)
+    sample_complexity: SampleStudy = field(default_factory=SampleStudy)
+    block: BlockStudy = field(default_factory=BlockStudy)
+
+    def check(self) -> None:
+        _positive("seeds", self.seeds)
+        # Every class count a study asks for must make a valid latent-class model (explicit laws fix C).
+        for study in ("bound", "negatives"):
+            for c in getattr(self, study).classes:
+                _data_for(self.data, c, f"{study}.classes")
+        for study in ("sample_complexity", "block"):
+            _data_for(self.data, getattr(self, study).classes, f"{study}.classes")
+
+
+def _data_for(data: DataSpec, n_classes: int, where: str) -> DataSpec:
+    spec = replace(data, n_classes=n_classes)
+    try:
+        spec.check()
+    except ValueError as err:
+        raise ValueError(f"{where}: {n_classes} classes do not fit data: {err}") from None
+    return spec
+
+
+@dataclass(frozen=True)
+class Cell:
+    objective: str          # one of TRAINED + UNTRAINED
+    loss: str               # the paper's ell used by logistic/hinge/block objectives and by the theory terms
+    k: int                  # negatives per tuple
+    block_size: int         # positives and negatives per block (block objective only)
+    probe_n: tuple[int, ...]  # labelled examples per class for probes at the last checkpoint (empty: none)
+    seeds: tuple[int, ...]
+    data: DataSpec
+    encoder: EncoderSpec
+    train: TrainSpec
+    eval: EvalSpec
+
+
+def cells(cfg: Config) -> list[Cell]:
+    seeds = tuple(range(cfg.seeds))
+
+    curve = tuple(cfg.eval.probe_n)
+
+    def cell(objective, n_classes, loss="logistic", k=1, block_size=1, probe_n=()):
+        if objective == "block" and block_size == 1:
+            objective = loss  # b = 1 is the standard loss: the same cell
+        return Cell(objective, loss, k, block_size, probe_n, seeds, _data_for(cfg.data, n_classes, "data"),
+                    cfg.encoder, cfg.train, cfg.eval)
+
+    out: list[Cell] = []
+    if cfg.bound.enabled:
+        out += [cell(loss, c, loss) for c in cfg.bound.classes for loss in cfg.bound.losses]
+    if cfg.negatives.enabled:
+        out += [cell(cfg.negatives.loss, c, cfg.negatives.loss, k=k, probe_n=(cfg.negatives.probe_n,))
+                for c in cfg.negatives.classes for k in cfg.negatives.k]
+    if cfg.sample_complexity.enabled:
+        out += [cell(enc, cfg.sample_complexity.classes, probe_n=curve) for enc in cfg.sample_complexity.encoders]
+    if cfg.block.enabled:
+        out += [cell("block", cfg.block.classes, cfg.block.loss, block_size=b, probe_n=curve)
+                for b in cfg.block.block_sizes]
+    # Studies that need the same training run share one cell, probing at the union of their sizes.
+    merged: dict[Cell, set[int]] = {}
+    for c in out:
+        merged.setdefault(replace(c, probe_n=()), set()).update(c.probe_n)
+    return [replace(c, probe_n=tuple(sorted(ns))) for c, ns in merged.items()]
+
+
+def cost(cell: Cell) -> float:
+    """A rough relative cost, only used to start the slowest cells first."""
+    per_example = cell.k + 2 if cell.objective in ("logistic", "hinge") else 2 * cell.block_size + 1
+    train = 0 if cell.objective in UNTRAINED else cell.train.steps * cell.train.batch_size * per_example
+    n = cell.data.n_classes
+    probes = 20 * n * n * max(cell.probe_n, default=0)
+    return len(cell.seeds) * len(cell.train.lr) * (train + 50 * n * n + 100 * n * cell.eval.n_per_class + probes)

@@ -1,0 +1,57 @@
+"""``sslt bench``: how fast the suite runs on this machine, measured, not asserted (targets live in the issues).
+
+For every registered chapter and profile: the wall time of ``sslt run`` in a fresh results directory, the share
+of the cells' time spent in training, probes and theory terms (from each cell's ``meta.json``), and the peak
+resident memory of the busiest worker. Then any micro-benchmarks registered in the entry-point group
+``sslt.benchmarks`` (this repository registers batched training and batched probes against loops).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from experiments.engine import chapters, timing
+
+BENCH_GROUP = "sslt.benchmarks"
+
+
+def profile_run(experiment: str, profile: str, jobs: int) -> dict:
+    """Wall time, time shares by stage, and peak worker memory of one chapter profile, in a temporary dir."""
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "experiments.engine.cli", "run", experiment, "--profile", profile,
+                        "--out", tmp, "--jobs", str(jobs)], check=True, capture_output=True,
+                       env={**os.environ, "CI": "1"})
+        wall = time.perf_counter() - t0
+        metas = [json.loads(p.read_text()) for p in Path(tmp).glob(f"{experiment}/*/meta.json")]
+    total = sum(m["seconds"] for m in metas)
+    shares = {s: sum(m["stages"].get(s, 0.0) for m in metas) / total if total else float("nan")
+              for s in timing.STAGES}
+    shares["other"] = 1.0 - sum(shares.values())
+    return {"wall_s": wall, "cell_s": total, "cells": len(metas), "shares": shares,
+            "peak_mib": max((m["peak_rss_mib"] for m in metas), default=float("nan"))}
+
+
+def main(args) -> int:
+    jobs = os.cpu_count() or 1
+    lines = [f"machine: {jobs} cores; chapter profiles run with --jobs {jobs}", "",
+             f"{'chapter':<17}{'profile':<9}{'wall':>8}{'cells':>7}{'cell time':>11}{'train':>8}{'probes':>8}"
+             f"{'theory':>8}{'other':>8}{'peak/worker':>13}"]
+    for ch in chapters.all_chapters():
+        for profile in ("quick",) + (() if args.skip_default else ("default",)):
+            r = profile_run(ch.name, profile, jobs)
+            sh = r["shares"]
+            lines.append(f"{ch.name:<17}{profile:<9}{r['wall_s']:>7.1f}s{r['cells']:>7}{r['cell_s']:>10.1f}s"
+                         + "".join(f"{100 * sh[s]:>7.0f}%" for s in (*timing.STAGES, "other"))
+                         + f"{r['peak_mib']:>9.0f} MiB")
+    print("\n".join(lines), flush=True)
+    for ep in sorted(entry_points(group=BENCH_GROUP), key=lambda e: e.name):
+        print()
+        print("\n".join(ep.load()()), flush=True)
+    return 0

@@ -1,0 +1,174 @@
+"""The ``sslt`` command: list, run, runs, figures, theorems, bench."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from experiments.engine import chapters, runs, store
+from experiments.engine import config as config_mod
+from experiments.engine.train import TrainingDiverged
+
+
+def _names(given: list[str]) -> list[str]:
+    known = chapters.names()
+    names = known if not given or given == ["all"] else given
+    for n in names:
+        if n not in known:
+            raise config_mod.ConfigError(f"experiment: unknown {n!r}; known: {', '.join(known)}")
+    return names
+
+
+def _root(out) -> Path:
+    return Path(out) if out is not None else store.RESULTS
+
+
+def cmd_list(args) -> int:
+    for ch in chapters.all_chapters():
+        print(f"{ch.name}: {ch.summary}")
+        for fig in ch.figures:
+            print(f"  figure: {fig}")
+        for t in ch.theorems:
+            print(f"  theorem: {t.id} ({t.kind}, {t.status})")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from analysis import bounds as bound_table
+    from experiments.engine import runner
+    names = _names(args.experiment)
+    # Every config is validated before any cell of any experiment runs.
+    cfgs = {n: config_mod.load(chapters.get(n).config_file, chapters.get(n).config, args.profile, args.set)
+            for n in names}
+    if args.device == "cuda":
+        import torch
+        if not torch.cuda.is_available():
+            raise config_mod.ConfigError("device: cuda requested but no GPU is visible")
+    if args.scheduler and args.backend != "dask":
+        raise config_mod.ConfigError("scheduler: only the dask backend takes a scheduler address")
+    root = _root(args.out)
+    for n in names:
+        rep = runner.run_sweep(n, cfgs[n], root, args.jobs, args.device, args.profile, args.set, args.backend,
+                               args.scheduler)
+        r = rep.run
+        print(f"{n}: run {r.id}: {rep.n_cells} cells, {r.n_run} run now ({r.n_stale} stale: made by other code), "
+              f"{r.n_reused} already done -> {root / n}")
+    table = runner.write_bounds(root, chapters.names())
+    print(bound_table.summary(table))
+    print(f"verdict table: {root / 'bounds.csv'} (latest run of each experiment)")
+    return 0
+
+
+def cmd_runs(args) -> int:
+    recorded = runs.all_runs(_root(args.out))
+    if not recorded:
+        print(f"no runs under {_root(args.out)}")
+        return 0
+    w = max(len(r.id) for r in recorded) + 2
+    print(f"{'run':<{w}}{'started (UTC)':<21}{'profile':<9}{'cells':>6}{'ran':>5}{'stale':>6}  "
+          f"{'code':<18}{'verdicts':<62}overrides")
+    for r in recorded:
+        counts = ", ".join(f"{k} {v}" for k, v in r.verdicts.items()) if r.status == runs.COMPLETE else r.status
+        over = " ".join(r.overrides) or "-"
+        print(f"{r.id:<{w}}{r.started[:19]:<21}{r.profile:<9}{len(r.cells):>6}{r.n_run:>5}{r.n_stale:>6}  "
+              f"{r.code:<18}{counts:<62}{over}")
+    return 0
+
+
+def cmd_figures(args) -> int:
+    from analysis import figures as figs
+    from experiments.engine import runner
+    root = _root(args.out)
+    fig_root = Path(args.figures) if args.figures is not None else Path("figures")
+    names = _names(args.experiment)
+    selected = runner.selected_runs(root, names, args.run)
+    have = {r.experiment for r in selected}
+    # Named experiments must all have a run; 'all' draws those that have one, but at least one.
+    missing = [n for n in names if n not in have] if args.experiment and not args.run else []
+    if not selected:
+        missing = names
+    if missing:
+        raise FileNotFoundError(f"no complete run for {', '.join(map(repr, missing))} under {root}: "
+                                f"run `sslt run {' '.join(missing)}` first")
+    for r in selected:
+        ch = chapters.get(r.experiment)
+        rows = store.load_rows(root, r.experiment, r.cells)
+        out = fig_root / r.experiment if not args.run else fig_root / "runs" / r.id
+        for p in figs.draw(ch.figures, rows, out, r.describe()):
+            print(p)
+        store.atomic_write_text(out / "RUN", r.describe() + "\n")
+    return 0
+
+
+def cmd_theorems(args) -> int:
+    from experiments.engine import theorem_docs
+    print(theorem_docs.markdown() if args.markdown else theorem_docs.table(), end="")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from experiments.engine import bench
+    return bench.main(args)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sslt", description="Self-supervised learning theory, checked on synthetic data.")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="chapters, their figures and theorems").set_defaults(func=cmd_list)
+    r = sub.add_parser("run", help="run a sweep as one recorded run (cells this code finished are reused)")
+    r.add_argument("experiment", nargs="*", help="experiment names, or 'all' (default)")
+    r.add_argument("--profile", choices=config_mod.PROFILES, default="default")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    r.add_argument("--out", type=Path, default=None, help="results directory (default: results/)")
+    r.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="cells run in parallel")
+    r.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    r.add_argument("--backend", choices=("local", "dask"), default="local",
+                   help="local processes, or a dask cluster (the results directory must be shared)")
+    r.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="dask scheduler address (default: a local cluster of --jobs workers)")
+    r.set_defaults(func=cmd_run)
+    rs = sub.add_parser("runs", help="list the recorded runs")
+    rs.add_argument("--out", type=Path, default=None, help="results directory (default: results/)")
+    rs.set_defaults(func=cmd_runs)
+    f = sub.add_parser("figures", help="draw figures from stored results (no training)")
+    f.add_argument("experiment", nargs="*")
+    f.add_argument("--run", action="append", default=[], metavar="ID",
+                   help="draw this run (default: the latest run of each experiment); repeatable")
+    f.add_argument("--out", type=Path, default=None, help="results directory to read (default: results/)")
+    f.add_argument("--figures", type=Path, default=None, help="where to write figures (default: figures/)")
+    f.set_defaults(func=cmd_figures)
+    t = sub.add_parser("theorems", help="the theorem registry")
+    t.add_argument("--markdown", action="store_true", help="print docs/theorems.md")
+    t.set_defaults(func=cmd_theorems)
+    b = sub.add_parser("bench", help="time the suite on this machine")
+    b.add_argument("--skip-default", action="store_true", help="skip timing the default profile")
+    b.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    import matplotlib
+    matplotlib.use("Agg")  # the command draws to files; a notebook importing the analysis keeps its own backend
+    args = parser().parse_args(argv)
+    if getattr(args, "jobs", 1) < 1:
+        print("sslt: error: --jobs: must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        return args.func(args)
+    except config_mod.ConfigError as err:
+        print(f"sslt: config error: {err}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as err:  # nothing to draw yet, a run whose cells were deleted
+        print(f"sslt: error: {err}", file=sys.stderr)
+        return 2
+    except (runs.RunNotFound, chapters.UnknownChapter) as err:
+        print(f"sslt: error: {err.args[0] if err.args else err}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as err:
+        print(f"sslt: training diverged: {err}", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

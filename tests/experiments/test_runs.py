@@ -1,0 +1,130 @@
+"""Runs and provenance: a table and a figure show one run; a cell made by other code is re-run; a README edit
+re-runs nothing; the dask backend gives the same bytes as a local run."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import cell_bytes
+from experiments.engine import cli, fingerprint, runs, store
+
+REPO = Path(__file__).resolve().parents[2]
+# A contrastive sweep of a few seconds that still has two studies.
+TINY = ["seeds=2", "train.steps=10", "train.n_tuples=100", "train.batch_size=20", "train.n_checkpoints=2",
+        "eval.n_per_class=20", "eval.n_mean=40", "eval.n_tuples=400", "eval.probe_n=[1, 2]",
+        "eval.probe_test_per_class=10", "bound.classes=[3]", "bound.losses=['logistic']",
+        "negatives.classes=[3]", "negatives.k=[1, 2]", "negatives.probe_n=1", "sample_complexity.enabled=false",
+        "block.enabled=false"]
+
+
+def _sets(overrides):
+    return [a for o in overrides for a in ("--set", o)]
+
+
+def _run(out, *extra, overrides=TINY):
+    return cli.main(["run", "contrastive", "--profile", "quick", "--out", str(out), "--jobs", "1", *extra,
+                     *_sets(overrides)])
+
+
+def test_two_runs_in_one_directory_do_not_mix(tmp_path, capsys):
+    zipf = TINY + ["data.class_law=zipf", "data.zipf_s=1.3", "bound.classes=[4]", "negatives.classes=[4]"]
+    assert _run(tmp_path, overrides=zipf) == 0
+    first = runs.latest(tmp_path, "contrastive")
+    assert _run(tmp_path) == 0
+    second = runs.latest(tmp_path, "contrastive")
+    assert first.id != second.id and second.overrides == TINY and first.overrides == zipf
+    table = pd.read_csv(tmp_path / "bounds.csv")
+    assert set(table["run"]) == {second.id}, "bounds.csv shows the latest run only"
+    assert set(table["data.class_law"]) == {"uniform"} and set(table["n_classes"]) == {3}
+    # the earlier run is still there, whole, and can be drawn on its own
+    figs = tmp_path / "figs"
+    capsys.readouterr()
+    assert cli.main(["figures", "--run", first.id, "--out", str(tmp_path), "--figures", str(figs)]) == 0
+    assert (figs / "runs" / first.id / "RUN").read_text().startswith(f"run {first.id}")
+    assert "data.class_law=zipf" in (figs / "runs" / first.id / "RUN").read_text()
+    assert cli.main(["runs", "--out", str(tmp_path)]) == 0
+    listing = capsys.readouterr().out
+    assert first.id in listing and second.id in listing and "data.class_law=zipf" in listing
+    assert "holds" in listing
+
+
+def test_an_unknown_run_is_a_one_line_error(tmp_path, capsys):
+    assert _run(tmp_path) == 0
+    capsys.readouterr()
+    assert cli.main(["figures", "--run", "nope", "--out", str(tmp_path), "--figures", str(tmp_path / "f")]) == 2
+    err = capsys.readouterr().err
+    assert "no run 'nope'" in err and err.count("\n") == 1
+
+
+def test_a_run_records_what_made_it(tmp_path):
+    assert _run(tmp_path) == 0
+    r = runs.latest(tmp_path, "contrastive")
+    assert r.profile == "quick" and r.config["train"]["steps"] == 10 and r.n_run == len(r.cells)
+    assert r.verdicts and sum(r.verdicts.values()) == len(pd.read_csv(tmp_path / "bounds.csv"))
+    fp = fingerprint.fingerprint("experiments.contrastive_run")
+    assert r.code == fp["code"] and r.versions == {"torch": fp["torch"], "numpy": fp["numpy"]}
+    for key in r.cells:
+        meta = store.load_meta(tmp_path, "contrastive", key)
+        assert meta["code"] == r.code and "theory.contrastive" in meta["modules"]
+        assert meta["seconds"] > 0 and meta["peak_rss_mib"] > 0
+    # a second identical run reuses every cell and says so
+    assert _run(tmp_path) == 0
+    again = runs.latest(tmp_path, "contrastive")
+    assert again.n_run == 0 and again.n_reused == len(r.cells) and again.cells == r.cells
+
+
+def _copy_repo(dst: Path) -> Path:
+    for pkg in ("theory", "synthetic_data", "experiments", "analysis"):
+        shutil.copytree(REPO / pkg, dst / pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "README.md", dst / "README.md")
+    return dst
+
+
+def _cli(src: Path, out: Path, overrides=TINY) -> str:
+    env = {**os.environ, "PYTHONPATH": str(src), "CI": "1"}
+    done = subprocess.run([sys.executable, "-m", "experiments.engine.cli", "run", "contrastive", "--profile",
+                           "quick", "--out", str(out), "--jobs", "1", *_sets(overrides)], env=env, cwd=src,
+                          capture_output=True, text=True, check=True)
+    return done.stdout.splitlines()[0]
+
+
+def test_a_source_change_reruns_the_affected_cells_and_a_readme_edit_nothing(tmp_path):
+    src, out = _copy_repo(tmp_path / "src"), tmp_path / "results"
+    first = _cli(src, out)
+    assert "0 stale" in first and "0 already done" in first
+    n_cells = int(first.split(": ")[2].split(" cells")[0])
+    (src / "README.md").write_text("edited\n")
+    theory = src / "theory" / "contrastive.py"
+    theory.write_text(theory.read_text().replace('"""', '"""A docstring edit. ', 1))
+    assert " 0 run now" in _cli(src, out), "a README or docstring edit re-runs nothing"
+    lang = src / "synthetic_data" / "language.py"
+    lang.write_text(lang.read_text() + "\n_UNRELATED = 1\n")
+    assert " 0 run now" in _cli(src, out), "a change to another chapter's generator re-runs nothing here"
+    theory.write_text(theory.read_text() + "\n_CHANGED = 1\n")
+    third = _cli(src, out)
+    assert f"{n_cells} run now ({n_cells} stale" in third, third
+    # both versions of every cell stay: the earlier run can still be drawn
+    keys = store.finished(out, "contrastive")
+    assert len(keys) == 2 * n_cells and len({store.split_key(k)[1] for k in keys}) == 2
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="dask local cluster uses fork/spawn semantics of POSIX")
+def test_dask_backend_gives_the_same_bytes_as_a_local_run(tmp_path):
+    local, dask_out = tmp_path / "local", tmp_path / "dask"
+    assert _run(local) == 0
+    assert cli.main(["run", "contrastive", "--profile", "quick", "--out", str(dask_out), "--jobs", "2",
+                     "--backend", "dask", *_sets(TINY)]) == 0
+    a, b = cell_bytes(local, "contrastive"), cell_bytes(dask_out, "contrastive")
+    assert len(a) >= 2 and a == b
+    assert runs.latest(dask_out, "contrastive").backend == "dask"
+
+
+def test_scheduler_without_dask_is_a_config_error(tmp_path, capsys):
+    assert _run(tmp_path / "r", "--scheduler", "tcp://127.0.0.1:1") == 2
+    assert "scheduler" in capsys.readouterr().err

@@ -1,0 +1,221 @@
+"""One protocol test for every registered chapter: conformance, the quick profile end to end, byte-identical
+rows at --jobs 1 and 2, a malformed-config corpus, every bounds.csv row recomputed from its theorem, and
+figures that have data in them."""
+from __future__ import annotations
+
+import dataclasses
+import typing
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import plotting
+from conftest import cell_bytes
+from experiments.engine import chapters, cli, runner, runs, store
+from theory.theorems import STATUSES, index
+from theory.verdict import BOUND_VERDICTS, REFERENCE_VERDICTS
+
+NAMES = chapters.names()
+
+
+def test_the_shipped_chapters_are_registered():
+    assert {"contrastive", "self_prediction", "language"} <= set(NAMES)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_conformance(name):
+    ch = chapters.get(name)
+    assert chapters.conformance(ch) == []
+    for profile in ("quick", "default", "paper"):
+        cfg = chapters.load_config(name, profile)
+        cells = ch.cells(cfg)
+        assert cells, f"{profile}: no cells"
+        for cell in cells:
+            assert dataclasses.is_dataclass(cell) and cell.__dataclass_params__.frozen
+            c = ch.cost(cell)
+            assert np.isfinite(c) and c >= 0
+    ids = [t.id for t in ch.theorems]
+    assert len(ids) == len(set(ids))
+    for t in ch.theorems:
+        assert t.status in STATUSES and t.statement and t.paper and t.number and t.terms
+        assert t.doc.startswith(f"docs/theory/{name}.md"), t.id
+
+
+def test_a_non_chapter_fails_the_protocol():
+    ch = chapters.get(NAMES[0])
+    assert chapters.conformance(object())
+    broken = dataclasses.replace(ch, theorems=(), figures={})
+    problems = chapters.conformance(broken)
+    assert any(p.startswith("theorems") for p in problems) and any(p.startswith("figures") for p in problems)
+    foreign = dataclasses.replace(ch, name="other")
+    assert any("does not belong" in p for p in chapters.conformance(foreign))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_quick_profile_end_to_end(name, quick_results):
+    root = quick_results(name)
+    run = runs.latest(root, name)
+    assert run is not None and run.status == runs.COMPLETE and run.profile == "quick"
+    planned = {store.cell_key(cid, run.code) for cid, _ in runner.plan(name, chapters.load_config(name, "quick"))}
+    assert set(run.cells) == planned
+    table = pd.read_csv(root / "bounds.csv")
+    assert len(table) > 0 and set(table["run"]) == {run.id} and set(table["experiment"]) == {name}
+    ch = chapters.get(name)
+    registry = index(ch.theorems)
+    assert set(table["theorem"]) <= set(registry)
+    for tid, g in table.groupby("theorem"):
+        t = registry[tid]
+        assert set(g["kind"]) == {t.kind}
+        allowed = BOUND_VERDICTS if t.kind == "bound" else REFERENCE_VERDICTS
+        assert set(g["verdict"]) <= set(allowed), tid
+        # the theorem's own function, fed the row's terms, gives the row's bound: nothing was fitted
+        np.testing.assert_allclose(t.bound_from(g), g["bound_value"].to_numpy(), rtol=1e-12, atol=0,
+                                   equal_nan=True, err_msg=tid)
+    undetermined = table[table["verdict"] == "undetermined"]
+    assert undetermined["reason"].notna().all(), "every undetermined point says why"
+    data_cols = [c for c in table.columns if c.startswith("data.")]
+    assert data_cols, "rows carry the data assumptions that tell runs apart"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_same_rows_at_jobs_1_and_jobs_2(name, quick_results, tmp_path):
+    one = tmp_path / "jobs1"
+    assert cli.main(["run", name, "--profile", "quick", "--out", str(one), "--jobs", "1"]) == 0
+    a, b = cell_bytes(one, name), cell_bytes(quick_results(name), name)
+    assert len(a) >= 2 and a == b
+
+
+# ------------------------------------------------------------------------------------ malformed configs
+def _leaves(cls, prefix=""):
+    for f in dataclasses.fields(cls):
+        hint = typing.get_type_hints(cls)[f.name]
+        if dataclasses.is_dataclass(hint):
+            yield from _leaves(hint, f"{prefix}{f.name}.")
+        else:
+            yield f"{prefix}{f.name}", hint
+
+
+def _type_cases(cls) -> list[tuple[str, str]]:
+    """(override, field) pairs that are malformed whatever the chapter: each leaf field given a value of a
+    type it cannot take. Drawn from the config dataclass itself, so a new chapter gets its corpus for free."""
+    cases = [("bogus_top=1", "bogus_top")]
+    sections = [f.name for f in dataclasses.fields(cls) if dataclasses.is_dataclass(typing.get_type_hints(cls)[f.name])]
+    for s in sections:
+        cases += [(f"{s}.bogus_key=1", f"{s}.bogus_key"), (f"{s}=5", s)]
+    for field, hint in _leaves(cls):
+        if hint is bool:
+            cases += [(f"{field}=maybe", field), (f"{field}=[true]", field)]
+        elif hint is int:
+            cases += [(f"{field}=abc", field), (f"{field}=1.5", field), (f"{field}=true", field),
+                      (f"{field}=[1, 2]", field)]
+        elif hint is float:
+            cases += [(f"{field}=abc", field), (f"{field}=[1.0, 2.0]", field), (f"{field}={{a = 1}}", field)]
+        elif hint is str:
+            cases += [(f"{field}=[1, 2]", field), (f"{field}=3", field)]
+        elif typing.get_origin(hint) is tuple and typing.get_args(hint)[:1] in ((int,), (float,)):
+            cases += [(f"{field}=abc", field), (f"{field}={{a = 1}}", field), (f"{field}=['x']", field)]
+    return cases
+
+
+def _corpus(name):
+    return _type_cases(chapters.get(name).config) + [("=3", ""), ("noequals", "noequals")]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_malformed_config_corpus(name, tmp_path, capsys):
+    cases = _corpus(name)
+    assert len(cases) >= 20
+    for override, field in cases:
+        out = tmp_path / "results"
+        code = cli.main(["run", name, "--profile", "quick", "--out", str(out), "--jobs", "1", "--set", override])
+        err = capsys.readouterr().err
+        assert code == 2, (override, err)
+        assert "config error" in err and field in err, (override, err)
+        assert err.count("\n") == 1, f"one line: {err!r}"
+        assert not out.exists(), f"{override}: left something behind"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_unambiguous_inputs_are_accepted(name):
+    """A lone value for a list field is that one-element list; a quoted TOML string is the string."""
+    cls = chapters.get(name).config
+    tuples = [(f, h) for f, h in _leaves(cls) if typing.get_origin(h) is tuple and typing.get_args(h)[:1] == (int,)]
+    strs = [f for f, h in _leaves(cls) if h is str]
+    base = chapters.load_config(name, "quick")
+
+    def get(cfg, dotted):
+        for part in dotted.split("."):
+            cfg = getattr(cfg, part)
+        return cfg
+    for f, _ in tuples:
+        current = get(base, f)
+        if current:
+            try:
+                cfg = chapters.load_config(name, "quick", [f"{f}={current[0]}"])
+            except Exception as err:  # a one-element list may be refused by the chapter's own range check
+                assert "config error" not in str(err) or f.split(".")[-1] in str(err)
+                continue
+            assert get(cfg, f) == (current[0],)
+            break
+    for f in strs:
+        current = get(base, f)
+        cfg = chapters.load_config(name, "quick", [f'{f}="{current}"'])
+        assert get(cfg, f) == current
+
+
+# ------------------------------------------------------------------------------------ figures have data
+def _has_data(ax) -> bool:
+    for line in ax.get_lines():
+        if np.size(line.get_xdata()) and np.isfinite(np.asarray(line.get_ydata(), dtype=float)).any():
+            return True
+    for coll in ax.collections:
+        offsets = coll.get_offsets() if hasattr(coll, "get_offsets") else []
+        if np.size(offsets) or (hasattr(coll, "get_paths") and len(coll.get_paths())) or \
+                (hasattr(coll, "get_segments") and len(coll.get_segments())):
+            return True
+    if any(p.get_height() != 0 for p in ax.patches if hasattr(p, "get_height")) or ax.images:
+        return True
+    return any(t.get_text().strip() for t in ax.texts if t.get_gid() != "message")  # a panel of text
+
+
+def _says_why_empty(ax) -> bool:
+    return any(t.get_gid() == "message" and t.get_text().strip() for t in ax.texts)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_figure_has_data_and_names_its_run(name, quick_results, tmp_path, monkeypatch):
+    root = quick_results(name)
+    seen = {}
+    real_save = plotting.save
+
+    def spy(fig, directory, stem):
+        paths = real_save(fig, directory, stem)  # adds the provenance line; the closed figure keeps its artists
+        axes = [a for a in fig.axes if a.get_visible() and a.axison]
+        seen[stem] = {"panels": [(_has_data(a), _says_why_empty(a)) for a in axes],
+                      "legends": [[t.get_text() for t in a.get_legend().get_texts()] for a in axes
+                                  if a.get_legend() is not None],
+                      "caption": [t.get_text() for t in fig.texts if t.get_gid() == "provenance"]}
+        return paths
+    monkeypatch.setattr(plotting, "save", spy)
+    assert cli.main(["figures", name, "--out", str(root), "--figures", str(tmp_path)]) == 0
+    run = runs.latest(root, name)
+    assert set(seen) == set(chapters.get(name).figures)
+    for stem, info in seen.items():
+        assert info["panels"], stem
+        assert any(d for d, _ in info["panels"]), f"{stem}: no panel has data"
+        for i, (data, why) in enumerate(info["panels"]):
+            assert data or why, f"{stem}: panel {i} is empty and does not say why"
+        for labels in info["legends"]:
+            assert labels and all(lbl.strip() for lbl in labels), f"{stem}: empty legend entry"
+        assert info["caption"] and run.id in info["caption"][0] and "profile quick" in info["caption"][0], stem
+    assert (tmp_path / name / "RUN").read_text().startswith(f"run {run.id}")
+
+
+def test_the_cli_chooses_the_backend_not_the_import():
+    import importlib
+    import analysis.plotting
+    before = matplotlib.get_backend()
+    importlib.reload(analysis.plotting)
+    assert matplotlib.get_backend() == before
