@@ -67,12 +67,12 @@ def cmd_runs(args) -> int:
         return 0
     w = max(len(r.id) for r in recorded) + 2
     print(f"{'run':<{w}}{'started (UTC)':<21}{'profile':<9}{'cells':>6}{'ran':>5}{'stale':>6}  "
-          f"{'code':<18}{'verdicts':<62}overrides")
+          f"{'code':<18}{'overrides':<40}verdicts")
     for r in recorded:
         counts = ", ".join(f"{k} {v}" for k, v in r.verdicts.items()) if r.status == runs.COMPLETE else r.status
         over = " ".join(r.overrides) or "-"
         print(f"{r.id:<{w}}{r.started[:19]:<21}{r.profile:<9}{len(r.cells):>6}{r.n_run:>5}{r.n_stale:>6}  "
-              f"{r.code:<18}{counts:<62}{over}")
+              f"{r.code:<18}{over:<40}{counts}")
     return 0
 
 
