@@ -104,8 +104,10 @@ class _Model:
         self.L = torch.linalg.cholesky(M)  # (B, K, d+1, d+1)
 
     def take(self, idx: Tensor) -> None:
-        self.S, self.ridge, self.null, self.U, self.L = (
-            v[idx] for v in (self.S, self.ridge, self.null, self.U, self.L))
+        # U and L exist only after the first refresh; problems can retire before it (converged at the start).
+        for name in ("S", "ridge", "null", "U", "L"):
+            if hasattr(self, name):
+                setattr(self, name, getattr(self, name)[idx])
 
     def apply(self, pr: Problems, Q: Tensor) -> Tensor:
         V = torch.cholesky_solve(torch.bmm(self.U.mT, Q).unsqueeze(-1), self.L).squeeze(-1)

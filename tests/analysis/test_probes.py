@@ -479,3 +479,15 @@ def test_nan_in_a_weighted_row_is_rejected():
     X[0, 1, 0] = float("nan")
     with pytest.raises(ValueError, match="^X:"):
         fit_logistic_probes(X, torch.zeros(1, 3, dtype=torch.long), torch.ones(1, 3), 2)
+
+
+def test_a_problem_converged_at_the_start_retires_beside_running_ones():
+    """Regression: a batch in which one problem is optimal at theta0 (all one class but for weight 0) and
+    another is not must not fail retiring the first before the curvature model's first refresh."""
+    g = torch.Generator().manual_seed(3)
+    X = torch.randn(2, 40, 3, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 2, (2, 40), generator=g)
+    w = torch.ones(2, 40, dtype=torch.float64)
+    y[0] = 0  # one present class: the projected gradient is 0 at the start
+    fit = fit_logistic_probes(X, y, w, 2, C=1.0)
+    assert bool(fit.converged.all()) and int(fit.n_iter[0]) == 0 and int(fit.n_iter[1]) > 0
