@@ -5,8 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 PROFILE ?= default
 JOBS ?= 2
+CHECK_PROFILE ?= quick
 
-.PHONY: figures run test bench quick clean
+.PHONY: figures run test bench quick check clean
 
 $(VENV): pyproject.toml
 	@echo "installing into $(VENV) with $(PYTHON) (torch pinned to 2.13.0, CPU build)"
@@ -25,6 +26,11 @@ quick:
 
 test: $(VENV)
 	$(BIN)/python -m pytest
+
+# make check ASSUMPTION=examples/assumptions/contrastive_zipf37.toml [CHECK_PROFILE=default]
+check: $(VENV)
+	@test -n "$(ASSUMPTION)" || { echo "usage: make check ASSUMPTION=path/to/assumption.toml"; exit 2; }
+	$(BIN)/sslt check $(ASSUMPTION) --profile $(CHECK_PROFILE) --jobs $(JOBS)
 
 bench: $(VENV)
 	$(BIN)/sslt bench

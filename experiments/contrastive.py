@@ -9,9 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis import contrastive as figures
-from experiments.contrastive_config import Cell, Config, cells, cost
+from experiments.contrastive_config import check_spec, for_check, Cell, Config, cells, cost
 from experiments.contrastive_run import run as run_cell
-from experiments.engine.chapters import Chapter
+from experiments.engine.chapters import Chapter, CheckHooks
+from synthetic_data import contrastive as generator
 from theory import contrastive as th
 
 CHAPTER = Chapter(
@@ -25,6 +26,8 @@ CHAPTER = Chapter(
     figures=figures.FIGURES,
     theorems=th.THEOREMS,
     data_columns=("data",),
+    check=CheckHooks(prepare=for_check, data_spec=check_spec, build_model=generator.build_model,
+                     agreements=generator.plugin_agreements, protocol=generator.PLUGIN_PROTOCOL),
     summary="latent classes: the mean-classifier loss is bounded by (L_un - tau) / (1 - tau)",
 )
 

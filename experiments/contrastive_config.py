@@ -13,7 +13,8 @@ import numpy as np
 
 from experiments.engine.config import positive as _positive
 from experiments.encoders import ENCODERS
-from synthetic_data.contrastive import DataSpec
+from synthetic_data import plugins
+from synthetic_data.contrastive import PLUGIN_PROTOCOL, DataSpec
 from theory.contrastive import LOSSES
 
 TRAINED = ("logistic", "hinge", "block", "ntxent", "supervised")
@@ -238,3 +239,21 @@ def cost(cell: Cell) -> float:
     n = cell.data.n_classes
     probes = 20 * n * n * max(cell.probe_n, default=0)
     return len(cell.seeds) * len(cell.train.lr) * (train + 50 * n * n + 100 * n * cell.eval.n_per_class + probes)
+
+
+def for_check(raw: dict) -> dict:
+    """``sslt check``: every study on the one distribution of the assumption file (C fixed by it)."""
+    data = raw.setdefault("data", {})
+    if data.get("generator"):
+        g = plugins.instantiate(data["generator"], data.get("generator_args", ""), PLUGIN_PROTOCOL)
+        data["family"], data["n_classes"] = "plugin", int(g.n_classes)
+    C = int(data.get("n_classes", DataSpec().n_classes))
+    for study in ("bound", "negatives"):
+        raw.setdefault(study, {})["classes"] = [C]
+    for study in ("sample_complexity", "block"):
+        raw.setdefault(study, {})["classes"] = C
+    return raw
+
+
+def check_spec(cfg: Config) -> DataSpec:
+    return cfg.data

@@ -10,9 +10,10 @@ from pathlib import Path
 
 from analysis import language as checks
 from analysis import language_figures as figures
-from experiments.engine.chapters import Chapter
-from experiments.language_config import Cell, Config, cells, cost
+from experiments.engine.chapters import Chapter, CheckHooks
+from experiments.language_config import check_spec, for_check, Cell, Config, cells, cost
 from experiments.language_run import run as run_cell
+from synthetic_data import language as generator
 from theory import language as th
 
 CHAPTER = Chapter(
@@ -26,6 +27,8 @@ CHAPTER = Chapter(
     figures=figures.FIGURES,
     theorems=th.THEOREMS,
     data_columns=("data",),
+    check=CheckHooks(prepare=for_check, data_spec=check_spec, build_model=generator.build_model,
+                     agreements=generator.plugin_agreements, protocol=generator.PLUGIN_PROTOCOL),
     summary="natural tasks: an LM epsilon-close to optimal solves them linearly, within tau + sqrt(2 B^2 eps / gamma)",
 )
 

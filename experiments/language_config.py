@@ -14,12 +14,16 @@ cell. Every cell evaluates the same downstream tasks, so each figure selects its
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
+
+import numpy as np
 
 
 from experiments.engine.config import increasing
 from experiments.engine.config import positive as _positive
-from synthetic_data.language import DataSpec
+from synthetic_data import plugins
+from synthetic_data.language import PLUGIN_PROTOCOL, DataSpec
 from synthetic_data.language_tasks import TASK_KINDS, TaskSpec
 
 ARCHS = ("mlp", "transformer")
@@ -225,6 +229,8 @@ class Config:
                 raise ValueError(f"bound.tilt_tasks: {missing} not in tasks.kinds")
             if max(self.bound.kgram_orders) > L:
                 raise ValueError(f"bound.kgram_orders: order {max(self.bound.kgram_orders)} exceeds context_len = {L}")
+        if self.lm.d > V:
+            raise ValueError(f"lm.d: the feature dimension must be <= data.vocab = {V}, got {self.lm.d}")
         if self.quad.enabled and self.quad.d >= V:
             raise ValueError(f"quad.d: must be < data.vocab = {V}, got {self.quad.d}")
         if "frozen" in self.training.phi and self.training.enabled:
@@ -307,3 +313,33 @@ def cost(cell: Cell) -> float:
     train = cell.train.steps * per_step * len(cell.seeds) * len(cell.train.lr)
     evals = n * len(cell.train.lr) * cell.train.n_checkpoints * (12 if cell.arch == "transformer" else 6)
     return train + evals + (50_000 * len(cell.seeds) if cell.probe_curves else 0)
+
+
+def for_check(raw: dict) -> dict:
+    """``sslt check``: explicit ``init``/``trans``/``emit`` matrices in ``[data]`` become the built-in
+    ExplicitHMM plug-in; a plug-in fixes n_states and vocab from its matrices."""
+    data = raw.setdefault("data", {})
+    given = [k for k in ("init", "trans", "emit") if k in data]
+    if given:
+        if len(given) != 3:
+            raise ValueError(f"data: explicit matrices need init, trans and emit together (got {', '.join(given)})")
+        if data.get("generator"):
+            raise ValueError("data: give explicit matrices or a generator, not both")
+        data["generator"] = "synthetic_data.language:ExplicitHMM"
+        data["generator_args"] = json.dumps({k: data.pop(k) for k in ("init", "trans", "emit")}, sort_keys=True)
+    if data.get("generator"):
+        g = plugins.instantiate(data["generator"], data.get("generator_args", ""), PLUGIN_PROTOCOL)
+        emit = np.asarray(g.emit())
+        if emit.ndim != 2:
+            raise plugins.PluginError(f"emit: expected a (K, V) matrix, got shape {emit.shape}")
+        data["family"], data["n_states"], data["vocab"] = "plugin", int(emit.shape[0]), int(emit.shape[1])
+        # the profile's feature sizes were chosen for its own vocabulary: fit them to this one
+        V = data["vocab"]
+        lm, quad = raw.setdefault("lm", {}), raw.setdefault("quad", {})
+        lm["d"] = min(int(lm.get("d", LMSpec().d)), V)
+        quad["d"] = min(int(quad.get("d", QuadStudy().d)), V - 1)
+    return raw
+
+
+def check_spec(cfg: Config):
+    return cfg.data

@@ -11,9 +11,10 @@ from pathlib import Path
 
 from analysis import self_prediction as checks
 from analysis import self_prediction_figures as figures
-from experiments.engine.chapters import Chapter
-from experiments.self_prediction_config import Cell, Config, PretextSpec, cells, cost
+from experiments.engine.chapters import Chapter, CheckHooks
+from experiments.self_prediction_config import check_spec, for_check, Cell, Config, PretextSpec, cells, cost
 from experiments.self_prediction_run import run_cell
+from synthetic_data import self_prediction as generator
 from theory import self_prediction as th
 
 CHAPTER = Chapter(
@@ -27,6 +28,8 @@ CHAPTER = Chapter(
     figures=figures.FIGURES,
     theorems=th.THEOREMS,
     data_columns=("data",),
+    check=CheckHooks(prepare=for_check, data_spec=check_spec, build_model=generator.build_model,
+                     agreements=generator.plugin_agreements, protocol=generator.PLUGIN_PROTOCOL),
     summary="conditional independence: a linear probe on psi*(X1) needs O(k) labels, not O(d1)",
 )
 

@@ -7,13 +7,16 @@ figures select their cells by that column). One cell's run is in experiments/sel
 """
 from __future__ import annotations
 
+import json
+
 from dataclasses import dataclass, field, replace
 
 
 from experiments.engine.config import increasing as _increasing
 from experiments.engine.config import positive as _positive
 from experiments.self_prediction_learners import LEARNERS, REGRESSION
-from synthetic_data.self_prediction import FAMILIES, DataSpec
+from synthetic_data import plugins
+from synthetic_data.self_prediction import FAMILIES, PLUGIN_PROTOCOL, DataSpec
 
 STUDIES = ("sample_complexity", "dimension", "approx_ci", "pretext_budget", "violation", "objectives")
 
@@ -179,7 +182,7 @@ class Config:
     def check(self) -> None:
         _positive("seeds", self.seeds)
         _positive("topic_vocab", self.topic_vocab)
-        if self.data.family != "exact_ci":
+        if self.data.family not in ("exact_ci", "plugin"):
             raise ValueError(f"data.family: the base spec is exact_ci (the studies set the family), "
                              f"got {self.data.family!r}")
         cells(self)  # every data spec a study derives must pass DataSpec.check(); errors name the study
@@ -255,3 +258,48 @@ def cost(cell: Cell) -> float:
     quad = d.quad_nodes ** d.latent_dim * d.d1 if d.family == "nonlinear" else d.d1
     truth = (cell.eval.n_test + p.n1) * d.k * d.m * quad
     return len(cell.seeds) * (train + probes + truth)
+
+
+def for_check(raw: dict) -> dict:
+    """``sslt check``: the studies that run on the one distribution of the assumption file, and none that move
+    it (dimension, violation; approx_ci only for an approx_ci file, at its own alpha). Explicit ``means1`` /
+    ``means2`` in ``[data]`` (with optional ``noise1``, ``noise2``, ``class_probs``) become the built-in
+    ExplicitGaussianViews plug-in; a plug-in fixes k, d1 and d2."""
+    data = raw.setdefault("data", {})
+    if "means1" in data or "means2" in data:
+        if data.get("generator"):
+            raise ValueError("data: give explicit means or a generator, not both")
+        args = {k: data.pop(k) for k in ("means1", "means2", "class_probs") if k in data}
+        args.update({k: data[k] for k in ("noise1", "noise2") if k in data})
+        data["generator"] = "synthetic_data.self_prediction:ExplicitGaussianViews"
+        data["generator_args"] = json.dumps(args, sort_keys=True)
+    family = data.get("family", "exact_ci")
+    if data.get("generator"):
+        g = plugins.instantiate(data["generator"], data.get("generator_args", ""), PLUGIN_PROTOCOL)
+        family = "plugin"
+        data.update(family="plugin", k=int(g.k), d1=int(g.d1), d2=int(g.d2))
+    for study in ("dimension", "violation"):
+        raw.setdefault(study, {})["enabled"] = False
+    if family == "approx_ci":
+        raw["approx_ci"] = {**raw.get("approx_ci", {}), "enabled": True, "alphas": [data.pop("alpha", 0.0)],
+                            "m": data.pop("m", 1)}
+        data["family"] = "exact_ci"
+        for study in ("sample_complexity", "pretext_budget", "objectives"):
+            raw.setdefault(study, {})["enabled"] = False
+        return raw
+    raw.setdefault("approx_ci", {})["enabled"] = False
+    raw.setdefault("sample_complexity", {})["families"] = [family]
+    raw.setdefault("pretext_budget", {})["family"] = family
+    raw.setdefault("objectives", {})["family"] = family
+    if family == "topic":
+        raw["topic_vocab"] = data.get("d1", raw.get("topic_vocab", 40))
+    if family != "plugin":
+        data["family"] = "exact_ci"  # the base spec; the studies move it to the file's family
+    return raw
+
+
+def check_spec(cfg: Config) -> DataSpec:
+    """The distribution the check is about: the sample-complexity study's (or the approx_ci study's)."""
+    if cfg.approx_ci.enabled:
+        return _data(cfg, "approx_ci", "approx_ci", m=cfg.approx_ci.m, alpha=cfg.approx_ci.alphas[0])
+    return _data(cfg, "sample_complexity.families", cfg.sample_complexity.families[0])

@@ -36,10 +36,12 @@ import numpy as np
 
 from synthetic_data.checks import check_int as _check_int
 from synthetic_data.checks import check_real as _check_real
+from synthetic_data import plugins
 from theory.contrastive import sample_task_tuples
 
 CLASS_LAWS = ("uniform", "zipf", "explicit")
-FAMILIES = ("gaussian", "mixture", "discrete")
+FAMILIES = ("gaussian", "mixture", "discrete", "plugin")
+_GEN = plugins.generator_fields()
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,11 @@ class DataSpec:
     support_size: int = 4
     nonlinear: bool = False
     out_dim: int = 64
+    # A user's own generator (family "plugin"; see synthetic_data.plugins and docs/plugins.md). Left out of the
+    # spec's hash while empty, so built-in specs keep their ids.
+    generator: str = _GEN[0]
+    generator_args: str = _GEN[1]
+    generator_digest: str = _GEN[2]
 
     def __post_init__(self) -> None:
         # JSON/TOML give lists; a tuple keeps the frozen spec hashable.
@@ -98,6 +105,8 @@ class DataSpec:
         if not isinstance(self.nonlinear, (bool, np.bool_)):
             raise ValueError(f"nonlinear: must be a bool (got {self.nonlinear!r})")
         _check_int(self.out_dim, "out_dim", 1)
+        if (self.family == "plugin") != bool(self.generator):
+            raise ValueError("generator: family 'plugin' needs a generator, and a generator needs family 'plugin'")
 
     def to_dict(self) -> dict:
         """Plain dict of the fields (class_probs as a list), for JSON."""
@@ -264,5 +273,70 @@ class LatentClassModel:
 
 
 def build_model(spec: DataSpec, rng: np.random.Generator) -> LatentClassModel:
-    """Build a latent-class model; rng fixes the class means, sub-clusters, support and map."""
+    """Build a latent-class model; rng fixes the class means, sub-clusters, support and map (or, for family
+    "plugin", is handed to the user's generator)."""
+    if spec.family == "plugin":
+        return PluginLatentClassModel(spec, rng)
     return LatentClassModel(spec, rng)
+
+
+# ------------------------------------------------------------------------------------------------ plug-ins
+PLUGIN_PROTOCOL = {
+    "n_classes": "int attribute: the number of latent classes C",
+    "input_dim": "int attribute: the dimension of x",
+    "sample_classes": "sample_classes(n, rng) -> (n,) int array of classes drawn i.i.d. from the class law",
+    "sample_x": "sample_x(classes, rng) -> (n, input_dim) float array, x ~ D_c for each given class",
+    "class_probs": "class_probs() -> (C,) array summing to 1, the exact class law; or None if unknown",
+}
+N_LAW_ESTIMATE = 200_000  # class draws used to estimate an undeclared class law (and to test a declared one)
+
+
+class PluginLatentClassModel(LatentClassModel):
+    """A user's latent-class generator behind the built-in model's interface: tuples, blocks, tasks and labelled
+    samples are drawn by the inherited code from the plug-in's ``sample_classes`` and ``sample_x``. The class law
+    is the declared one, or, if the plug-in returns None, the empirical law of N_LAW_ESTIMATE draws
+    (``rho_estimated`` True, ``rho_se`` its standard errors)."""
+
+    def __init__(self, spec: DataSpec, rng: np.random.Generator):
+        spec.check()
+        self.spec = spec
+        self.plugin = plugins.instantiate(spec.generator, spec.generator_args, PLUGIN_PROTOCOL)
+        C, D = int(self.plugin.n_classes), int(self.plugin.input_dim)
+        if C != spec.n_classes:
+            raise plugins.PluginError(f"n_classes: the plug-in has {C} classes, the data spec {spec.n_classes}")
+        self.n_classes, self.input_dim, self._map = C, D, None
+        declared = self.plugin.class_probs()
+        self.rho_estimated = declared is None
+        if declared is None:
+            draws = self.sample_classes(N_LAW_ESTIMATE, rng)
+            freq = np.bincount(draws, minlength=C) / draws.size
+            self.rho, self.rho_se = freq, np.sqrt(freq * (1 - freq) / draws.size)
+        else:
+            self.rho, self.rho_se = plugins.probability_vector("class_probs", declared, C), np.zeros(C)
+        self.tau = float(np.sum(self.rho ** 2))
+
+    def sample_x(self, classes, rng: np.random.Generator) -> np.ndarray:
+        c = self._check_classes(classes).reshape(-1)
+        x = plugins.as_array("sample_x", self.plugin.sample_x(c, rng), (c.shape[0], self.input_dim))
+        return x.astype(np.float32)
+
+    def sample_classes(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        _check_int(n, "n", 0)
+        c = plugins.as_array("sample_classes", self.plugin.sample_classes(n, rng), (n,), kind="i")
+        if c.size and (c.min() < 0 or c.max() >= self.n_classes):
+            raise plugins.PluginError(f"sample_classes: classes must lie in [0, {self.n_classes}), "
+                                      f"got {c.min()}..{c.max()}")
+        return c.astype(np.int64)
+
+
+def plugin_agreements(model: PluginLatentClassModel, rng: np.random.Generator) -> list[plugins.Agreement]:
+    """Each exact quantity the plug-in declares against the suite's estimate from the plug-in's samples: the
+    class law (per class) and tau = P(c = c') against the collision rate of independent class pairs."""
+    if not isinstance(model, PluginLatentClassModel) or model.rho_estimated:
+        return []  # a built-in law is the suite's own; an undeclared one was estimated, nothing to compare
+    n = N_LAW_ESTIMATE
+    a, b = model.sample_classes(n, rng), model.sample_classes(n, rng)
+    hit = (a == b).astype(np.float64)
+    out = [plugins.Agreement("tau (collision probability of two classes)", model.tau, float(hit.mean()),
+                             float(max(hit.std(ddof=1), 1.0 / n) / np.sqrt(n)))]
+    return out + plugins.frequency_agreements("class_probs", model.rho, a)

@@ -36,10 +36,12 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from synthetic_data import plugins
 from synthetic_data.checks import check_int as _check_int
 from synthetic_data.checks import check_real as _check_real
 
-FAMILIES = ("dirichlet", "sparse", "topic", "ginc")
+FAMILIES = ("dirichlet", "sparse", "topic", "ginc", "plugin")
+_GEN = plugins.generator_fields()
 _EMIT_FLOOR = 1e-9
 _STATIONARY_SQUARINGS = 60  # (lazy chain)^(2^60): converged for any chain this suite can build
 
@@ -65,6 +67,11 @@ class DataSpec:
     n_topics: int = 2
     leak: float = 0.05
     n_hmms: int = 2
+    # A user's HMM (family "plugin": explicit matrices or a plug-in class; see synthetic_data.plugins and
+    # docs/plugins.md). Left out of the spec's hash while empty, so built-in specs keep their ids.
+    generator: str = _GEN[0]
+    generator_args: str = _GEN[1]
+    generator_digest: str = _GEN[2]
 
     def check(self) -> None:
         """Raise ValueError("field: message") if any field has an impossible value."""
@@ -84,6 +91,8 @@ class DataSpec:
         if self.leak > 1:
             raise ValueError(f"leak: must be in [0, 1] (got {self.leak})")
         _check_int(self.n_hmms, "n_hmms", 1)
+        if (self.family == "plugin") != bool(self.generator):
+            raise ValueError("generator: family 'plugin' needs a generator, and a generator needs family 'plugin'")
         if self.family == "topic" and self.n_topics > min(self.n_states, self.vocab):
             raise ValueError(f"n_topics: must be <= min(n_states, vocab) = {min(self.n_states, self.vocab)} "
                              f"for family 'topic' (got {self.n_topics})")
@@ -141,6 +150,8 @@ def build_model(spec: DataSpec, rng: np.random.Generator) -> "HMM":
     """Draw the HMM of ``spec``'s family; its random parts are fixed by ``rng`` alone."""
     spec.check()
     K, V, c = spec.n_states, spec.vocab, spec.concentration
+    if spec.family == "plugin":
+        return plugin_hmm(spec)
     if spec.family == "dirichlet":
         trans = _dirichlet_rows(rng, K, K, c)
         emit = _dirichlet_rows(rng, K, V, c)
@@ -307,6 +318,83 @@ def _draw(cdf: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One index per row from row-wise cumulative sums (n, m)."""
     u = rng.random(cdf.shape[0]) * cdf[:, -1]
     return np.minimum(np.sum(cdf <= u[:, None], axis=1), cdf.shape[1] - 1).astype(np.int64)
+
+
+# ------------------------------------------------------------------------------------------------ plug-ins
+PLUGIN_PROTOCOL = {
+    "init": "init() -> (K,) initial state law",
+    "trans": "trans() -> (K, K) transition matrix, rows summing to 1",
+    "emit": "emit() -> (K, V) emission matrix, rows summing to 1",
+}
+# Optional: sample(n, length, rng) -> (n, length) int words, the plug-in's own sampler. The suite always samples
+# from the declared matrices (it needs the hidden states); the plug-in's sampler is used only to test that the
+# matrices it declares are the law it samples from.
+N_CHECK_DOCS = 40_000
+
+
+class ExplicitHMM:
+    """The built-in "plug-in" for an HMM given by its matrices (``[data] init, trans, emit`` of ``sslt check``)."""
+
+    def __init__(self, init, trans, emit):
+        self._init, self._trans, self._emit = (np.asarray(a, dtype=np.float64) for a in (init, trans, emit))
+
+    def init(self):
+        return self._init
+
+    def trans(self):
+        return self._trans
+
+    def emit(self):
+        return self._emit
+
+
+def _stochastic(name: str, a, shape) -> np.ndarray:
+    arr = plugins.as_array(name, a, shape).astype(np.float64)
+    if np.any(arr < 0) or np.max(np.abs(arr.sum(axis=-1) - 1)) > 1e-9:
+        raise plugins.PluginError(f"{name}: must be >= 0 with rows summing to 1 "
+                                  f"(row sums {np.round(np.atleast_1d(arr.sum(axis=-1)), 6).tolist()})")
+    return arr
+
+
+def plugin_hmm(spec: DataSpec) -> "HMM":
+    g = plugins.instantiate(spec.generator, spec.generator_args, PLUGIN_PROTOCOL)
+    emit = np.asarray(g.emit())
+    if emit.ndim != 2:
+        raise plugins.PluginError(f"emit: expected a (K, V) matrix, got shape {emit.shape}")
+    K, V = emit.shape
+    if (K, V) != (spec.n_states, spec.vocab):
+        raise plugins.PluginError(f"emit: the plug-in has K={K} states and V={V} words, the data spec "
+                                  f"n_states={spec.n_states}, vocab={spec.vocab}")
+    hmm = HMM(_stochastic("init", g.init(), (K,)), _stochastic("trans", g.trans(), (K, K)),
+              _stochastic("emit", emit, (K, V)), spec)
+    hmm.plugin = g
+    return hmm
+
+
+def plugin_agreements(hmm: "HMM", rng: np.random.Generator, n_docs: int = N_CHECK_DOCS,
+                      n_contexts: int = 8) -> list[plugins.Agreement]:
+    """The declared next-word law against the plug-in's own sampler: for the most frequent one- and two-word
+    prefixes, the empirical frequency of each next word against p*(w | prefix) from the declared matrices
+    (exact forward filtering). A plug-in without a sampler has nothing to compare: empty list."""
+    g = getattr(hmm, "plugin", None)
+    if g is None or not callable(getattr(g, "sample", None)):
+        return []
+    words = plugins.as_array("sample", g.sample(n_docs, 3, rng), (n_docs, 3), kind="i").astype(np.int64)
+    if words.min() < 0 or words.max() >= hmm.vocab:
+        raise plugins.PluginError(f"sample: words must lie in [0, {hmm.vocab})")
+    out = []
+    for m in (1, 2):
+        prefixes, counts = np.unique(words[:, :m], axis=0, return_counts=True)
+        for prefix in prefixes[np.argsort(-counts)][:n_contexts]:
+            rows = np.all(words[:, :m] == prefix, axis=1)
+            declared = hmm.next_word(prefix[None, :])[0]
+            out += plugins.frequency_agreements(f"p*(w | s = {prefix.tolist()})", declared, words[rows, m])
+    first = np.bincount(words[:, 0], minlength=hmm.vocab) / n_docs
+    declared0 = hmm.init @ hmm.emit
+    out += [plugins.Agreement(f"P(w_1 = {w})", float(declared0[w]), float(first[w]),
+                              float(np.sqrt(max(declared0[w] * (1 - declared0[w]), 1 / n_docs) / n_docs)))
+            for w in range(hmm.vocab)]
+    return out
 
 
 from synthetic_data.language_tasks import TASK_KINDS, Task, TaskSpec, balanced_threshold, make_task  # noqa: E402,F401

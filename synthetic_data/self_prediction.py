@@ -48,9 +48,11 @@ import numpy as np
 from scipy.special import logsumexp, softmax
 
 from synthetic_data.checks import check_int as _check_int
+from synthetic_data import plugins
 from synthetic_data.checks import check_real as _check_real
 
-FAMILIES = ("exact_ci", "approx_ci", "nonlinear", "topic", "nuisance")
+FAMILIES = ("exact_ci", "approx_ci", "nonlinear", "topic", "nuisance", "plugin")
+_GEN = plugins.generator_fields()
 _TOPIC_FLOOR = 1e-3       # mixing weight of the uniform word law in every topic
 _MAX_QUAD_NODES = 200_000  # quad_nodes ** latent_dim above this is refused (memory and time)
 _CHUNK = 2048             # rows per block in the quadrature posterior
@@ -78,6 +80,11 @@ class DataSpec:
     doc_len1: int = 30
     doc_len2: int = 30
     topic_concentration: float = 0.2
+    # A user's own two-view generator (family "plugin"; see synthetic_data.plugins and docs/plugins.md). Left out
+    # of the spec's hash while empty, so built-in specs keep their ids.
+    generator: str = _GEN[0]
+    generator_args: str = _GEN[1]
+    generator_digest: str = _GEN[2]
 
     def __post_init__(self) -> None:
         # JSON/TOML give lists; a tuple keeps the frozen spec hashable.
@@ -122,6 +129,8 @@ class DataSpec:
                 raise ValueError(f"m: must be 1 for family {self.family!r} (the latent Z belongs to 'approx_ci')")
         if self.family == "topic" and self.d1 != self.d2:
             raise ValueError(f"d2: must equal d1 (the vocabulary size) for family 'topic' (got {self.d1}, {self.d2})")
+        if (self.family == "plugin") != bool(self.generator):
+            raise ValueError("generator: family 'plugin' needs a generator, and a generator needs family 'plugin'")
         if self.family == "nonlinear" and self.quad_nodes ** self.latent_dim > _MAX_QUAD_NODES:
             raise ValueError(f"quad_nodes: quad_nodes**latent_dim must be <= {_MAX_QUAD_NODES} "
                              f"(got {self.quad_nodes}**{self.latent_dim})")
@@ -320,5 +329,137 @@ class SelfPredictionModel:
 
 
 def build_model(spec: DataSpec, rng: np.random.Generator) -> SelfPredictionModel:
-    """Build a two-view model; rng fixes the means, offsets, loadings, map and topics."""
+    """Build a two-view model; rng fixes the means, offsets, loadings, map and topics (family "plugin": the
+    user's generator, behind the same interface)."""
+    if spec.family == "plugin":
+        return PluginTwoViewModel(spec, rng)
     return SelfPredictionModel(spec, rng)
+
+
+# ------------------------------------------------------------------------------------------------ plug-ins
+PLUGIN_PROTOCOL = {
+    "k": "int attribute: the number of classes of Y",
+    "d1": "int attribute: the dimension of the input view X1",
+    "d2": "int attribute: the dimension of the pretext target X2",
+    "latent_probs": "latent_probs() -> (n_latent,) law of the latent Ybar = (Y, Z); n_latent = k without Z",
+    "latent_label": "latent_label() -> (n_latent,) int: the label Y of each latent value",
+    "latent_means2": "latent_means2() -> (n_latent, d2): E[X2 | Ybar]",
+    "sample": "sample(n, rng) -> (x1 (n, d1), x2 (n, d2), y (n,) int)",
+    "latent_posterior": "latent_posterior(x1) -> (n, n_latent): P(Ybar | X1 = x1), rows summing to 1",
+    "psi_star": "psi_star(x1) -> (n, d2): E[X2 | X1 = x1] (required: the suite does not estimate it)",
+}
+
+
+class PluginTwoViewModel(SelfPredictionModel):
+    """A user's two-view generator behind the built-in model's interface: posterior, ci_target and the class law
+    are derived from the declared latent law and posterior, exactly as for the built-in families."""
+
+    def __init__(self, spec: DataSpec, rng: np.random.Generator):
+        spec.check()
+        self.spec, self.family, self.alpha = spec, "plugin", 0.0
+        g = plugins.instantiate(spec.generator, spec.generator_args, PLUGIN_PROTOCOL)
+        self.plugin = g
+        self.k, self.d1, self.d2 = int(g.k), int(g.d1), int(g.d2)
+        for name, mine in (("k", spec.k), ("d1", spec.d1), ("d2", spec.d2)):
+            if getattr(self, name) != mine:
+                raise plugins.PluginError(f"{name}: the plug-in has {getattr(self, name)}, the data spec {mine}")
+        label = plugins.as_array("latent_label", g.latent_label(), (None,), kind="i").astype(np.int64)
+        self.n_latent = label.shape[0]
+        if label.min() < 0 or label.max() >= self.k:
+            raise plugins.PluginError(f"latent_label: labels must lie in [0, {self.k})")
+        self.latent_label = label
+        self.latent_probs = plugins.probability_vector("latent_probs", g.latent_probs(), self.n_latent)
+        self.A_latent = plugins.as_array("latent_means2", g.latent_means2(), (self.n_latent, self.d2)).astype(float)
+        self.class_probs = np.bincount(label, weights=self.latent_probs, minlength=self.k)
+        within = self.latent_probs / np.where(self.class_probs[label] > 0, self.class_probs[label], 1.0)
+        self.A = np.zeros((self.k, self.d2))
+        np.add.at(self.A, label, within[:, None] * self.A_latent)
+
+    def sample(self, n: int, rng: np.random.Generator):
+        _check_int(n, "n", 0)
+        out = self.plugin.sample(n, rng)
+        if not (isinstance(out, tuple) and len(out) == 3):
+            raise plugins.PluginError("sample: must return a tuple (x1, x2, y)")
+        x1 = plugins.as_array("sample x1", out[0], (n, self.d1)).astype(np.float64)
+        x2 = plugins.as_array("sample x2", out[1], (n, self.d2)).astype(np.float64)
+        y = plugins.as_array("sample y", out[2], (n,), kind="i").astype(np.int64)
+        return x1, x2, y
+
+    def latent_posterior(self, x1) -> np.ndarray:
+        x = self._x1(x1)
+        p = plugins.as_array("latent_posterior", self.plugin.latent_posterior(x), (x.shape[0], self.n_latent))
+        if np.any(p < 0) or np.max(np.abs(p.sum(1) - 1)) > 1e-8:
+            raise plugins.PluginError("latent_posterior: rows must be >= 0 and sum to 1")
+        return p.astype(np.float64)
+
+    def psi_star(self, x1) -> np.ndarray:
+        x = self._x1(x1)
+        return plugins.as_array("psi_star", self.plugin.psi_star(x), (x.shape[0], self.d2)).astype(np.float64)
+
+
+class ExplicitGaussianViews:
+    """The built-in "plug-in" for two Gaussian views given by their class means (``[data] means1, means2`` of
+    ``sslt check``): Y ~ class_probs, X1 | Y ~ N(means1[y], noise1^2 I), X2 | Y ~ N(means2[y], noise2^2 I),
+    independent given Y (exact CI), so psi*(x1) = P(Y | x1) @ means2."""
+
+    def __init__(self, means1, means2, noise1=1.0, noise2=1.0, class_probs=None):
+        self.M1, self.M2 = np.asarray(means1, dtype=np.float64), np.asarray(means2, dtype=np.float64)
+        if self.M1.ndim != 2 or self.M2.ndim != 2 or self.M1.shape[0] != self.M2.shape[0]:
+            raise ValueError(f"means1, means2: must be (k, d1) and (k, d2) with the same k, got {self.M1.shape}, "
+                             f"{self.M2.shape}")
+        self.k, self.d1 = self.M1.shape
+        self.d2 = self.M2.shape[1]
+        self.noise1, self.noise2 = float(noise1), float(noise2)
+        if not (self.noise1 > 0 and self.noise2 > 0):
+            raise ValueError("noise1, noise2: must be > 0")
+        p = np.full(self.k, 1.0 / self.k) if class_probs is None else np.asarray(class_probs, dtype=np.float64)
+        self.p = p
+
+    def latent_probs(self):
+        return self.p
+
+    def latent_label(self):
+        return np.arange(self.k)
+
+    def latent_means2(self):
+        return self.M2
+
+    def sample(self, n, rng):
+        y = rng.choice(self.k, size=n, p=self.p / self.p.sum())
+        return (self.M1[y] + self.noise1 * rng.standard_normal((n, self.d1)),
+                self.M2[y] + self.noise2 * rng.standard_normal((n, self.d2)), y)
+
+    def latent_posterior(self, x1):
+        logit = (x1 @ self.M1.T - 0.5 * np.sum(self.M1 ** 2, axis=1)) / self.noise1 ** 2 + np.log(self.p)
+        return softmax(logit, axis=1)
+
+    def psi_star(self, x1):
+        return self.latent_posterior(x1) @ self.M2
+
+
+N_CHECK = 50_000  # samples the consistency checks draw from a plug-in
+
+
+def plugin_agreements(model: PluginTwoViewModel, rng: np.random.Generator) -> list[plugins.Agreement]:
+    """Declared exact quantities against the plug-in's own samples, by moment conditions that hold exactly when
+    the declarations are right: E[X2 - psi*(X1)] = 0 and E[(X2 - psi*(X1)) x1_j] = 0 for each coordinate j
+    (psi* is E[X2 | X1], so the residual is orthogonal to every function of X1); E[onehot(Y) - f*(X1)] = 0 per
+    class (f* is P(Y | X1)); and the class law against the labels' frequencies. A wrong psi* that differs from
+    the truth only by a function orthogonal to 1 and the coordinates of x1 is not caught by these."""
+    if not isinstance(model, PluginTwoViewModel):
+        return []  # a built-in family's quantities are the suite's own closed forms
+    x1, x2, y = model.sample(N_CHECK, rng)
+    out = plugins.frequency_agreements("class law P(Y = y)", model.class_probs, y)
+    r = x2 - model.psi_star(x1)
+    z1 = (x1 - x1.mean(0)) / np.where(x1.std(0) > 0, x1.std(0), 1.0)
+    for name, g in [("1", np.ones(len(x1)))] + [(f"x1[{j}]", z1[:, j]) for j in range(min(model.d1, 8))]:
+        prod = r * g[:, None]
+        worst = int(np.argmax(np.abs(prod.mean(0)) / (prod.std(0, ddof=1) / np.sqrt(len(prod)) + 1e-300)))
+        out.append(plugins.Agreement(f"psi_star: E[(X2 - psi*(X1))[{worst}] * {name}]", 0.0,
+                                     float(prod[:, worst].mean()),
+                                     float(prod[:, worst].std(ddof=1) / np.sqrt(len(prod)) + 1e-300)))
+    res = np.eye(model.k)[y] - model.posterior(x1)
+    for c in range(model.k):
+        out.append(plugins.Agreement(f"posterior: E[1{{Y = {c}}} - P(Y = {c} | X1)]", 0.0, float(res[:, c].mean()),
+                                     float(res[:, c].std(ddof=1) / np.sqrt(len(res)) + 1e-300)))
+    return out

@@ -25,6 +25,16 @@ GROUP = "sslt.chapters"
 
 
 @dataclass(frozen=True)
+class CheckHooks:
+    """What ``sslt check`` needs of a chapter to point its theorems at a user's distribution."""
+    prepare: Callable[[dict], dict]            # raw profile config with the user's [data] -> config on that one law
+    data_spec: Callable[[Any], Any]            # built config -> the data spec that is the user's distribution
+    build_model: Callable[[Any, Any], Any]     # (data spec, numpy Generator) -> the chapter's model
+    agreements: Callable[[Any, Any], list]     # (model, Generator) -> plug-in declarations against estimates
+    protocol: Mapping[str, str] = field(default_factory=dict)   # the plug-in protocol, name -> what it is
+
+
+@dataclass(frozen=True)
 class Chapter:
     name: str
     config: type                                        # frozen dataclass of one profile
@@ -37,7 +47,7 @@ class Chapter:
     theorems: tuple = ()                                # theory.theorems.Theorem declarations it checks
     data_columns: tuple[str, ...] = ()                  # dotted cell fields that tell runs apart in bounds.csv
     summary: str = ""                                   # one line: the assumption and the bound
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    check: CheckHooks | None = None                     # ``sslt check`` support (None: the chapter has none)
 
     @property
     def run_module(self) -> str:

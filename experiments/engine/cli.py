@@ -101,6 +101,20 @@ def cmd_figures(args) -> int:
     return 0
 
 
+def cmd_check(args) -> int:
+    from experiments.engine import check
+    try:
+        code, text = check.run_check(args.assumption, args.profile, args.out, args.figures, args.jobs, args.device)
+    except check.CheckInputError as err:
+        print(f"sslt check: bad input: {err}", file=sys.stderr)
+        return 2
+    except check.PluginDisagrees as err:
+        print(f"sslt check: the plug-in is wrong: {err}", file=sys.stderr)
+        return 1
+    print(text, end="")
+    return code
+
+
 def cmd_theorems(args) -> int:
     from experiments.engine import theorem_docs
     print(theorem_docs.markdown() if args.markdown else theorem_docs.table(), end="")
@@ -138,6 +152,14 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--out", type=Path, default=None, help="results directory to read (default: results/)")
     f.add_argument("--figures", type=Path, default=None, help="where to write figures (default: figures/)")
     f.set_defaults(func=cmd_figures)
+    c = sub.add_parser("check", help="point every theorem of a chapter at a distribution of your own")
+    c.add_argument("assumption", type=Path, help="an assumption file (see examples/assumptions/ and docs/plugins.md)")
+    c.add_argument("--profile", choices=config_mod.PROFILES, default="quick")
+    c.add_argument("--out", type=Path, default=None, help="results directory (default: results/check/<name>/)")
+    c.add_argument("--figures", type=Path, default=None, help="figures directory (default: figures/check/<name>/)")
+    c.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    c.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    c.set_defaults(func=cmd_check)
     t = sub.add_parser("theorems", help="the theorem registry")
     t.add_argument("--markdown", action="store_true", help="print docs/theorems.md")
     t.set_defaults(func=cmd_theorems)

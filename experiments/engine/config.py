@@ -178,9 +178,28 @@ def load(path: Path, cls: type, profile: str, overrides: list[str] = ()) -> Any:
     return build(cls, raw)
 
 
+def _canonical(obj: Any) -> Any:
+    """``dataclasses.asdict``, except that a field marked ``metadata={"omit_default": True}`` is left out while
+    it holds its default: a field added later (a plug-in generator) then leaves every existing hash, cell id
+    and random stream exactly as it was."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        out = {}
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if f.metadata.get("omit_default") and value == f.default:
+                continue
+            out[f.name] = _canonical(value)
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [_canonical(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _canonical(v) for k, v in obj.items()}
+    return obj
+
+
 def to_json(obj: Any) -> str:
     """Canonical JSON of a config: sorted keys, so equal configs give equal text and equal hashes."""
-    return json.dumps(dataclasses.asdict(obj), sort_keys=True, separators=(",", ":"))
+    return json.dumps(_canonical(obj), sort_keys=True, separators=(",", ":"))
 
 
 def config_hash(obj: Any) -> str:
