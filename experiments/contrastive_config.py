@@ -247,7 +247,9 @@ def for_check(raw: dict) -> dict:
     if data.get("generator"):
         g = plugins.instantiate(data["generator"], data.get("generator_args", ""), PLUGIN_PROTOCOL)
         data["family"], data["n_classes"] = "plugin", int(g.n_classes)
-    C = int(data.get("n_classes", DataSpec().n_classes))
+    C = data.get("n_classes", DataSpec().n_classes)
+    if isinstance(C, bool) or not isinstance(C, int):
+        return raw  # the config's own validation names data.n_classes
     for study in ("bound", "negatives"):
         raw.setdefault(study, {})["classes"] = [C]
     for study in ("sample_complexity", "block"):

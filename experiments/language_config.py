@@ -17,13 +17,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 
-import numpy as np
 
 
 from experiments.engine.config import increasing
 from experiments.engine.config import positive as _positive
 from synthetic_data import plugins
-from synthetic_data.language import PLUGIN_PROTOCOL, DataSpec
+from synthetic_data.language import PLUGIN_PROTOCOL, DataSpec, plugin_matrices
 from synthetic_data.language_tasks import TASK_KINDS, TaskSpec
 
 ARCHS = ("mlp", "transformer")
@@ -329,9 +328,7 @@ def for_check(raw: dict) -> dict:
         data["generator_args"] = json.dumps({k: data.pop(k) for k in ("init", "trans", "emit")}, sort_keys=True)
     if data.get("generator"):
         g = plugins.instantiate(data["generator"], data.get("generator_args", ""), PLUGIN_PROTOCOL)
-        emit = np.asarray(g.emit())
-        if emit.ndim != 2:
-            raise plugins.PluginError(f"emit: expected a (K, V) matrix, got shape {emit.shape}")
+        _, _, emit = plugin_matrices(g)
         data["family"], data["n_states"], data["vocab"] = "plugin", int(emit.shape[0]), int(emit.shape[1])
         # the profile's feature sizes were chosen for its own vocabulary: fit them to this one
         V = data["vocab"]

@@ -332,8 +332,11 @@ class PluginLatentClassModel(LatentClassModel):
 def plugin_agreements(model: PluginLatentClassModel, rng: np.random.Generator) -> list[plugins.Agreement]:
     """Each exact quantity the plug-in declares against the suite's estimate from the plug-in's samples: the
     class law (per class) and tau = P(c = c') against the collision rate of independent class pairs."""
-    if not isinstance(model, PluginLatentClassModel) or model.rho_estimated:
-        return []  # a built-in law is the suite's own; an undeclared one was estimated, nothing to compare
+    if not isinstance(model, PluginLatentClassModel):
+        return []  # a built-in law is the suite's own
+    model.sample_labelled(2, rng)  # every sampler once, so a wrong shape, dtype or a NaN fails before any work
+    if model.rho_estimated:
+        return []  # an undeclared law was estimated from these very samples: nothing to compare
     n = N_LAW_ESTIMATE
     a, b = model.sample_classes(n, rng), model.sample_classes(n, rng)
     hit = (a == b).astype(np.float64)

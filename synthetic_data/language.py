@@ -356,17 +356,24 @@ def _stochastic(name: str, a, shape) -> np.ndarray:
     return arr
 
 
-def plugin_hmm(spec: DataSpec) -> "HMM":
-    g = plugins.instantiate(spec.generator, spec.generator_args, PLUGIN_PROTOCOL)
+def plugin_matrices(g) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A plug-in's (init, trans, emit), checked: shapes that agree, entries >= 0, rows summing to 1."""
     emit = np.asarray(g.emit())
     if emit.ndim != 2:
         raise plugins.PluginError(f"emit: expected a (K, V) matrix, got shape {emit.shape}")
     K, V = emit.shape
+    return (_stochastic("init", g.init(), (K,)), _stochastic("trans", g.trans(), (K, K)),
+            _stochastic("emit", emit, (K, V)))
+
+
+def plugin_hmm(spec: DataSpec) -> "HMM":
+    g = plugins.instantiate(spec.generator, spec.generator_args, PLUGIN_PROTOCOL)
+    init, trans, emit = plugin_matrices(g)
+    K, V = emit.shape
     if (K, V) != (spec.n_states, spec.vocab):
         raise plugins.PluginError(f"emit: the plug-in has K={K} states and V={V} words, the data spec "
                                   f"n_states={spec.n_states}, vocab={spec.vocab}")
-    hmm = HMM(_stochastic("init", g.init(), (K,)), _stochastic("trans", g.trans(), (K, K)),
-              _stochastic("emit", emit, (K, V)), spec)
+    hmm = HMM(init, trans, emit, spec)
     hmm.plugin = g
     return hmm
 

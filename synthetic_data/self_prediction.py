@@ -448,7 +448,8 @@ def plugin_agreements(model: PluginTwoViewModel, rng: np.random.Generator) -> li
     the truth only by a function orthogonal to 1 and the coordinates of x1 is not caught by these."""
     if not isinstance(model, PluginTwoViewModel):
         return []  # a built-in family's quantities are the suite's own closed forms
-    x1, x2, y = model.sample(N_CHECK, rng)
+    x1, x2, y = model.sample(N_CHECK, rng)  # validated: shapes, dtypes, finite
+    model.psi_star(x1[:10]), model.posterior(x1[:10])
     out = plugins.frequency_agreements("class law P(Y = y)", model.class_probs, y)
     r = x2 - model.psi_star(x1)
     z1 = (x1 - x1.mean(0)) / np.where(x1.std(0) > 0, x1.std(0), 1.0)

@@ -13,7 +13,8 @@ probe n). The check then
 4. reports, for every theorem: each declared assumption with its number and met / not met, the verdict counts,
    the median and worst slack, and the worst point with its terms; a violation where the assumptions are met is
    flagged as a counterexample or a bug, a violation where one is not met as expected;
-5. writes the terminal table, ``check.json`` and the chapter's figures under ``figures/check/<name>/``;
+5. writes the terminal table (also ``check.txt``), ``check.json``, the run's ``bounds.csv`` and the chapter's
+   figures under ``figures/check/<name>/``;
 6. exits 0 when no theorem is violated where its assumptions are met, 1 otherwise.
 """
 from __future__ import annotations
@@ -267,6 +268,7 @@ def run_check(path: Path, profile: str, out: Path | None, fig_root: Path | None,
     rep = runner.run_sweep(prep.chapter.name, prep.config, root, jobs, device, profile,
                            [f"check {prep.source.name}"])
     table = runner.run_table(root, rep.run)
+    store.atomic_write_text(root / "bounds.csv", store.csv_text(table))
     records = theorem_records(table, prep.chapter.theorems)
     text = render(prep.name, prep.chapter, rep.run, records, prep.agreements)
     figures_dir = Path(fig_root) if fig_root is not None else Path("figures") / "check" / prep.name
