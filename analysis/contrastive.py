@@ -162,17 +162,49 @@ def fig_negatives(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
         for col, style, name in (("L_un", "-o", "L_un"), ("L_sup_mu", ":^", "L_sup^mu"), ("bound", "--s", "bound")):
             m = _mean_sd(s, ["k"], col)
             ax[0, 1].errorbar(m["k"], m["mean"], m["std"], fmt=style, color=color, ms=3, label=f"C={c} {name}")
+        _coverage_marks(ax[0], s, color, c)
     for a in ax[0]:
         a.set_xscale("log", base=2)
         a.set_xlabel("negatives k")
     ax[0, 0].set_ylabel(f"downstream accuracy (C-way)")
     ax[0, 1].set_ylabel("loss (log2 normalisation)")
     ax[0, 1].set_yscale("log")
-    ax[0, 0].set_title("downstream accuracy against k")
+    ax[0, 0].set_title("accuracy against k (dotted: coverage E[T])")
     ax[0, 1].set_title("L_un, L_sup^mu and the bound against k")
     ax[0, 0].legend(fontsize=6)
     ax[0, 1].legend(fontsize=6, ncol=2)
     return plotting.save(fig, out, stem)
+
+
+def coverage_view(s: pd.DataFrame) -> dict:
+    """For one number of classes: the k at which k negatives cover every class in expectation (the coupon
+    collector, theory.coverage_negatives on the cell's class law), the smallest k at which the mean bound is
+    informative (below the trivial log2(k+1)), and the smallest k whose mean accuracy is within one point of
+    the best over k (where accuracy stops improving)."""
+    C = int(s["n_classes"].iloc[0])
+    tau_val = float(s["tau"].iloc[0])
+    # the shipped class laws are uniform or Zipf; the cell stores tau, not rho: uniform iff tau = 1/C
+    rho = np.full(C, 1.0 / C) if abs(tau_val - 1.0 / C) < 1e-12 else None
+    m = s.groupby("k")[["bound", "mean_acc"]].mean()
+    trivial = np.array([th.loss_at_zero(str(s["loss"].iloc[0]), int(k)) for k in m.index])
+    informative = m.index[(m["bound"] < trivial).to_numpy()]
+    plateau = m.index[m["mean_acc"] >= m["mean_acc"].max() - 0.01]
+    return {"coverage": th.coverage_negatives(rho) if rho is not None else float("nan"),
+            "informative_k": float(informative.max()) if len(informative) else float("nan"),
+            "plateau_k": float(plateau.min()) if len(plateau) else float("nan")}
+
+
+def _coverage_marks(axes, s: pd.DataFrame, color, c: int) -> None:
+    v = coverage_view(s)
+    for a in axes:
+        if np.isfinite(v["coverage"]):
+            a.axvline(v["coverage"], color=color, ls=":", lw=1, label=f"C={c} coverage E[T] = {v['coverage']:.0f}")
+    if np.isfinite(v["plateau_k"]):
+        axes[0].axvline(v["plateau_k"], color=color, ls="-.", lw=0.8, alpha=0.6,
+                        label=f"C={c} accuracy within 1 pt of best from k={v['plateau_k']:.0f}")
+    if np.isfinite(v["informative_k"]):
+        axes[1].axvline(v["informative_k"], color=color, ls="-.", lw=0.8, alpha=0.6,
+                        label=f"C={c} bound < log2(k+1) up to k={v['informative_k']:.0f}")
 
 
 def labels_needed(curve: pd.DataFrame, target_error: float) -> float:

@@ -35,6 +35,7 @@ import math
 
 import numpy as np
 import torch
+from scipy import integrate
 from scipy.stats import binom
 
 from theory.theorems import Assumption, Theorem
@@ -100,6 +101,25 @@ def _check_rho(rho) -> np.ndarray:
     if abs(float(r.sum()) - 1.0) > 1e-9:
         raise ValueError(f"rho: must sum to 1 (got {float(r.sum())!r})")
     return r / r.sum()
+
+
+def coverage_negatives(rho) -> float:
+    """Expected number of i.i.d. draws from rho until every class with mass has been drawn (the coupon
+    collector; Ash, Goel, Krishnamurthy & Misra 2022 read the number of negatives the bound needs this way).
+
+    Exact: E[T] = int_0^inf (1 - prod_c (1 - exp(-rho_c t))) dt (Poissonisation: the Poisson-time cover time
+    has the same mean as the draw count). For uniform rho over C classes this is C * H_C ~ C log C.
+    [derived] A reading aid for the negatives figure, not a bound.
+    """
+    r = _check_rho(rho)
+    r = r[r > 0]
+
+    def uncovered(t):
+        return -np.expm1(np.sum(np.log1p(-np.exp(-r * t))))
+
+    hi = float(np.log(r.size * 1e12) / r.min())  # beyond hi the integrand is below 1e-12
+    value, _ = integrate.quad(uncovered, 0.0, hi, limit=400, epsabs=1e-10, epsrel=1e-10)
+    return float(value)
 
 
 def tau(rho) -> float:

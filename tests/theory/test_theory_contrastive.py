@@ -416,3 +416,30 @@ def test_mean_classifier_bound_k_gt_1_arguments():
         tc.mean_classifier_bound(1.0, t2 + 0.01, "hinge", 2, rho=rho)
     pd, fl = tc.p_distinct(rho, 2), tc.collision_floor(rho, 2, "logistic")
     assert tc.mean_classifier_bound(1.7, t2, "logistic", 2, rho=rho) == pytest.approx((1.7 - fl) / pd)
+
+
+def test_coverage_negatives_is_the_coupon_collector_mean():
+    import numpy as np
+    from theory.contrastive import coverage_negatives
+    for C in (2, 7, 40):
+        assert np.isclose(coverage_negatives(np.full(C, 1 / C)), C * sum(1 / i for i in range(1, C + 1)), rtol=1e-9)
+    rho = np.array([0.5, 0.3, 0.2])
+    rng = np.random.default_rng(0)
+    draws = rng.choice(3, size=(20000, 80), p=rho)
+    seen = np.maximum.accumulate(np.stack([np.cumsum(draws == c, 1) > 0 for c in range(3)]).all(0), axis=1)
+    T = seen.argmax(1) + 1  # first draw at which every class has appeared
+    assert abs(T.mean() - coverage_negatives(rho)) < 4 * T.std() / np.sqrt(len(T))
+    # a class with no mass is never waited for
+    assert np.isclose(coverage_negatives(np.array([0.5, 0.5, 0.0])), 3.0, rtol=1e-9)
+
+
+def test_the_negatives_figure_reads_coverage_informative_and_plateau():
+    import pandas as pd
+    from analysis.contrastive import coverage_view
+    s = pd.DataFrame({"n_classes": 10, "tau": 0.1, "loss": "logistic", "k": [1, 2, 4, 8, 16, 32],
+                      "bound": [0.5, 1.2, 3.0, 30.0, 1e3, 1e5],
+                      "mean_acc": [0.60, 0.65, 0.69, 0.705, 0.70, 0.71]})
+    v = coverage_view(s)
+    # log2(k+1) = 1, 1.58, 2.32, ...: the bound is informative at k = 1 and 2 only
+    assert v["informative_k"] == 2 and v["plateau_k"] == 8
+    assert abs(v["coverage"] - 29.2896825) < 1e-6
