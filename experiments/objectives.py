@@ -226,3 +226,284 @@ OBJECTIVES: dict[str, Callable[..., Tensor]] = {
     "quad": quad,
     "mse": mse,
 }
+
+
+# =============================================================================================================
+# The objective zoo (experiments/zoo*.py): the seed surveys' objectives, each a pure batched loss, (G,) out.
+# Normalisations (docs/theory/zoo.md#the-objectives): natural log everywhere; every loss is a MEAN over the batch.
+#
+# * "infonce_queue" / "moco_v2": MoCo v2 (He et al. 2020; Chen, Fan, Girshick & He 2020), InfoNCE of a query
+#   against its key and a queue of K negatives, cosine logits / T (T = 0.2 in v2). At equal embeddings: log(K + 1).
+# * "byol": BYOL (Grill et al. 2020), 2 - 2 cos(q(z), sg(z')) summed over the two directions (the paper's
+#   L + L~), each direction meaned over the batch; the target is detached here.
+# * "simsiam": SimSiam (Chen & He 2021), -1/2 [cos(p1, sg z2) + cos(p2, sg z1)] (the paper's pseudocode).
+# * "barlow_twins": Zbontar et al. (2021), C = cross-correlation of batch-standardised views (biased variance,
+#   as the official code's BatchNorm1d(affine=False)), L = sum_i (1 - C_ii)^2 + lambda sum_{i!=j} C_ij^2,
+#   lambda = 5e-3. Identical decorrelated views give 0 (up to the eps in the standardisation).
+# * "vicreg": Bardes, Ponce & LeCun (2022), 25 MSE + 25 variance + 1 covariance, eps = 1e-4, as the official
+#   code: MSE meaned over entries, the variance hinge meaned over dimensions and AVERAGED over the two branches,
+#   the off-diagonal covariance squares summed / d and SUMMED over the two branches (unbiased (N - 1) moments).
+# * "swav": SwAV (Caron et al. 2020), swapped prediction of Sinkhorn codes (eps = 0.05, 3 iterations) of cosine
+#   scores against prototypes, -1/2 mean_b sum_k [q2 log softmax(s1/T) + q1 log softmax(s2/T)], T = 0.1.
+# * "vae": the negative ELBO of a Gaussian VAE (Kingma & Welling 2014), per example, in nats; the decoder is
+#   N(x_hat, sigma2 I) with fixed sigma2 (1 by default): reconstruction (1/2sigma2)||x - x_hat||^2 +
+#   (D/2) log(2 pi sigma2) plus KL(N(mu, diag e^logvar) || N(0, I)). ``vae_terms`` gives both parts.
+# * "autoencoder", "dae", "mae": the existing ``mse`` (no 1/2, meaned over the coordinates; MAE: over the masked
+#   coordinates only, He et al. 2022).
+# =============================================================================================================
+import math as _math  # noqa: E402  (append-only edits: imports of the zoo's section sit with it)
+
+
+def _cos(a: Tensor, b: Tensor) -> Tensor:
+    return (F.normalize(a, dim=-1) * F.normalize(b, dim=-1)).sum(-1)
+
+
+def infonce_queue(q: Tensor, k: Tensor, queue: Tensor, temperature: float = 0.2) -> Tensor:
+    """MoCo v2's InfoNCE: query q against its key k (positive) and the queue's K keys (negatives), natural log.
+
+    logits_b = [cos(q_b, k_b), cos(q_b, queue_1), ..., cos(q_b, queue_K)] / T; loss = mean_b CE(logits_b, 0).
+    The key and the queue are detached (they come from the momentum encoder).
+
+    Args:
+        q: (G, B, d) queries; k: (G, B, d) keys; queue: (G, K, d) past keys (any norm; normalised here).
+        temperature: T > 0.
+
+    Returns:
+        (G,). At equal embeddings every logit is 1/T and the loss is log(K + 1).
+    """
+    _check("q", q, 3, ())
+    G, B, d = q.shape
+    _check("k", k, 3, (G, B), d)
+    _check("queue", queue, 3, (G,), d)
+    if not temperature > 0:
+        raise ValueError(f"temperature: must be > 0 (got {temperature})")
+    qn, kn, Qn = F.normalize(q, dim=-1), F.normalize(k.detach(), dim=-1), F.normalize(queue.detach(), dim=-1)
+    pos = (qn * kn).sum(-1, keepdim=True)                          # (G, B, 1)
+    neg = torch.bmm(qn, Qn.transpose(1, 2))                        # (G, B, K)
+    logits = torch.cat([pos, neg], dim=-1) / temperature
+    return (torch.logsumexp(logits, -1) - logits[..., 0]).mean(1)
+
+
+def byol(p1: Tensor, p2: Tensor, t1: Tensor, t2: Tensor) -> Tensor:
+    """BYOL: mean_b [(2 - 2 cos(p1, sg t2)) + (2 - 2 cos(p2, sg t1))], the paper's symmetrised L + L~.
+
+    Args:
+        p1, p2: (G, B, d) online predictions q(z) of views 1 and 2; t1, t2: (G, B, d) target projections.
+
+    Returns:
+        (G,) in [0, 8]; 0 where every prediction points along the other view's target.
+    """
+    _check("p1", p1, 3, ())
+    G, B, d = p1.shape
+    for name, t in (("p2", p2), ("t1", t1), ("t2", t2)):
+        _check(name, t, 3, (G, B), d)
+    return ((2 - 2 * _cos(p1, t2.detach())) + (2 - 2 * _cos(p2, t1.detach()))).mean(1)
+
+
+def simsiam(p1: Tensor, p2: Tensor, z1: Tensor, z2: Tensor) -> Tensor:
+    """SimSiam: mean_b -1/2 [cos(p1, sg z2) + cos(p2, sg z1)] (stop-gradient on the projections z).
+
+    Args:
+        p1, p2: (G, B, d) predictor outputs; z1, z2: (G, B, d) projections of the two views.
+
+    Returns:
+        (G,) in [-1, 1]; symmetric under swapping the views, (p1, z1) <-> (p2, z2).
+    """
+    _check("p1", p1, 3, ())
+    G, B, d = p1.shape
+    for name, t in (("p2", p2), ("z1", z1), ("z2", z2)):
+        _check(name, t, 3, (G, B), d)
+    return (-0.5 * (_cos(p1, z2.detach()) + _cos(p2, z1.detach()))).mean(1)
+
+
+def _standardise(z: Tensor, eps: float) -> Tensor:
+    return (z - z.mean(1, keepdim=True)) / torch.sqrt(z.var(1, unbiased=False, keepdim=True) + eps)
+
+
+def barlow_twins(z1: Tensor, z2: Tensor, lambd: float = 5e-3, eps: float = 1e-5) -> Tensor:
+    """Barlow Twins: sum_i (1 - C_ii)^2 + lambda sum_{i != j} C_ij^2, C = z1n^T z2n / B.
+
+    z1n, z2n: each dimension standardised over the batch, (z - mean) / sqrt(var + eps), biased variance (the
+    official code's BatchNorm1d(affine=False), whose eps is 1e-5). Not averaged over dimensions (the paper's sum).
+
+    Args:
+        z1, z2: (G, B, d); lambd: the off-diagonal weight (5e-3 in the paper); eps >= 0.
+
+    Returns:
+        (G,). 0 at identical views whose dimensions are uncorrelated over the batch (eps = 0); symmetric in z1, z2.
+    """
+    _check("z1", z1, 3, ())
+    G, B, d = z1.shape
+    _check("z2", z2, 3, (G, B), d)
+    if B < 2:
+        raise ValueError(f"z1: need batch size B >= 2 to standardise over the batch (got {B})")
+    c = torch.bmm(_standardise(z1, eps).transpose(1, 2), _standardise(z2, eps)) / B        # (G, d, d)
+    diag = torch.diagonal(c, dim1=1, dim2=2)
+    off = c.pow(2).sum((1, 2)) - diag.pow(2).sum(1)
+    return (1 - diag).pow(2).sum(1) + lambd * off
+
+
+def vicreg_terms(z1: Tensor, z2: Tensor, eps: float = 1e-4) -> dict[str, Tensor]:
+    """The three VICReg terms, each (G,), before weighting (the official code's arithmetic).
+
+    invariance: mean over entries of (z1 - z2)^2; variance: 1/2 [mean_j relu(1 - sqrt(Var z1_j + eps)) + same
+    for z2] (unbiased variance over the batch); covariance: sum_{i != j} Cov(z1)_ij^2 / d + same for z2.
+    """
+    _check("z1", z1, 3, ())
+    G, B, d = z1.shape
+    _check("z2", z2, 3, (G, B), d)
+    if B < 2:
+        raise ValueError(f"z1: need batch size B >= 2 for the batch variance (got {B})")
+    inv = (z1 - z2).pow(2).mean((1, 2))
+    var, cov = 0.0, 0.0
+    for z in (z1, z2):
+        zc = z - z.mean(1, keepdim=True)
+        std = torch.sqrt(zc.var(1, unbiased=True) + eps)                         # (G, d)
+        var = var + torch.relu(1 - std).mean(1) / 2
+        c = torch.bmm(zc.transpose(1, 2), zc) / (B - 1)
+        cov = cov + (c.pow(2).sum((1, 2)) - torch.diagonal(c, dim1=1, dim2=2).pow(2).sum(1)) / d
+    return {"invariance": inv, "variance": var, "covariance": cov}
+
+
+def vicreg(z1: Tensor, z2: Tensor, sim_coeff: float = 25.0, std_coeff: float = 25.0, cov_coeff: float = 1.0,
+           eps: float = 1e-4) -> Tensor:
+    """VICReg: 25 invariance + 25 variance + 1 covariance (``vicreg_terms``); (G,). Symmetric in z1, z2.
+
+    At collapsed embeddings (every row equal) it is std_coeff (1 - sqrt(eps)) = 25 * 0.99: the hinge at std 0.
+    """
+    t = vicreg_terms(z1, z2, eps)
+    return sim_coeff * t["invariance"] + std_coeff * t["variance"] + cov_coeff * t["covariance"]
+
+
+def sinkhorn(scores: Tensor, eps: float = 0.05, n_iters: int = 3) -> Tensor:
+    """SwAV's Sinkhorn-Knopp codes, batched: scores (G, B, K) -> codes (G, B, K), each row summing to 1.
+
+    The paper's pseudocode on Q = exp(scores / eps)^T (K, B): normalise to sum 1, then n_iters times rescale the
+    rows to 1/K and the columns to 1/B; return the columns renormalised to 1. Run in the log domain (every
+    rescaling is a logsumexp subtraction), which is the same arithmetic but stays finite in float32 at small eps,
+    where exp(scores / eps) under- or overflows. No gradient flows through the codes.
+    """
+    _check("scores", scores, 3, ())
+    logq = (scores.detach() / eps).transpose(1, 2)                                  # (G, K, B)
+    K, B = logq.shape[1], logq.shape[2]
+    logq = logq - torch.logsumexp(logq.flatten(1), -1)[:, None, None]
+    for _ in range(n_iters):
+        logq = logq - torch.logsumexp(logq, 2, keepdim=True) - _math.log(K)
+        logq = logq - torch.logsumexp(logq, 1, keepdim=True) - _math.log(B)
+    return torch.softmax(logq, 1).transpose(1, 2)
+
+
+def swav(scores1: Tensor, scores2: Tensor, temperature: float = 0.1, eps: float = 0.05, n_iters: int = 3) -> Tensor:
+    """SwAV's swapped prediction: -1/2 mean_b sum_k [q2 log softmax(s1 / T) + q1 log softmax(s2 / T)].
+
+    Args:
+        scores1, scores2: (G, B, K) cosine scores of the two views' embeddings against K prototypes
+            (normalise both before the product); q1, q2 = ``sinkhorn`` codes of each view (no gradient).
+
+    Returns:
+        (G,). Symmetric under swapping the views.
+    """
+    _check("scores1", scores1, 3, ())
+    _check("scores2", scores2, 3, tuple(scores1.shape[:2]), scores1.shape[-1])
+    q1, q2 = sinkhorn(scores1, eps, n_iters), sinkhorn(scores2, eps, n_iters)
+    l1, l2 = F.log_softmax(scores1 / temperature, -1), F.log_softmax(scores2 / temperature, -1)
+    return (-0.5 * ((q2 * l1).sum(-1) + (q1 * l2).sum(-1))).mean(1)
+
+
+def vae_terms(x: Tensor, x_hat: Tensor, mu: Tensor, logvar: Tensor, sigma2: float = 1.0) -> dict[str, Tensor]:
+    """The two parts of a Gaussian VAE's negative ELBO, per example in nats, each (G,) meaned over the batch.
+
+    reconstruction: -log N(x; x_hat, sigma2 I) = ||x - x_hat||^2 / (2 sigma2) + (D/2) log(2 pi sigma2);
+    kl: KL(N(mu, diag exp(logvar)) || N(0, I)) = 1/2 sum_j (mu_j^2 + exp(logvar_j) - 1 - logvar_j).
+
+    Args:
+        x, x_hat: (G, B, D); mu, logvar: (G, B, d).
+    """
+    _check("x", x, 3, ())
+    G, B, D = x.shape
+    _check("x_hat", x_hat, 3, (G, B), D)
+    _check("mu", mu, 3, (G, B))
+    _check("logvar", logvar, 3, (G, B), mu.shape[-1])
+    rec = (x - x_hat).pow(2).sum(-1) / (2 * sigma2) + 0.5 * D * _math.log(2 * _math.pi * sigma2)
+    kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(-1)
+    return {"reconstruction": rec.mean(1), "kl": kl.mean(1)}
+
+
+def vae(x: Tensor, x_hat: Tensor, mu: Tensor, logvar: Tensor, sigma2: float = 1.0) -> Tensor:
+    """Negative ELBO = reconstruction + KL (``vae_terms``), nats per example; (G,)."""
+    t = vae_terms(x, x_hat, mu, logvar, sigma2)
+    return t["reconstruction"] + t["kl"]
+
+
+OBJECTIVES.update({
+    "simclr": ntxent,
+    "infonce_queue": infonce_queue,
+    "moco_v2": infonce_queue,
+    "byol": byol,
+    "simsiam": simsiam,
+    "barlow_twins": barlow_twins,
+    "vicreg": vicreg,
+    "swav": swav,
+    "vae": vae,
+    "autoencoder": mse,
+    "dae": mse,
+    "mae": mse,
+})
+__all__ += ["infonce_queue", "byol", "simsiam", "barlow_twins", "vicreg_terms", "vicreg", "sinkhorn", "swav",
+            "vae_terms", "vae"]
+
+
+def spectral(z1: Tensor, z2: Tensor) -> Tensor:
+    """HaoChen et al. (2021)'s spectral contrastive loss on a batch of B positive pairs, as their estimator.
+
+    loss_g = −2 · mean_b z1_bᵀ z2_b + mean_{i≠j} (z1_iᵀ z2_j)²: the second term averages the B(B − 1)
+    off-diagonal pairs, which are independent draws from the marginal, so the batch loss is an unbiased
+    estimate of the population loss L(f) = −2E[f(x)ᵀf(x⁺)] + E[(f(x)ᵀf(x′))²] (no extra factor; its minimum
+    over all f is −Σ_{i≤d} γ_i², ``theory.augmentation_graph.spectral_minimum``). No norm clipping.
+
+    Args:
+        z1, z2: (G, B, d), row b of z1 pairs with row b of z2; B >= 2.
+
+    Returns:
+        (G,).
+    """
+    _check("z1", z1, 3, ())
+    G, B, d = z1.shape
+    _check("z2", z2, 3, (G, B), d)
+    if B < 2:
+        raise ValueError(f"z1: need batch size B >= 2 for off-diagonal pairs (got {B})")
+    pos = (z1 * z2).sum(-1).mean(1)
+    gram = torch.bmm(z1, z2.transpose(1, 2)) ** 2
+    off = (gram.sum((1, 2)) - torch.diagonal(gram, dim1=1, dim2=2).sum(1)) / (B * (B - 1))
+    return -2.0 * pos + off
+
+
+OBJECTIVES["spectral"] = spectral
+
+
+def clip(za: Tensor, zb: Tensor, log_scale: Tensor | float) -> Tensor:
+    """CLIP (Radford et al. 2021): symmetric InfoNCE between two modalities, natural log, learned temperature.
+
+    logits_ij = exp(log_scale) cos(za_i, zb_j); loss = 1/2 [mean_i CE(logits_i., i) + mean_j CE(logits_.j, j)],
+    the paper's pseudocode (its logit scale exp(t) is clamped at 100, as in the released code).
+
+    Args:
+        za, zb: (G, B, d) the two modalities' embeddings, row b of za paired with row b of zb.
+        log_scale: a float or (G,) tensor t, the log of the inverse temperature (CLIP starts at log(1 / 0.07)).
+
+    Returns:
+        (G,). At equal embeddings it is log B; symmetric under swapping the modalities.
+    """
+    _check("za", za, 3, ())
+    G, B, d = za.shape
+    _check("zb", zb, 3, (G, B), d)
+    t = torch.as_tensor(log_scale, dtype=za.dtype, device=za.device)
+    t = t.expand(G) if t.ndim == 0 else t.reshape(G)
+    scale = torch.exp(t).clamp(max=100.0).view(G, 1, 1)
+    logits = scale * torch.bmm(F.normalize(za, dim=-1), F.normalize(zb, dim=-1).transpose(1, 2))   # (G, B, B)
+    diag = torch.diagonal(logits, dim1=1, dim2=2)
+    return 0.5 * ((torch.logsumexp(logits, 2) - diag).mean(1) + (torch.logsumexp(logits, 1) - diag).mean(1))
+
+
+OBJECTIVES["clip"] = clip
+__all__ += ["clip"]

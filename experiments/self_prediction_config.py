@@ -16,7 +16,7 @@ from experiments.engine.config import increasing as _increasing
 from experiments.engine.config import positive as _positive
 from experiments.self_prediction_learners import LEARNERS, REGRESSION
 from synthetic_data import plugins
-from synthetic_data.self_prediction import FAMILIES, PLUGIN_PROTOCOL, DataSpec
+from synthetic_data.self_prediction import FAMILIES, PLUGIN_FAMILY, PLUGIN_PROTOCOL, DataSpec
 
 STUDIES = ("sample_complexity", "dimension", "approx_ci", "pretext_budget", "violation", "objectives")
 
@@ -30,8 +30,8 @@ def _check_learners(name: str, learners, allowed=LEARNERS) -> None:
 
 
 def _check_family(name: str, family: str) -> None:
-    if family not in FAMILIES:
-        raise ValueError(f"{name}: unknown family {family!r}; known: {', '.join(FAMILIES)}")
+    if family not in FAMILIES + (PLUGIN_FAMILY,):
+        raise ValueError(f"{name}: unknown family {family!r}; known: {', '.join(FAMILIES + (PLUGIN_FAMILY,))}")
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,8 @@ from synthetic_data import plugins
 from theory.contrastive import sample_task_tuples
 
 CLASS_LAWS = ("uniform", "zipf", "explicit")
-FAMILIES = ("gaussian", "mixture", "discrete", "plugin")
+FAMILIES = ("gaussian", "mixture", "discrete")  # built-in; "plugin" (PLUGIN_FAMILY) is a user generator
+PLUGIN_FAMILY = "plugin"
 _GEN = plugins.generator_fields()
 
 
@@ -94,8 +95,8 @@ class DataSpec:
         elif probs:
             raise ValueError(
                 f"class_probs: only used with class_law='explicit' (class_law is {self.class_law!r})")
-        if self.family not in FAMILIES:
-            raise ValueError(f"family: must be one of {FAMILIES} (got {self.family!r})")
+        if self.family not in FAMILIES + (PLUGIN_FAMILY,):
+            raise ValueError(f"family: must be one of {FAMILIES + (PLUGIN_FAMILY,)} (got {self.family!r})")
         _check_int(self.dim, "dim", 1)
         _check_real(self.mean_radius, "mean_radius", 0.0)
         _check_real(self.spread, "spread", 0.0)

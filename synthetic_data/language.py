@@ -40,7 +40,8 @@ from synthetic_data import plugins
 from synthetic_data.checks import check_int as _check_int
 from synthetic_data.checks import check_real as _check_real
 
-FAMILIES = ("dirichlet", "sparse", "topic", "ginc", "plugin")
+FAMILIES = ("dirichlet", "sparse", "topic", "ginc")  # built-in; "plugin" (PLUGIN_FAMILY) is a user generator
+PLUGIN_FAMILY = "plugin"
 _GEN = plugins.generator_fields()
 _EMIT_FLOOR = 1e-9
 _STATIONARY_SQUARINGS = 60  # (lazy chain)^(2^60): converged for any chain this suite can build
@@ -75,8 +76,8 @@ class DataSpec:
 
     def check(self) -> None:
         """Raise ValueError("field: message") if any field has an impossible value."""
-        if self.family not in FAMILIES:
-            raise ValueError(f"family: must be one of {FAMILIES} (got {self.family!r})")
+        if self.family not in FAMILIES + (PLUGIN_FAMILY,):
+            raise ValueError(f"family: must be one of {FAMILIES + (PLUGIN_FAMILY,)} (got {self.family!r})")
         _check_int(self.n_states, "n_states", 1)
         _check_int(self.vocab, "vocab", 2)
         _check_int(self.context_len, "context_len", 1)

@@ -51,7 +51,8 @@ from synthetic_data.checks import check_int as _check_int
 from synthetic_data import plugins
 from synthetic_data.checks import check_real as _check_real
 
-FAMILIES = ("exact_ci", "approx_ci", "nonlinear", "topic", "nuisance", "plugin")
+FAMILIES = ("exact_ci", "approx_ci", "nonlinear", "topic", "nuisance")  # built-in; "plugin" (PLUGIN_FAMILY) is a user generator
+PLUGIN_FAMILY = "plugin"
 _GEN = plugins.generator_fields()
 _TOPIC_FLOOR = 1e-3       # mixing weight of the uniform word law in every topic
 _MAX_QUAD_NODES = 200_000  # quad_nodes ** latent_dim above this is refused (memory and time)
@@ -97,8 +98,8 @@ class DataSpec:
         d2 < k (or d2 < k*m) is allowed: it breaks the theorem's rank assumption, which is a legitimate
         experiment, not an error.
         """
-        if self.family not in FAMILIES:
-            raise ValueError(f"family: must be one of {FAMILIES} (got {self.family!r})")
+        if self.family not in FAMILIES + (PLUGIN_FAMILY,):
+            raise ValueError(f"family: must be one of {FAMILIES + (PLUGIN_FAMILY,)} (got {self.family!r})")
         _check_int(self.k, "k", 2)
         if self.class_probs:
             if len(self.class_probs) != self.k:

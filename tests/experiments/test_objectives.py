@@ -237,8 +237,8 @@ def test_bad_arguments():
         quad(rand(2, 3, 4), rand(2, 5, 6), torch.zeros(2, 3, dtype=torch.long))
     with pytest.raises(ValueError, match="^mask"):
         mse(z, z, torch.ones(2, 3, 5))
-    assert set(OBJECTIVES) == {"logistic", "hinge", "block", "ntxent", "supervised_ce", "next_word_xent", "quad",
-                               "mse"}
+    # the first chapters' objectives; the zoo and augmentation_graph chapters register more (their own tests)
+    assert {"logistic", "hinge", "block", "ntxent", "supervised_ce", "next_word_xent", "quad", "mse"} <= set(OBJECTIVES)
     assert OBJECTIVES["next_word_xent"] is supervised_ce
 
 

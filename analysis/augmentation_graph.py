@@ -1,0 +1,264 @@
+"""The augmentation-graph chapter: bound checks and four figures, from stored rows.
+
+Every bound value is computed by the theorem's own function (theory.augmentation_graph) from the row's term
+columns; the terms are exact (enumerated graphs), so every SE is 0.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis import plotting
+from theory import augmentation_graph as th
+
+T = {t.id.split(".", 1)[1]: t for t in th.THEOREMS}
+CLASS_NAMES = {"linear": "linear", "mlp": "MLP", "mlp_wd": "MLP + weight decay", "lookup": "lookup table"}
+
+
+def exact_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell: every exact scalar, plus ';'-joined eigenvalue lists (gammas: top d; T_eigs: top d)."""
+    ex = rows[rows["encoder_class"] == "exact"]
+    sc = ex[ex["i"] == 0].set_index(["cell", "family", "objective", "d", "metric"])["value"].unstack("metric")
+    sc = sc.reset_index()
+    sc.columns.name = None
+    sc["overlap"] = sc["cell"].map(rows.groupby("cell")["overlap"].first())
+    gam = {c: g.sort_values("i")["value"].to_numpy() for c, g in ex[ex["metric"] == "gamma"].groupby("cell")}
+    teig = {c: g.sort_values("i")["value"].to_numpy() for c, g in ex[ex["metric"] == "T_eig"].groupby("cell")}
+    sc["gammas"] = [th.encode_values(gam[c][: int(d)]) for c, d in zip(sc["cell"], sc["d"])]
+    sc["T_eigs"] = [th.encode_values(teig[c][: int(d)]) for c, d in zip(sc["cell"], sc["d"])]
+    return sc
+
+
+def _curve(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
+    c = rows[(rows["metric"] == metric) & (rows["encoder_class"] != "exact")]
+    return c[["cell", "family", "objective", "overlap", "d", "encoder_class", "seed", "step", "value"]]
+
+
+def picked(rows: pd.DataFrame, role: str) -> pd.DataFrame:
+    """One row per (cell, class, seed) at the matched or final checkpoint, metrics as columns."""
+    r = rows[rows["metric"].str.startswith(role + "_")].copy()
+    r["metric"] = r["metric"].str[len(role) + 1:]
+    w = r.set_index(["cell", "family", "objective", "overlap", "d", "encoder_class", "seed", "step", "metric"])[
+        "value"].unstack("metric").reset_index()
+    w.columns.name = None
+    return w
+
+
+def bound_checks(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows for bounds.csv, one per (theorem, point); docs/theory/augmentation_graph.md states each theorem."""
+    if rows.empty or "encoder_class" not in rows:
+        return pd.DataFrame()
+    ex = exact_table(rows)
+    cols = ["cell", "family", "objective", "overlap", "d", "alpha", "majority_error"]
+    frames = []
+    # 1, 2: no encoder below the closed-form minimum (all f), nor a linear one below the linear minimum
+    loss = _curve(rows, "spectral_loss").merge(ex[["cell", "gammas", "T_eigs", "majority_error"]], on="cell")
+    base = {"measured": -loss["value"].to_numpy(), "measured_se": 0.0, "bound_se": 0.0,
+            "trivial": np.inf, "converged": True}
+    keep = ["cell", "family", "objective", "overlap", "d", "encoder_class", "seed", "step"]
+    f1 = loss[keep + ["gammas"]].assign(theorem=T["spectral_minimum"].id, bound="spectral_minimum", form="all f",
+                                        loss=loss["value"], **base)
+    f1["bound_value"] = T["spectral_minimum"].bound_from(f1)
+    frames.append(f1)
+    lin = loss[loss["encoder_class"] == "linear"]
+    f2 = lin[keep + ["T_eigs"]].assign(theorem=T["linear_class_minimum"].id, bound="linear_minimum",
+                                       form="linear class", loss=lin["value"], measured=-lin["value"].to_numpy(),
+                                       measured_se=0.0, bound_se=0.0, trivial=np.inf, converged=True)
+    f2["bound_value"] = T["linear_class_minimum"].bound_from(f2)
+    frames.append(f2)
+    # 3, 4: HaoChen's bounds at the closed-form minimiser, from the data and augmentations only
+    # one row per data set: cells that differ only in the objective share the graph (keep the spectral one)
+    e = ex.sort_values(["family", "overlap", "objective"], ascending=[True, True, False], na_position="last")
+    e = e.drop_duplicates(["family", "overlap", "n_inputs", "alpha", "lambda_next"])
+    e = e[cols + ["lambda_next", "gamma_d", "rho", "rho_exact", "fstar_ls_error", "fstar_probe_converged"]].copy()
+    common = {"measured": e["fstar_ls_error"].to_numpy(), "measured_se": 0.0, "bound_se": 0.0,
+              "trivial": e["majority_error"].to_numpy(), "converged": True, "encoder_class": "exact"}
+    f3 = e.assign(theorem=T["eigenvalue_bound"].id, bound="probe_error", form="eigenvalue", **common)
+    f3["bound_value"] = T["eigenvalue_bound"].bound_from(f3)
+    f4 = e.assign(theorem=T["theorem_3_7_form"].id, bound="probe_error", form="sparsest partition",
+                  rho_source=np.where(e["rho_exact"] > 0, "exact", "cheeger_lower (lambda_m / 2 <= rho_m)"), **common)
+    f4["bound_value"] = T["theorem_3_7_form"].bound_from(f4)
+    frames += [f3, f4]
+    # 5, 6: the hypercube: the function-class-aware bound and the permuted minimiser
+    cube = ex[ex["family"] == "hypercube"]
+    if len(cube):
+        fin = picked(rows, "final")
+        lin = fin[(fin["family"] == "hypercube") & (fin["encoder_class"] == "linear")].merge(
+            cube[["cell", "linear_min", "label_dim", "majority_error", "alpha"]], on="cell")
+        f5 = lin[keep].assign(theorem=T["corollary_4_2b"].id, bound="probe_error", form="linear class",
+                              measured=lin["probe_error"].to_numpy(), measured_se=0.0, bound_se=0.0,
+                              trivial=lin["majority_error"].to_numpy(), converged=lin["probe_converged"] > 0,
+                              loss=lin["spectral"].to_numpy(), loss_min_linear=lin["linear_min"].to_numpy(),
+                              label_dim=lin["label_dim"].to_numpy(), majority_error=lin["majority_error"].to_numpy(),
+                              alpha=lin["alpha"].to_numpy())
+        f5["bound_value"] = T["corollary_4_2b"].bound_from(f5)
+        c = cube[cols + ["n_natural", "max_overlap", "permuted_probe_error", "permuted_probe_converged",
+                         "permuted_loss", "perfect_loss"]]
+        f6 = c.assign(theorem=T["lemma_4_1_permutation"].id, bound="probe_error", form="permuted minimiser",
+                      measured=c["permuted_probe_error"].to_numpy(), measured_se=0.0, bound_se=0.0,
+                      trivial=c["majority_error"].to_numpy(), converged=c["permuted_probe_converged"] > 0,
+                      encoder_class="permuted")
+        f6["bound_value"] = T["lemma_4_1_permutation"].bound_from(f6)
+        frames += [f5, f6]
+    out = pd.concat(frames, ignore_index=True)
+    out["converged"] = out["converged"].astype(bool)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- figures
+def _ms(df: pd.DataFrame, by, col) -> pd.DataFrame:
+    return df.groupby(by)[col].agg(["mean", "std"]).reset_index().fillna({"std": 0.0})
+
+
+def _overlap_cells(rows: pd.DataFrame) -> pd.DataFrame:
+    ex = exact_table(rows)
+    return ex[(ex["family"] == "clusters") & (ex["objective"] == "spectral")].sort_values("overlap")
+
+
+def fig_overlap(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
+    """Probe error of f* and trained encoders, and HaoChen's bounds, as the same-class overlap shrinks."""
+    ex = _overlap_cells(rows)
+    fig, ax = plotting.new(2)
+    if ex["overlap"].nunique() < 2:
+        for a in ax[0]:
+            plotting.message(a, "the overlap study is disabled (fewer than two overlaps)")
+        return plotting.save(fig, out, stem)
+    x = ex["overlap"].to_numpy()
+    a = ax[0, 0]
+    a.plot(x, T["eigenvalue_bound"].bound_from(ex), "k-s", ms=4, label="bound α + 4α/λ_{d+1} (derived)")
+    a.plot(x, T["theorem_3_7_form"].bound_from(ex), "k:^", ms=4, label="α/ρ² (Thm 3.7 form, reference)")
+    a.plot(x, ex["fstar_ls_error"], "C3-o", ms=4, label="f* (exact minimiser), LS head")
+    fin = picked(rows, "final")
+    fin = fin[fin["cell"].isin(ex["cell"])]
+    for i, (cls, g) in enumerate(fin.groupby("encoder_class")):
+        m = _ms(g, ["overlap"], "probe_error")
+        a.errorbar(m["overlap"], m["mean"], m["std"], fmt="--o", ms=3, color=f"C{i}",
+                   label=f"trained {CLASS_NAMES[cls]}, probe")
+    a.axhline(float(ex["majority_error"].iloc[0]), color="0.5", lw=0.8, ls="--", label="trivial (majority)")
+    a.set_ylim(0, 1.05)
+    a.set_xlabel("same-class overlap")
+    a.set_ylabel("downstream error")
+    a.set_title("bounds from the graph go vacuous as overlap shrinks")
+    a.legend(fontsize=6)
+    b = ax[0, 1]
+    b.plot(x, ex["lambda_next"], "-o", ms=4, label="λ_{d+1} = 1 − γ_{d+1}")
+    b.plot(x, ex["rho"], "-s", ms=4, label="ρ_{⌊d/2⌋} (exact where enumerable)")
+    b.plot(x, ex["alpha"], "-^", ms=4, label="α")
+    b.set_xlabel("same-class overlap")
+    b.set_title("the graph's quantities")
+    b.legend(fontsize=6)
+    return plotting.save(fig, out, stem)
+
+
+def _matched_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    m = picked(rows, "matched")
+    m = m[m["family"] == "clusters"]
+    if m.empty:
+        return m
+    # the matched study's cells: those with the most classes at the overlap of an ntxent cell, else the smallest
+    nt = m[m["objective"] == "ntxent"]
+    ov = nt["overlap"].iloc[0] if len(nt) else m.groupby("overlap")["encoder_class"].nunique().idxmax()
+    return m[m["overlap"] == ov]
+
+
+def fig_matched(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
+    """Encoder classes at a matched contrastive loss: downstream error far apart, alignment/uniformity alike."""
+    m = _matched_rows(rows)
+    fig, ax = plotting.new(3)
+    if m.empty:
+        for a in ax[0]:
+            plotting.message(a, "the matched study is disabled")
+        return plotting.save(fig, out, stem)
+    groups = list(m.groupby(["objective", "encoder_class"]))
+    labels = [f"{o}\n{CLASS_NAMES[c]}" for (o, c), _ in groups]
+    for j, (col, title) in enumerate((("probe_error", "downstream error (exact probe)"),
+                                      ("objective_loss", "contrastive loss at the matched checkpoint"),
+                                      ("align", "alignment (bars) and uniformity (dots)"))):
+        a = ax[0, j]
+        for i, (_, g) in enumerate(groups):
+            a.bar(i, g[col].mean(), yerr=g[col].std() if len(g) > 1 else 0, color=f"C{i}")
+            if col == "align":
+                a.plot([i], [g["uniform"].mean()], "ko", ms=4)
+        a.set_xticks(range(len(groups)), labels, rotation=30, ha="right", fontsize=6)
+        a.set_title(title)
+    ov = m["overlap"].iloc[0]
+    ax[0, 0].set_ylabel(f"clusters at overlap {ov:g}")
+    return plotting.save(fig, out, stem)
+
+
+def fig_exact_vs_trained(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
+    """Loss gap to the closed-form minimum and the subspace angle to the top eigenspace, per class."""
+    fin = picked(rows, "final")
+    ex = exact_table(rows)[["cell", "spectral_min"]]
+    fin = fin[(fin["family"] == "clusters") & (fin["objective"] == "spectral")].merge(ex, on="cell")
+    fig, ax = plotting.new(2)
+    if fin.empty:
+        for a in ax[0]:
+            plotting.message(a, "no spectral cells on cluster data")
+        return plotting.save(fig, out, stem)
+    fin["gap"] = fin["spectral"] - fin["spectral_min"]
+    for i, (cls, g) in enumerate(fin.groupby("encoder_class")):
+        for a, col in ((ax[0, 0], "gap"), (ax[0, 1], "angle")):
+            mm = _ms(g, ["overlap"], col)
+            a.errorbar(mm["overlap"], mm["mean"], mm["std"], fmt="-o", ms=3, color=f"C{i}", label=CLASS_NAMES[cls])
+    ax[0, 0].set_yscale("symlog", linthresh=1e-3)
+    ax[0, 0].set_ylabel("L(f) − min L  (>= 0)")
+    ax[0, 1].set_ylabel("largest principal angle (deg)")
+    for a in ax[0]:
+        a.set_xlabel("same-class overlap")
+        a.legend(fontsize=6)
+    ax[0, 0].set_title("loss gap at the last checkpoint")
+    ax[0, 1].set_title("subspace angle (ties at γ_d included)")
+    return plotting.save(fig, out, stem)
+
+
+def fig_hypercube(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
+    """Example 1: perfect vs permuted minimisers and trained linear / MLP / lookup encoders."""
+    ex = exact_table(rows)
+    cube = ex[ex["family"] == "hypercube"]
+    fig, ax = plotting.new(3)
+    if cube.empty:
+        for a in ax[0]:
+            plotting.message(a, "the hypercube study is disabled")
+        return plotting.save(fig, out, stem)
+    c = cube.iloc[0]
+    fin = picked(rows, "final")
+    fin = fin[fin["cell"] == c["cell"]]
+    names = ["perfect f", "permuted f̂ (Lemma 4.1)"]
+    errs = [(c["perfect_probe_error"], 0.0), (c["permuted_probe_error"], 0.0)]
+    losses = [(c["perfect_loss"], 0.0), (c["permuted_loss"], 0.0)]
+    for cls, g in fin.groupby("encoder_class", sort=False):
+        names.append(CLASS_NAMES[cls])
+        errs.append((g["probe_error"].mean(), g["probe_error"].std() if len(g) > 1 else 0.0))
+        losses.append((g["spectral"].mean(), g["spectral"].std() if len(g) > 1 else 0.0))
+    for i, ((e, es), (l, ls)) in enumerate(zip(errs, losses)):
+        ax[0, 0].bar(i, e, yerr=es, color=f"C{i}")
+        ax[0, 1].bar(i, -l, yerr=ls, color=f"C{i}")
+    for a in ax[0, :2]:
+        a.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=6)
+    ax[0, 0].axhline(0.5, color="k", lw=0.7, ls=":")
+    ax[0, 0].set_title("downstream error (exact probe)")
+    ax[0, 1].axhline(-c["spectral_min"], color="k", ls="--", lw=0.8, label="−min over all f")
+    ax[0, 1].axhline(-c["linear_min"], color="C1", ls=":", lw=0.8, label="−min over linear f")
+    ax[0, 1].set_title("−spectral loss (higher is lower loss)")
+    ax[0, 1].legend(fontsize=6)
+    chk = bound_checks(rows)
+    cor = chk[chk["theorem"] == T["corollary_4_2b"].id]
+    a = ax[0, 2]
+    if len(cor):
+        a.scatter(cor["bound_value"], cor["measured"], s=14, label="linear encoders (final)")
+        hi = max(float(cor["bound_value"].max()), float(cor["measured"].max()), 1e-3)
+        a.plot([0, hi], [0, hi], "k--", lw=0.8, label="y = x")
+        a.set_xlabel("Cor. 4.2(b): 32k (L − inf_lin L)")
+        a.set_ylabel("measured error")
+        a.legend(fontsize=6)
+        a.set_title("function-class-aware bound")
+    else:
+        plotting.message(a, "no linear encoder on the hypercube")
+    return plotting.save(fig, out, stem)
+
+
+FIGURES = {"overlap_sweep": fig_overlap, "matched_loss": fig_matched, "exact_vs_trained": fig_exact_vs_trained,
+           "hypercube": fig_hypercube}

@@ -1,0 +1,196 @@
+"""The objective zoo: Lemma 4.3's bound checks on every encoder, one figure per bench and a summary table.
+
+Every bound value is ``theory.contrastive.bound_from_terms`` of the row's own terms (the function of
+``zoo.lemma_4_3_any_encoder``); nothing is fitted to a measured curve. Labels needed are read off the mean probe
+error curve by ``analysis.contrastive.labels_needed`` (log-linear interpolation, inf where never reached).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis import plotting
+from analysis.contrastive import labels_needed
+from theory import contrastive as ctr
+from theory.zoo import BENCHES, CONTROLS, REFERENCES
+
+LEMMA = "zoo.lemma_4_3_any_encoder"
+KEYS = ["cell", "objective", "variant", "n_classes", "loss", "k", "seed", "lr", "step"]
+NAMES = {"raw": "raw inputs", "random": "random encoder", "supervised": "supervised", "simclr": "SimCLR",
+         "moco_v2": "MoCo v2", "byol": "BYOL", "simsiam": "SimSiam", "barlow_twins": "Barlow Twins",
+         "vicreg": "VICReg", "swav": "SwAV", "logistic": "Arora logistic", "byol_nopred": "BYOL, no predictor",
+         "clip": "CLIP (modality A)", "rotation": "rotation (4-way)", "jigsaw": "jigsaw (24-way)",
+         "autoencoder": "autoencoder", "dae": "denoising AE", "vae": "VAE (mu)", "mae": "MAE-style"}
+STYLE = {"raw": ("k", ":"), "random": ("0.5", "--"), "supervised": ("k", "-")}
+PALETTE = ("C3", "C4", "C1", "C6", "C2", "C8", "C9", "C0", "C5", "#17becf", "#bcbd22")   # no grey: the references
+
+
+def terms_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per (cell, seed) with every scalar metric as a column."""
+    scalar = rows[~rows["metric"].str.startswith("probe_")]
+    wide = scalar.set_index(KEYS + ["metric"])["value"].unstack("metric").reset_index()
+    wide.columns.name = None
+    return wide
+
+
+def probe_table(rows: pd.DataFrame) -> pd.DataFrame:
+    probe = rows[rows["metric"].str.startswith("probe_")]
+    wide = probe.set_index(KEYS + ["n_per_class", "metric"])["value"].unstack("metric").reset_index()
+    wide.columns.name = None
+    return wide
+
+
+def bound_checks(rows: pd.DataFrame) -> pd.DataFrame:
+    """One ``zoo.lemma_4_3_any_encoder`` row per (cell, seed): L_sup^mu of the encoder's representation against
+    (L_un - tau) / (1 - tau), with every term and the collapse measures beside it (docs/theory/zoo.md)."""
+    t = terms_table(rows)
+    if "L_un" not in t:
+        return pd.DataFrame()
+    t = t[t["L_un"].notna() & t["L_sup_mu"].notna() & (t["p_distinct"] > 0)].reset_index(drop=True)
+    cols = [c for c in KEYS + ["tau", "tau_k", "p_distinct", "collision_floor", "L_un", "L_un_se", "L_un_eq",
+                               "L_un_neq", "L_sup_mu", "L_sup_mu_se", "mean_acc", "effective_rank", "norm_std",
+                               "collapsed", "var_min", "var_mean", "var_max"] if c in t]
+    common = {c: t[c].to_numpy() for c in cols}
+    p = t["p_distinct"].to_numpy()
+    return pd.DataFrame({"theorem": LEMMA, "bound": "mean_classifier", "form": "population",
+                         "measured": t["L_sup_mu"].to_numpy(), "measured_se": t["L_sup_mu_se"].to_numpy(),
+                         "bound_value": ctr.bound_from_terms(t["L_un"].to_numpy(), t["collision_floor"].to_numpy(), p),
+                         "bound_se": t["L_un_se"].to_numpy() / p,
+                         "trivial": ctr.trivial_from_terms(t["loss"].to_numpy(), t["k"].to_numpy()), **common})
+
+
+def _target(rows: pd.DataFrame) -> float:
+    return float(rows["target_error"].dropna().iloc[0]) if "target_error" in rows and len(rows) else 0.2
+
+
+def curves(rows: pd.DataFrame) -> pd.DataFrame:
+    """Mean and SD over seeds of the probe test error, per (objective, variant, n)."""
+    p = probe_table(rows)
+    if p.empty:
+        return p
+    p = p.assign(error=1 - p["probe_accuracy"])
+    g = p.groupby(["objective", "variant", "n_per_class"])["error"]
+    out = g.agg(["mean", "std"]).reset_index().fillna({"std": 0.0})
+    return out.merge(p.groupby(["objective", "variant", "n_per_class"])["probe_converged"].min().reset_index(),
+                     on=["objective", "variant", "n_per_class"])
+
+
+def summary_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per (bench, objective, variant): labels per class needed to reach the target error, effective rank,
+    normalised std, collapse flag (share of seeds), Lemma 4.3's median slack and its verdict counts."""
+    target = _target(rows)
+    cv = curves(rows)
+    t = terms_table(rows)
+    checks = bound_checks(rows)
+    if len(checks):
+        from_bounds = checks.assign(slack=checks["bound_value"] / checks["measured"],
+                                    holds=checks["measured"] <= checks["bound_value"] + 3 * np.hypot(
+                                        checks["measured_se"], checks["bound_se"]))
+    out = []
+    for bench, objs in {"references": REFERENCES, **BENCHES}.items():
+        for obj in objs:
+            for v in sorted(t.loc[t["objective"] == obj, "variant"].unique()):
+                s = t[(t["objective"] == obj) & (t["variant"] == v)]
+                c = cv[(cv["objective"] == obj) & (cv["variant"] == v)] if len(cv) else cv
+                b = from_bounds[(from_bounds["objective"] == obj) & (from_bounds["variant"] == v)] if len(checks) \
+                    else checks
+                out.append({"bench": bench, "objective": obj, "variant": v, "target_error": target,
+                            "labels_needed": labels_needed(c, target) if len(c) else float("nan"),
+                            "error_at_max_n": float(c.sort_values("n_per_class")["mean"].iloc[-1]) if len(c)
+                            else float("nan"),
+                            "effective_rank": float(s["effective_rank"].mean()),
+                            "norm_std": float(s["norm_std"].mean()),
+                            "collapsed": float(s["collapsed"].mean()),
+                            "L_un": float(s["L_un"].mean()), "L_sup_mu": float(s["L_sup_mu"].mean()),
+                            "lemma_slack": float(b["slack"].median()) if len(b) else float("nan"),
+                            "lemma_holds": int(b["holds"].sum()) if len(b) else 0, "lemma_points": len(b)})
+    return pd.DataFrame(out)
+
+
+def _bench_figure(rows: pd.DataFrame, out: Path, stem: str, bench: str) -> list[Path]:
+    """Probe error against labelled n for every objective of the bench, one panel per data variant, with the
+    raw, random and supervised references."""
+    cv = curves(rows)
+    target = _target(rows)
+    objs = REFERENCES + BENCHES[bench]
+    variants = sorted(cv.loc[cv["objective"].isin(BENCHES[bench]), "variant"].unique()) if len(cv) else []
+    fig, ax = plotting.new(max(1, len(variants)), width=4.6, height=3.8)
+    if not variants:
+        plotting.message(ax[0, 0], f"bench {bench} disabled: no cells")
+        return plotting.save(fig, out, stem)
+    for a, v in zip(ax[0], variants):
+        for i, obj in enumerate(objs):
+            c = cv[(cv["objective"] == obj) & (cv["variant"] == v)].sort_values("n_per_class")
+            if c.empty:
+                continue
+            need = labels_needed(c, target)
+            color, ls = STYLE.get(obj, (PALETTE[(i - len(REFERENCES)) % len(PALETTE)],
+                                        "-" if obj not in CONTROLS else "-."))
+            lab = f"{NAMES[obj]}: n*={need:.3g}" if np.isfinite(need) else \
+                f"{NAMES[obj]}: n*>{int(c['n_per_class'].max())}"
+            a.errorbar(c["n_per_class"], c["mean"], c["std"], color=color, ls=ls, marker="o", ms=2.5, lw=1, label=lab,
+                       alpha=0.9 if obj not in CONTROLS else 0.5)
+        a.axhline(target, color="k", lw=0.6, ls=":")
+        a.set_xscale("log")
+        a.set_xlabel("labelled examples per class n")
+        a.set_ylabel("linear-probe test error")
+        a.set_title(f"{bench.replace('_', ' ')}: data variant '{v}'")
+        a.legend(fontsize=5.5, ncol=1)
+    return plotting.save(fig, out, stem)
+
+
+def fig_two_views(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
+    return _bench_figure(rows, out, stem, "two_views")
+
+
+def fig_reconstruction(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
+    return _bench_figure(rows, out, stem, "reconstruction")
+
+
+def fig_summary(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
+    """A table across benches: labels needed, effective rank, normalised std and Lemma 4.3's slack, per
+    (bench, objective, data variant)."""
+    tab = summary_table(rows)
+    fig, ax = plotting.new(1, width=11, height=0.9 + 0.16 * max(1, len(tab)))
+    a = ax[0, 0]
+    a.set_xticks([])
+    a.set_yticks([])
+    a.grid(False)
+    for spine in a.spines.values():
+        spine.set_visible(False)
+    if tab.empty:
+        plotting.message(a, "no cells")
+        return plotting.save(fig, out, stem)
+
+    def fmt(x, spec=".3g"):
+        return "inf" if x == float("inf") else ("n/a" if not np.isfinite(x) else format(x, spec))
+    body = [[r.bench, NAMES[r.objective], r.variant, fmt(r.labels_needed), fmt(r.error_at_max_n, ".2f"),
+             fmt(r.effective_rank, ".2f"), fmt(r.norm_std, ".2f"), "yes" if r.collapsed >= 0.5 else "no",
+             fmt(r.L_un), fmt(r.L_sup_mu), fmt(r.lemma_slack), f"{r.lemma_holds}/{r.lemma_points}"]
+            for r in tab.itertuples()]
+    head = ["bench", "objective", "variant", f"n* (err <= {tab['target_error'].iloc[0]:g})",
+            "err at max n", "eff. rank", "norm std", "collapsed", "L_un", "L_sup^mu", "Lemma 4.3 slack",
+            "L_sup^mu <= bound + 3SE"]
+    table = a.table(cellText=body, colLabels=head, cellLoc="center", bbox=(0.0, 0.04, 1.0, 0.95))
+    table.auto_set_font_size(False)
+    table.set_fontsize(6)
+    a.text(0.5, 0.0, "labels: log-linear interpolation of the mean probe error curve (inf: not reached); eff. rank "
+           "and norm std (mean per-dim std of f/||f||, x sqrt(d)) on the test points; slack = bound / L_sup^mu, "
+           "median over seeds", ha="center", va="bottom", fontsize=6, transform=a.transAxes)
+    a.set_title("objective zoo: labels needed, collapse (effective rank = exp entropy of normalised singular "
+                "values) and Lemma 4.3 on every encoder", fontsize=8)
+    return plotting.save(fig, out, stem)
+
+
+def fig_multimodal(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
+    return _bench_figure(rows, out, stem, "multimodal")
+
+
+def fig_pretext(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
+    return _bench_figure(rows, out, stem, "pretext")
+
+
+FIGURES = {"two_views": fig_two_views, "reconstruction": fig_reconstruction, "multimodal": fig_multimodal,
+           "pretext": fig_pretext, "summary": fig_summary}

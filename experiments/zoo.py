@@ -1,0 +1,32 @@
+"""The objective zoo: the seed surveys' objectives trained on data with known ground truth, one bench per kind of
+data, as one object of the chapter protocol.
+
+Config and cells: ``experiments.zoo_config``; one cell's run: ``experiments.zoo_run``; the generator:
+``synthetic_data.contrastive`` (the latent-class model and its variants); the theorems and collapse measures:
+``theory.zoo``; bound checks and figures: ``analysis.zoo``. docs/theory/zoo.md says what each number means.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from analysis import zoo as figures
+from experiments.engine.chapters import Chapter
+from experiments.zoo_config import Cell, Config, cells, cost
+from experiments.zoo_run import run as run_cell
+from theory import zoo as th
+
+CHAPTER = Chapter(
+    name="zoo",
+    config=Config,
+    config_file=Path(__file__).parent / "configs" / "zoo.toml",
+    cells=cells,
+    cost=cost,
+    run_cell=run_cell,
+    bound_checks=figures.bound_checks,
+    figures=figures.FIGURES,
+    theorems=th.THEOREMS,
+    data_columns=("data",),
+    summary="every objective on one ground truth: probe labels needed, collapse, and Lemma 4.3 on any encoder",
+)
+
+__all__ = ["CHAPTER", "Cell", "Config", "cells", "cost", "run_cell"]

@@ -1,0 +1,214 @@
+"""The objective zoo: its config and its cells.
+
+One cell is one objective (or one reference: raw inputs, a random encoder, a supervised encoder) trained on one
+data variant of the latent-class model, all its seeds as one batched model. Every objective of a bench trains on
+the same pairs (or inputs), with the same encoder, initialisation, minibatches and Adam, so the probes, the
+collapse measures and Lemma 4.3 compare objectives and nothing else. The references are shared by the benches.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from experiments.contrastive_config import EncoderSpec, EvalSpec
+from experiments.engine.config import positive as _positive
+from synthetic_data.contrastive import DataSpec
+from synthetic_data.zoo import GridSpec
+from theory.zoo import BENCHES, REFERENCES
+
+VARIANTS = ("class", "mixture", "nonlinear")
+GRID_VARIANTS = ("grid", "grid_zipf")    # the pretext bench's data: grid images (uniform or Zipf class law)
+TRAINED = tuple(o for objs in BENCHES.values() for o in objs) + ("supervised",)
+
+
+def modality_b(data: DataSpec) -> DataSpec:
+    """CLIP's second modality: the same classes and class law, Gaussian classes through the nonlinear map."""
+    return replace(data, family="gaussian", nonlinear=True)
+
+
+def variant_data(data: DataSpec, variant: str) -> DataSpec:
+    """The data of one variant: the class law with Gaussian classes, the sub-cluster mixture, or the Gaussian
+    classes pushed through the fixed random nonlinear map (the class law, n_classes, dims of ``data`` kept)."""
+    if variant == "class":
+        return replace(data, family="gaussian", nonlinear=False)
+    if variant == "mixture":
+        return replace(data, family="mixture", nonlinear=False)
+    if variant == "nonlinear":
+        return replace(data, family="gaussian", nonlinear=True)
+    raise ValueError(f"variants: unknown {variant!r}; known: {', '.join(VARIANTS)}")
+
+
+def grid_data(grid: GridSpec, variant: str) -> GridSpec:
+    """The pretext bench's data: ``grid`` as given ("grid"), or with a Zipf class law ("grid_zipf")."""
+    if variant == "grid":
+        return grid
+    if variant == "grid_zipf":
+        return replace(grid, class_law="zipf")
+    raise ValueError(f"variants: unknown {variant!r}; known: {', '.join(GRID_VARIANTS)}")
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    n_pairs: int = 3000                  # unlabelled positive pairs (x, x+) per seed; reconstruction uses the x
+    steps: int = 300
+    batch_size: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 0.0
+    labelled_per_class: int = 100        # labels of the supervised reference encoder
+    simclr_temperature: float = 0.5      # SimCLR's CIFAR value
+    moco_temperature: float = 0.2        # MoCo v2
+    moco_queue: int = 1024               # K negatives in the queue
+    momentum: float = 0.99               # MoCo's m and BYOL's base tau (cosine schedule to 1)
+    predictor_width: int = 64            # BYOL / SimSiam predictor (one hidden layer)
+    barlow_lambda: float = 5e-3
+    swav_prototypes: int = 20
+    swav_temperature: float = 0.1
+    sinkhorn_eps: float = 0.05
+    decoder_width: int = 64              # reconstruction decoders (one hidden layer)
+    dae_noise: float = 0.5               # std of the denoising AE's Gaussian corruption
+    mask_frac: float = 0.5               # MAE: share of coordinates hidden
+    vae_sigma2: float = 0.1              # the VAE decoder's fixed variance
+    clip_temperature: float = 0.07       # CLIP's initial temperature (learned: log(1/T) is a parameter)
+
+    def check(self) -> None:
+        for name in ("n_pairs", "steps", "batch_size", "labelled_per_class", "moco_queue", "predictor_width",
+                     "swav_prototypes", "decoder_width"):
+            _positive(name, getattr(self, name))
+        if not 0 < self.lr < 10:
+            raise ValueError(f"lr: must be in (0, 10), got {self.lr}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay: must be >= 0, got {self.weight_decay}")
+        for name in ("simclr_temperature", "moco_temperature", "swav_temperature", "sinkhorn_eps", "vae_sigma2",
+                     "clip_temperature"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}: must be > 0, got {getattr(self, name)}")
+        if not 0 <= self.momentum <= 1:
+            raise ValueError(f"momentum: must be in [0, 1], got {self.momentum}")
+        if self.barlow_lambda < 0 or self.dae_noise < 0:
+            raise ValueError(f"barlow_lambda/dae_noise: must be >= 0, got {self.barlow_lambda}, {self.dae_noise}")
+        if not 0 < self.mask_frac < 1:
+            raise ValueError(f"mask_frac: must be in (0, 1), got {self.mask_frac}")
+        if self.batch_size < 2 or self.batch_size > self.n_pairs:
+            raise ValueError(f"batch_size: must be in [2, n_pairs = {self.n_pairs}], got {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class Bench:
+    """One bench: the objectives it trains on every data variant, beside the references."""
+    enabled: bool = True
+    variants: tuple[str, ...] = VARIANTS
+    objectives: tuple[str, ...] = ()
+    references: tuple[str, ...] = REFERENCES
+
+    def check_for(self, bench: str, known: tuple[str, ...] = VARIANTS) -> None:
+        if not self.variants:
+            raise ValueError("variants: needs at least one data variant")
+        for v in self.variants:
+            if v not in known:
+                raise ValueError(f"variants: unknown {v!r}; known: {', '.join(known)}")
+        for o in self.objectives:
+            if o not in BENCHES[bench]:
+                raise ValueError(f"objectives: unknown {o!r} for bench {bench}; known: {', '.join(BENCHES[bench])}")
+        for r in self.references:
+            if r not in REFERENCES:
+                raise ValueError(f"references: unknown {r!r}; known: {', '.join(REFERENCES)}")
+        if len(set(self.objectives)) != len(self.objectives) or len(set(self.variants)) != len(self.variants):
+            raise ValueError("objectives: each objective and variant at most once")
+
+
+@dataclass(frozen=True)
+class TwoViews(Bench):
+    objectives: tuple[str, ...] = BENCHES["two_views"]
+
+    def check(self) -> None:
+        self.check_for("two_views")
+
+
+@dataclass(frozen=True)
+class Reconstruction(Bench):
+    objectives: tuple[str, ...] = BENCHES["reconstruction"]
+
+    def check(self) -> None:
+        self.check_for("reconstruction")
+
+
+@dataclass(frozen=True)
+class Multimodal(Bench):
+    """CLIP: modality A is the variant's data; modality B is the nonlinear map of a second latent-class model with
+    the same classes and class law (its own means and map), so a pair shares only its class."""
+    variants: tuple[str, ...] = ("class",)
+    objectives: tuple[str, ...] = BENCHES["multimodal"]
+
+    def check(self) -> None:
+        self.check_for("multimodal")
+
+
+@dataclass(frozen=True)
+class Pretext(Bench):
+    """Pretext classification on grid images: which of the 4 rotations (Gidaris et al. 2018), which of the 24
+    quadrant permutations (a 2 x 2 jigsaw, after Noroozi & Favaro 2016)."""
+    variants: tuple[str, ...] = ("grid",)
+    objectives: tuple[str, ...] = BENCHES["pretext"]
+
+    def check(self) -> None:
+        self.check_for("pretext", GRID_VARIANTS)
+
+
+@dataclass(frozen=True)
+class Config:
+    seeds: int = 3
+    data: DataSpec = field(default_factory=DataSpec)
+    encoder: EncoderSpec = field(default_factory=EncoderSpec)
+    train: TrainSpec = field(default_factory=TrainSpec)
+    eval: EvalSpec = field(default_factory=EvalSpec)
+    two_views: TwoViews = field(default_factory=TwoViews)
+    reconstruction: Reconstruction = field(default_factory=Reconstruction)
+    multimodal: Multimodal = field(default_factory=Multimodal)
+    grid: GridSpec = field(default_factory=GridSpec)
+    pretext: Pretext = field(default_factory=Pretext)
+
+    def check(self) -> None:
+        _positive("seeds", self.seeds)
+        for v in VARIANTS:
+            try:
+                variant_data(self.data, v).check()
+            except ValueError as err:
+                raise ValueError(f"data: variant {v} is not a valid model: {err}") from None
+        if not (self.two_views.enabled or self.reconstruction.enabled or self.multimodal.enabled
+                or self.pretext.enabled):
+            raise ValueError("two_views.enabled: at least one bench must be enabled")
+
+
+@dataclass(frozen=True)
+class Cell:
+    objective: str            # a name of theory.zoo.BENCHES, or "raw" / "random" / "supervised"
+    variant: str              # one of VARIANTS
+    probe_n: tuple[int, ...]  # labelled examples per class of the probe curve
+    seeds: tuple[int, ...]
+    data: DataSpec | GridSpec  # the variant's data spec
+    encoder: EncoderSpec
+    train: TrainSpec
+    eval: EvalSpec
+
+
+def cells(cfg: Config) -> list[Cell]:
+    seeds = tuple(range(cfg.seeds))
+    out: list[Cell] = []
+    for bench in (cfg.two_views, cfg.reconstruction, cfg.multimodal, cfg.pretext):
+        if not bench.enabled:
+            continue
+        for v in bench.variants:
+            data = grid_data(cfg.grid, v) if v in GRID_VARIANTS else variant_data(cfg.data, v)
+            for obj in tuple(bench.references) + tuple(bench.objectives):
+                c = Cell(obj, v, tuple(cfg.eval.probe_n), seeds, data, cfg.encoder, cfg.train, cfg.eval)
+                if c not in out:  # the references are shared by the benches: one cell each
+                    out.append(c)
+    return out
+
+
+def cost(cell: Cell) -> float:
+    """A rough relative cost, only used to start the slowest cells first."""
+    per_step = {"raw": 0, "random": 0, "moco_v2": 4, "byol": 5, "byol_nopred": 4, "simsiam": 3, "swav": 3}
+    train = cell.train.steps * cell.train.batch_size * per_step.get(cell.objective, 2)
+    n = cell.data.n_classes
+    probes = 20 * n * n * max(cell.probe_n, default=0)
+    return len(cell.seeds) * (train + 50 * n * n + 100 * n * cell.eval.n_per_class + probes)

@@ -1,0 +1,221 @@
+"""The zoo chapter's own checks: batched training equals looped (momentum encoders, EMA targets and the queue
+included), the collapse diagnostic catches BYOL without its predictor, determinism, config checks, and what the
+figures and the bound checks must show."""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from analysis import zoo as an
+from experiments.contrastive_config import EncoderSpec, EvalSpec
+from experiments.engine import chapters, runs, store
+from experiments.engine.config import config_hash
+from experiments.engine.rng import numpy_rng
+from experiments.zoo_config import Config, TrainSpec, cells
+from experiments.zoo_run import Objective, init_params, representation, run, train_cell
+from synthetic_data.contrastive import DataSpec, build_model
+from theory.zoo import BENCHES, REFERENCES, collapse_diagnostic
+
+DATA = DataSpec(n_classes=4, dim=6, spread=0.5, out_dim=10)
+EVAL = EvalSpec(n_per_class=20, n_mean=50, n_tuples=500, probe_n=(1, 5), probe_test_per_class=20, target_error=0.4)
+
+
+def _cfg(seeds=2, steps=20, **train):
+    tr = TrainSpec(n_pairs=200, steps=steps, batch_size=32, lr=0.01, labelled_per_class=20, moco_queue=64,
+                   predictor_width=16, decoder_width=16, swav_prototypes=6, **train)
+    return Config(seeds=seeds, data=DATA, encoder=EncoderSpec("mlp", 16, 4), train=tr, eval=EVAL)
+
+
+def _cell(cfg, objective, variant="class"):
+    return next(c for c in cells(cfg) if c.objective == objective and c.variant == variant)
+
+
+def _train(cell):
+    data_id = config_hash(cell.data)
+    return train_cell(cell, build_model(cell.data, numpy_rng(data_id, 0, "latent-model")), data_id)
+
+
+@pytest.mark.parametrize("objective", ["moco_v2", "byol", "byol_nopred", "swav", "simsiam", "vae", "mae", "supervised",
+                                       "clip"])
+def test_batched_training_equals_one_model_at_a_time(objective):
+    """Seeds (0, 1) trained as one batch give each seed's parameters, momentum target and queue trained alone."""
+    both = _cell(_cfg(seeds=2), objective)
+    p, obj = _train(both)
+    for s in (0, 1):
+        alone = replace(both, seeds=(s,))
+        # a one-seed cell must draw seed s's streams: seeds are values, not positions
+        q, obj1 = _train(alone)
+        for k in p:
+            torch.testing.assert_close(p[k][s:s + 1], q[k], rtol=1e-5, atol=1e-6, msg=f"{objective}: {k}")
+        if obj.target is not None:
+            for k in obj.target:
+                torch.testing.assert_close(obj.target[k][s:s + 1], obj1.target[k], rtol=1e-5, atol=1e-6)
+        if obj.queue is not None:
+            torch.testing.assert_close(obj.queue[s:s + 1], obj1.queue, rtol=1e-5, atol=1e-6)
+
+
+def _ema_by_hand(cell, steps):
+    """The EMA target recomputed from the online parameters after each of the first ``steps`` updates."""
+    data_id = config_hash(cell.data)
+    model = build_model(cell.data, numpy_rng(data_id, 0, "latent-model"))
+    p0 = init_params(cell, data_id, model.input_dim)
+    obj = Objective(cell, model, data_id, p0)
+    target = {k: v.clone() for k, v in obj.target.items()}
+    params = {k: v.clone().requires_grad_(True) for k, v in p0.items()}
+    opt = torch.optim.SGD(params.values(), lr=0.05)
+    for s in range(steps):
+        m = obj.momentum_at(s)
+        for k in target:
+            target[k] = m * target[k] + (1 - m) * params[k].detach()
+        opt.zero_grad()
+        obj(params, s).sum().backward()
+        opt.step()
+        for k in target:
+            torch.testing.assert_close(obj.target[k], target[k], rtol=1e-6, atol=1e-7)
+    return obj
+
+
+@pytest.mark.parametrize("objective", ["moco_v2", "byol"])
+def test_momentum_targets_follow_the_papers_update(objective):
+    cell = _cell(_cfg(momentum=0.9), objective)
+    obj = _ema_by_hand(cell, 5)
+    if objective == "byol":   # the cosine schedule from tau_base to 1
+        assert obj.momentum_at(0) == pytest.approx(0.9) and obj.momentum_at(cell.train.steps) == pytest.approx(1.0)
+    else:
+        assert obj.momentum_at(7) == 0.9
+        # the queue holds the newest keys first, K of them, unit norm
+        assert obj.queue.shape == (2, cell.train.moco_queue, cell.encoder.out_dim)
+        np.testing.assert_allclose(obj.queue.norm(dim=-1).numpy(), 1.0, rtol=1e-5)
+
+
+def test_byol_without_its_predictor_is_flagged_as_collapsed():
+    """With no predictor (and target = online, momentum 0) BYOL collapses; with its predictor it does not."""
+    cfg = replace(_cfg(steps=300, momentum=0.0), data=replace(DATA, n_classes=5, dim=8), encoder=EncoderSpec("mlp", 32, 8))
+    cfg = replace(cfg, train=replace(cfg.train, n_pairs=600, batch_size=64, predictor_width=32))
+    flags = {}
+    for objective in ("byol_nopred", "byol"):
+        cell = _cell(cfg, objective)
+        p, _ = _train(cell)
+        x, _ = build_model(cell.data, numpy_rng(config_hash(cell.data), 0, "latent-model")).sample_labelled(
+            100, np.random.default_rng(0))
+        flags[objective] = collapse_diagnostic(representation(cell, p)(torch.as_tensor(x)[None]))
+    np.testing.assert_array_equal(flags["byol_nopred"]["collapsed"], 1.0)
+    np.testing.assert_array_equal(flags["byol"]["collapsed"], 0.0)
+    assert flags["byol_nopred"]["norm_std"].max() < flags["byol"]["norm_std"].min()
+
+
+def test_every_objective_of_a_variant_starts_from_the_same_encoder_and_trains_on_the_same_pairs():
+    cfg = _cfg()
+    data_id = config_hash(DATA)
+    inits = [init_params(_cell(cfg, o), data_id, DATA.dim) for o in ("random", "simclr", "byol", "swav", "dae")]
+    for p in inits[1:]:
+        for k in ("W1", "b1", "W2"):
+            torch.testing.assert_close(p[k], inits[0][k], rtol=0, atol=0)
+    model = build_model(DATA, numpy_rng(data_id, 0, "latent-model"))
+    a = Objective(_cell(cfg, "simclr"), model, data_id, inits[1])
+    b = Objective(_cell(cfg, "dae"), model, data_id, inits[4])
+    torch.testing.assert_close(a.x, b.x, rtol=0, atol=0)
+    torch.testing.assert_close(a.batches.idx, b.batches.idx, rtol=0, atol=0)
+
+
+def test_a_cell_is_deterministic():
+    cell = _cell(_cfg(), "moco_v2", "nonlinear")
+    a, b = run(cell, "ab" * 8), run(cell, "cd" * 8)     # the cell id does not change the numbers either
+    pd.testing.assert_frame_equal(a, b)
+    assert {"L_un", "L_sup_mu", "effective_rank", "norm_std", "collapsed", "probe_accuracy", "train_loss"} <= \
+        set(a["metric"])
+
+
+def test_the_vae_reports_its_elbo_terms():
+    rows = run(_cell(_cfg(), "vae"), "0" * 16)
+    got = rows.set_index(["metric", "seed"])["value"]
+    for s in (0, 1):
+        assert got[("elbo", s)] == pytest.approx(-(got[("elbo_reconstruction", s)] + got[("elbo_kl", s)]), rel=1e-6)
+        assert got[("elbo_kl", s)] >= 0 and math.isfinite(got[("recon_mse", s)])
+
+
+def test_cells_cover_every_objective_and_variant_once():
+    cfg = chapters.load_config("zoo", "default")
+    cs = cells(cfg)
+    assert len(cs) == len(set(cs))
+    for v in cfg.two_views.variants:
+        have = {c.objective for c in cs if c.variant == v}
+        assert set(BENCHES["two_views"]) | set(REFERENCES) <= have
+    assert {c.variant for c in cs} == {"class", "mixture", "nonlinear", "grid", "grid_zipf"}
+    nonlinear = next(c for c in cs if c.variant == "nonlinear")
+    assert nonlinear.data.nonlinear and next(c for c in cs if c.variant == "mixture").data.family == "mixture"
+
+
+@pytest.mark.parametrize("override,field", [
+    ("two_views.objectives=['nope']", "objectives"), ("two_views.variants=['bogus']", "variants"),
+    ("reconstruction.objectives=['simclr']", "objectives"), ("train.momentum=1.5", "momentum"),
+    ("train.mask_frac=1.0", "mask_frac"), ("train.batch_size=1", "batch_size"),
+    ("train.simclr_temperature=0", "simclr_temperature"), ("two_views.references=['oracle']", "references"),
+])
+def test_impossible_values_are_refused_naming_the_field(override, field):
+    with pytest.raises(Exception, match=field):
+        chapters.load_config("zoo", "quick", [override])
+
+
+def test_both_benches_off_is_refused():
+    with pytest.raises(Exception, match="enabled"):
+        chapters.load_config("zoo", "quick", ["two_views.enabled=false", "reconstruction.enabled=false",
+                                              "multimodal.enabled=false", "pretext.enabled=false"])
+
+
+def test_bound_checks_and_figures_from_a_quick_run(quick_results, tmp_path):
+    root = quick_results("zoo")
+    rows = store.load_rows(root, "zoo", list(runs.latest(root, "zoo").cells))
+    checks = an.bound_checks(rows)
+    assert set(checks["theorem"]) == {"zoo.lemma_4_3_any_encoder"}
+    # one row per (cell, seed): every encoder, whatever trained it, the references included
+    assert len(checks) == rows.groupby(["cell", "seed"]).ngroups
+    assert set(checks["objective"]) >= {"raw", "random", "supervised", "simclr", "byol", "vae"}
+    tab = an.summary_table(rows)
+    assert set(tab["bench"]) == {"references", "two_views", "reconstruction", "multimodal", "pretext"}
+    # at most the representation's dimension (8), or the raw inputs' (16; 64 pixels of the grid images)
+    raw = tab["objective"] == "raw"
+    assert tab.loc[~raw, "effective_rank"].between(1, 8).all() and tab.loc[raw, "effective_rank"].between(1, 64).all()
+
+
+def test_pretext_inputs_are_the_transformed_images_and_the_labels_the_transformations():
+    """The rotation objective's loss equals cross-entropy of its head on x o map[r], r drawn per image."""
+    from synthetic_data.zoo import GridSpec, rotation_maps
+    cfg = replace(_cfg(), grid=GridSpec(n_classes=3, side=4, max_shift=1))
+    cell = _cell(cfg, "rotation", "grid")
+    data_id = config_hash(cell.data)
+    from experiments.zoo_run import build_model as zoo_model
+    model = zoo_model(cell.data, numpy_rng(data_id, 0, "latent-model"))
+    p = init_params(cell, data_id, model.input_dim)
+    obj = Objective(cell, model, data_id, p)
+    np.testing.assert_array_equal(obj.maps.numpy(), rotation_maps(4))
+    noise = Objective(cell, model, data_id, p).noise       # the same stream: the same draws of r
+    loss = obj(p, 0)
+    xb = obj.batches.take(obj.x, 0)
+    r = (noise.uniform(xb.shape[1:2]) * 4).long()
+    xt = torch.stack([torch.stack([xb[g, b, obj.maps[r[g, b]]] for b in range(xb.shape[1])]) for g in range(2)])
+    logits = torch.bmm(representation(cell, p)(xt), p["pretext_W"]) + p["pretext_b"]
+    want = torch.nn.functional.cross_entropy(logits.reshape(-1, 4), r.reshape(-1), reduction="none").view(2, -1).mean(1)
+    torch.testing.assert_close(loss, want)
+
+
+def test_clip_pairs_share_only_their_class():
+    cell = _cell(_cfg(), "clip")
+    data_id = config_hash(cell.data)
+    model = build_model(cell.data, numpy_rng(data_id, 0, "latent-model"))
+    obj = Objective(cell, model, data_id, init_params(cell, data_id, model.input_dim))
+    assert obj.x.shape[-1] == DATA.dim and obj.pos.shape[-1] == DATA.out_dim   # modality B: the nonlinear map
+    p, _ = _train(cell)
+    assert set(k for k in p if k.startswith("b_")) == {"b_W1", "b_b1", "b_W2"} and p["clip_scale"].shape == (2,)
+
+
+def test_the_new_benches_have_cells_and_figures():
+    cfg = chapters.load_config("zoo", "default")
+    objs = {(c.objective, c.variant) for c in cells(cfg)}
+    assert {("clip", "class"), ("rotation", "grid"), ("jigsaw", "grid_zipf"), ("raw", "grid")} <= objs
+    assert {"two_views", "reconstruction", "multimodal", "pretext", "summary"} == set(chapters.get("zoo").figures)
