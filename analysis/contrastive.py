@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import plotting
+from analysis import plotting, tables
 from theory import contrastive as th
 
 THEOREMS = th.THEOREMS
@@ -24,18 +24,11 @@ PAPER_LOSSES = ("logistic", "hinge")
 
 def terms_table(rows: pd.DataFrame) -> pd.DataFrame:
     """One row per (cell, seed, lr, step) with every scalar metric as a column."""
-    scalar = rows[~rows["metric"].str.startswith("probe_")]
-    # unstack, not pivot_table: pivot_table drops metrics that are NaN everywhere (e.g. L_sup_mu when k + 1 > C)
-    wide = scalar.set_index(KEYS + ["metric"])["value"].unstack("metric").reset_index()
-    wide.columns.name = None
-    return wide
+    return tables.scalar_wide(rows, KEYS)
 
 
 def probe_table(rows: pd.DataFrame) -> pd.DataFrame:
-    probe = rows[rows["metric"].str.startswith("probe_")]
-    wide = probe.set_index(KEYS + ["n_per_class", "metric"])["value"].unstack("metric").reset_index()
-    wide.columns.name = None
-    return wide
+    return tables.probe_wide(rows, KEYS)
 
 
 def bound_checks(rows: pd.DataFrame) -> pd.DataFrame:

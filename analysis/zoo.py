@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import plotting
+from analysis import plotting, tables
 from analysis.contrastive import labels_needed
 from theory import contrastive as ctr
 from theory.zoo import BENCHES, CONTROLS, REFERENCES
@@ -29,17 +29,11 @@ PALETTE = ("C3", "C4", "C1", "C6", "C2", "C8", "C9", "C0", "C5", "#17becf", "#bc
 
 def terms_table(rows: pd.DataFrame) -> pd.DataFrame:
     """One row per (cell, seed) with every scalar metric as a column."""
-    scalar = rows[~rows["metric"].str.startswith("probe_")]
-    wide = scalar.set_index(KEYS + ["metric"])["value"].unstack("metric").reset_index()
-    wide.columns.name = None
-    return wide
+    return tables.scalar_wide(rows, KEYS)
 
 
 def probe_table(rows: pd.DataFrame) -> pd.DataFrame:
-    probe = rows[rows["metric"].str.startswith("probe_")]
-    wide = probe.set_index(KEYS + ["n_per_class", "metric"])["value"].unstack("metric").reset_index()
-    wide.columns.name = None
-    return wide
+    return tables.probe_wide(rows, KEYS)
 
 
 def bound_checks(rows: pd.DataFrame) -> pd.DataFrame:
