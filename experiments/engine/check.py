@@ -231,7 +231,8 @@ def render(name: str, ch, run, records: list[dict], agreements: list) -> str:
         else:
             lines.append("  a reference, not a theorem: " + ", ".join(f"{v} {k}" for k, v in sorted(c.items())))
         if r.get("median_slack") is not None:
-            lines.append(f"  slack (bound / measured): median {r['median_slack']:.3g}, worst {r['worst_slack']:.3g}"
+            what = "slack (bound / measured)" if r["kind"] == "bound" else "ratio (reference / measured)"
+            lines.append(f"  {what}: median {r['median_slack']:.3g}, lowest {r['worst_slack']:.3g}"
                          + ("; terms estimated by Monte Carlo, standard errors in check.json" if r["monte_carlo"]
                             else "; exact terms"))
         if r.get("worst_point"):
