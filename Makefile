@@ -7,7 +7,7 @@ PROFILE ?= default
 JOBS ?= 2
 CHECK_PROFILE ?= quick
 
-.PHONY: figures run test bench quick check clean
+.PHONY: figures run test bench quick check clean notebooks report chromium
 
 $(VENV): pyproject.toml
 	@echo "installing into $(VENV) with $(PYTHON) (torch pinned to 2.13.0, CPU build)"
@@ -34,6 +34,30 @@ check: $(VENV)
 
 bench: $(VENV)
 	$(BIN)/sslt bench
+
+# Teaching material. `make notebooks` executes every chapter notebook (notebooks/<chapter>.py, jupytext py:percent)
+# and renders it to docs/notebooks/<chapter>.html; `make report` writes the theorem atlas (report/index.html) from
+# the latest run of each chapter in results/ and opens every page in headless Chromium to check it.
+NOTEBOOKS := $(filter-out notebooks/_%,$(wildcard notebooks/*.py))
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+notebooks: $(VENV)
+	@mkdir -p docs/notebooks
+	@for nb in $(NOTEBOOKS); do \
+	  name=$$(basename $$nb .py); echo "notebook $$name"; \
+	  $(BIN)/jupytext --quiet --to notebook --output docs/notebooks/$$name.ipynb $$nb && \
+	  $(BIN)/jupyter nbconvert --log-level=WARN --execute --to html --ExecutePreprocessor.timeout=120 \
+	    --output $$name docs/notebooks/$$name.ipynb || exit 1; \
+	  rm -f docs/notebooks/$$name.ipynb; \
+	done
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { echo "installing chromium (Debian package) for the atlas check"; \
+	    $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
+
+report: $(VENV) chromium notebooks
+	$(BIN)/sslt report --out results --site report --check
 
 clean:
 	rm -rf results figures

@@ -121,6 +121,11 @@ def cmd_theorems(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from experiments.engine import report
+    return report.main(_root(args.out), Path(args.site), args.check)
+
+
 def cmd_bench(args) -> int:
     from experiments.engine import bench
     return bench.main(args)
@@ -163,6 +168,11 @@ def parser() -> argparse.ArgumentParser:
     t = sub.add_parser("theorems", help="the theorem registry")
     t.add_argument("--markdown", action="store_true", help="print docs/theorems.md")
     t.set_defaults(func=cmd_theorems)
+    rp = sub.add_parser("report", help="the theorem atlas: a static site from the latest run of each chapter")
+    rp.add_argument("--out", type=Path, default=None, help="results directory to read (default: results/)")
+    rp.add_argument("--site", type=Path, default=Path("report"), help="where to write the site (default: report/)")
+    rp.add_argument("--check", action="store_true", help="then open every page in headless Chromium and check it")
+    rp.set_defaults(func=cmd_report)
     b = sub.add_parser("bench", help="time the suite on this machine")
     b.add_argument("--skip-default", action="store_true", help="skip timing the default profile")
     b.set_defaults(func=cmd_bench)

@@ -1,0 +1,135 @@
+"""The theorem atlas (`sslt report`): built from quick runs of every chapter, opened in headless Chromium (every
+image loads, no console error, every link between pages resolves), and showing the registry's statements."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from experiments.engine import chapters, cli, runs
+from experiments.engine import report
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _chromium() -> str:
+    found = report.chromium_binary()
+    if found:
+        return found
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "install", "-y", "chromium"], capture_output=True)
+        if not report.chromium_binary():
+            subprocess.run(["apt-get", "update"], capture_output=True)
+            subprocess.run(["apt-get", "install", "-y", "chromium"], capture_output=True)
+    found = report.chromium_binary()
+    if not found:
+        pytest.fail("the atlas test needs headless Chromium: `sudo apt-get install -y chromium` (or `make chromium`)")
+    return found
+
+
+@pytest.fixture(scope="module")
+def results(quick_results, tmp_path_factory):
+    """One results directory holding a quick run of every registered chapter."""
+    root = tmp_path_factory.mktemp("atlas_results")
+    for name in chapters.names():
+        shutil.copytree(quick_results(name), root, dirs_exist_ok=True)
+    return root
+
+
+@pytest.fixture(scope="module")
+def site(results, tmp_path_factory):
+    notebooks = tmp_path_factory.mktemp("notebook_html")
+    for name in chapters.names():   # stand-ins for `make notebooks` output, so the notebook links are exercised
+        (notebooks / f"{name}.html").write_text(f"<!DOCTYPE html><html><body><h1>{name}</h1></body></html>")
+    out = tmp_path_factory.mktemp("atlas") / "report"
+    report.build(results, out, notebooks=notebooks, fig_root=None)
+    return out
+
+
+def test_the_cli_builds_the_site(quick_results, tmp_path):
+    one = quick_results("augmentation_graph")     # one chapter with a run; the others get theorem-only pages
+    assert cli.main(["report", "--out", str(one), "--site", str(tmp_path / "site")]) == 0
+    assert (tmp_path / "site" / "index.html").is_file()
+    assert {p.stem for p in (tmp_path / "site").glob("*.html")} == {"index", *chapters.names()}
+
+
+def test_index_lists_every_chapter_and_theorem_with_status_and_counts(site, results):
+    index = (site / "index.html").read_text()
+    for ch in chapters.all_chapters():
+        assert f'href="{ch.name}.html"' in index
+        run = runs.latest(results, ch.name)
+        assert run.describe().replace("·", "&middot;") in index or run.describe() in index
+        for t in ch.theorems:
+            assert f'href="{ch.name}.html#{t.id}"' in index
+    assert "holds " in index and "violated " in index
+
+
+def test_chapter_pages_show_figures_verdicts_command_and_notebook(site, results):
+    for ch in chapters.all_chapters():
+        page = (site / f"{ch.name}.html").read_text()
+        run = runs.latest(results, ch.name)
+        assert run.describe() in page
+        assert f"sslt run {ch.name} --profile quick" in page and "sslt report" in page
+        assert f'href="notebooks/{ch.name}.html"' in page
+        for fig in ch.figures:
+            assert f'src="figures/{ch.name}/{fig}.png"' in page
+            assert (site / "figures" / ch.name / f"{fig}.png").stat().st_size > 0
+        for t in ch.theorems:
+            assert f'id="{t.id}"' in page
+        assert "Worst point of" in page and "median slack" in page
+    assert "https://" not in "".join(p.read_text() for p in site.glob("*.html")).replace("http://www.w3.org", "")
+
+
+def test_every_page_opens_in_headless_chromium(site):
+    problems = report.check_site(site, _chromium())
+    assert not problems, "\n".join(problems)
+
+
+def test_the_browser_check_can_fail(site, tmp_path):
+    """A broken image, a dangling link and a console error are each reported."""
+    bad = tmp_path / "site"
+    shutil.copytree(site, bad)
+    (bad / "broken.html").write_text(
+        "<!DOCTYPE html><html><body><img src=\"figures/nothing.png\"><a href=\"missing.html\">x</a>"
+        "<a href=\"index.html#no-such-anchor\">y</a><script>console.error('boom')</script></body></html>")
+    problems = report.check_site(bad, _chromium())
+    text = "\n".join(problems)
+    assert "broken.html: image figures/nothing.png did not load" in text
+    assert "broken.html: link missing.html does not resolve" in text
+    assert "no anchor 'no-such-anchor'" in text
+    assert "boom" in text
+
+
+def test_statements_shown_come_from_the_registry(monkeypatch, tmp_path):
+    reg = chapters._registry()
+    name = "contrastive"
+    ch = reg[name]
+    new = r"L_{sup}^{\mu}(f) \le 7 + \mathrm{edited}(\tau)"
+    changed = dataclasses.replace(ch.theorems[0], statement=new)
+    monkeypatch.setitem(reg, name, dataclasses.replace(ch, theorems=(changed, *ch.theorems[1:])))
+    site = tmp_path / "site"
+    report.build(tmp_path / "no-results", site, notebooks=None, fig_root=None)
+    page = (site / f"{name}.html").read_text()
+    assert report.html.escape(new, quote=True) in page and ch.theorems[0].statement not in page
+    svg = (site / "formulas" / f"{changed.id.replace('.', '_')}.svg").read_text()
+    assert svg.startswith("<?xml") or "<svg" in svg
+    assert "No complete run" in page
+    # and the notebooks' helper returns the edited statement too
+    assert new in report.theorems_markdown(name)
+
+
+def test_a_statement_mathtext_cannot_parse_is_shown_as_source(monkeypatch, tmp_path):
+    reg = chapters._registry()
+    ch = reg["contrastive"]
+    new = r"\notamacro{x} \le \alsonot"
+    changed = dataclasses.replace(ch.theorems[0], statement=new)
+    monkeypatch.setitem(reg, "contrastive", dataclasses.replace(ch, theorems=(changed, *ch.theorems[1:])))
+    site = tmp_path / "site"
+    report.build(tmp_path / "no-results", site, notebooks=None, fig_root=None)
+    page = (site / "contrastive.html").read_text()
+    assert f"<code>{report.html.escape(new)}</code>" in page and "mathtext cannot parse" in page
+    assert changed.id in (site / "index.html").read_text().split("Shown as LaTeX source")[1]
