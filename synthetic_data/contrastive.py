@@ -298,6 +298,8 @@ class PluginLatentClassModel(LatentClassModel):
     is the declared one, or, if the plug-in returns None, the empirical law of N_LAW_ESTIMATE draws
     (``rho_estimated`` True, ``rho_se`` its standard errors)."""
 
+    estimated_quantities: list[str] = []
+
     def __init__(self, spec: DataSpec, rng: np.random.Generator):
         spec.check()
         self.spec = spec
@@ -312,6 +314,9 @@ class PluginLatentClassModel(LatentClassModel):
             draws = self.sample_classes(N_LAW_ESTIMATE, rng)
             freq = np.bincount(draws, minlength=C) / draws.size
             self.rho, self.rho_se = freq, np.sqrt(freq * (1 - freq) / draws.size)
+            self.estimated_quantities = [f"class_probs: not declared; estimated from {draws.size} draws (largest "
+                                         f"SE {float(self.rho_se.max()):.2g}); tau = {float(np.sum(freq ** 2)):.6g} "
+                                         "rests on the estimate"]
         else:
             self.rho, self.rho_se = plugins.probability_vector("class_probs", declared, C), np.zeros(C)
         self.tau = float(np.sum(self.rho ** 2))

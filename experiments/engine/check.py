@@ -59,6 +59,7 @@ class Prepared:
     source: Path
     model: object
     agreements: list
+    estimated: list
 
 
 def _deep_merge(base: dict, extra: dict) -> dict:
@@ -142,7 +143,7 @@ def prepare(path: Path, profile: str) -> Prepared:
         raise CheckInputError(str(err)) from None
     except (ValueError, TypeError) as err:  # a generator spec the chapter refuses, e.g. matrices of the wrong shape
         raise CheckInputError(str(err).splitlines()[0]) from None
-    return Prepared(ch, spec["name"], cfg, Path(path), model, found)
+    return Prepared(ch, spec["name"], cfg, Path(path), model, found, list(getattr(model, "estimated_quantities", [])))
 
 
 # ------------------------------------------------------------------------------------------------ the report
@@ -203,8 +204,12 @@ def theorem_records(table: pd.DataFrame, theorems) -> list[dict]:
     return recs
 
 
-def render(name: str, ch, run, records: list[dict], agreements: list) -> str:
+def render(name: str, ch, run, records: list[dict], agreements: list, estimated: list = ()) -> str:
     lines = [f"sslt check {name}: chapter {ch.name}, {run.describe()}", ""]
+    for note in estimated:
+        lines += [f"estimated, not declared: {note}"]
+    if estimated:
+        lines.append("")
     if agreements:
         worst = max(agreements, key=lambda a: a.gap_se)
         lines.append(f"plug-in declarations: {len(agreements)} compared with the plug-in's own samples, all within "
@@ -271,7 +276,7 @@ def run_check(path: Path, profile: str, out: Path | None, fig_root: Path | None,
     table = runner.run_table(root, rep.run)
     store.atomic_write_text(root / "bounds.csv", store.csv_text(table))
     records = theorem_records(table, prep.chapter.theorems)
-    text = render(prep.name, prep.chapter, rep.run, records, prep.agreements)
+    text = render(prep.name, prep.chapter, rep.run, records, prep.agreements, prep.estimated)
     figures_dir = Path(fig_root) if fig_root is not None else Path("figures") / "check" / prep.name
     rows = store.load_rows(root, prep.chapter.name, rep.run.cells)
     figs.draw(prep.chapter.figures, rows, figures_dir, rep.run.describe())
@@ -280,6 +285,7 @@ def run_check(path: Path, profile: str, out: Path | None, fig_root: Path | None,
            "figures": str(figures_dir),
            "plugin_agreements": [{"quantity": a.quantity, "declared": a.declared, "estimate": a.estimate,
                                   "se": a.se, "gap_se": a.gap_se} for a in prep.agreements],
+           "estimated_quantities": prep.estimated,
            "theorems": records,
            "exit": 1 if any(r.get("violated_where_met") for r in records) else 0}
     store.atomic_write_text(root / "check.json", json.dumps(doc, indent=1, default=_json_value) + "\n")

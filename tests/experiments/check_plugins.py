@@ -118,3 +118,18 @@ class GaussianViews:
 
     def psi_star(self, x1):
         return self.s * self.latent_posterior(x1) @ self.M2
+
+
+class GaussianViewsNoPsi(GaussianViews):
+    """The same views with psi* declared unknown: the suite must estimate it."""
+
+    def psi_star(self, x1):
+        return None
+
+
+class RightTauNoLaw(RightTau):
+    def class_probs(self):
+        return None
+
+    def sample_classes(self, n, rng):
+        return rng.choice(self.n_classes, size=n, p=[0.4, 0.3, 0.2, 0.1])

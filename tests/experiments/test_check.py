@@ -230,3 +230,31 @@ def test_a_violation_with_its_assumptions_met_exits_1(tmp_path, capsys, monkeypa
     assert code == 1 and "VIOLATED WITH EVERY ASSUMPTION MET" in printed
     rec, doc = _record(out, "contrastive.lemma_4_3")
     assert doc["exit"] == 1 and rec["violated_where_met"] > 0 and rec["worst_point"]["verdict"] == "violated"
+
+
+def test_an_undeclared_psi_star_is_estimated_and_said_so(tmp_path, capsys):
+    from experiments.engine import check
+    path = _write(tmp_path, "nopsi.toml", 'chapter = "self_prediction"\nname = "nopsi"\n'
+                                          'generator = "check_plugins:GaussianViewsNoPsi"\n')
+    prep = check.prepare(path, "quick")
+    assert prep.estimated and "psi_star: not declared" in prep.estimated[0]
+    # the k-NN estimate is close to the closed form the class could have declared
+    exact = check_plugins_exact_psi()
+    x1, _, _ = prep.model.sample(300, np.random.default_rng(5))
+    est, se = prep.model.psi_star_estimate(x1)
+    assert np.median(np.abs(est - exact.psi_star(x1)) / se) < 3
+    code, out, _ = _check(tmp_path, path)
+    assert code == 0 and "estimated, not declared: psi_star" in capsys.readouterr().out
+    assert json.loads((out / "check.json").read_text())["estimated_quantities"]
+
+
+def check_plugins_exact_psi():
+    import check_plugins
+    return check_plugins.GaussianViews()
+
+
+def test_an_undeclared_class_law_is_estimated_and_said_so(tmp_path):
+    from experiments.engine import check
+    prep = check.prepare(_plugin_file(tmp_path, "RightTauNoLaw"), "quick")
+    assert prep.estimated and "class_probs: not declared" in prep.estimated[0]
+    assert np.allclose(prep.model.rho, [0.4, 0.3, 0.2, 0.1], atol=5 * prep.model.rho_se.max())
