@@ -507,3 +507,125 @@ def clip(za: Tensor, zb: Tensor, log_scale: Tensor | float) -> Tensor:
 
 OBJECTIVES["clip"] = clip
 __all__ += ["clip"]
+
+
+def dgi_readout(h: Tensor) -> Tensor:
+    """Deep Graph Infomax's readout: s = sigmoid(mean_i h_i) of the node embeddings h (G, N, d) -> (G, d)."""
+    _check("h", h, 3, ())
+    return torch.sigmoid(h.mean(1))
+
+
+def dgi(h: Tensor, h_corrupt: Tensor, summary: Tensor, W: Tensor, bias: Tensor | float = 0.0) -> Tensor:
+    """Deep Graph Infomax (Velickovic et al. 2019, eq. 1): binary cross-entropy of a bilinear discriminator
+    D(h, s) = sigmoid(h^T W s + b) telling the real graph's node embeddings (label 1) from a corrupted graph's
+    (label 0, the node features shuffled over the nodes), natural log:
+
+        loss_g = 1/(N + M) [ sum_i -log D(h_i, s) + sum_j -log(1 - D(h~_j, s)) ],
+
+    i.e. the mean over the N + M logits of the official code's BCEWithLogitsLoss. With a zero discriminator
+    (W = 0, b = 0) every term is log 2: the loss is log 2, and a (positive, negative) pair costs 2 log 2.
+
+    Args:
+        h: (G, N, d) node embeddings of the real graph; h_corrupt: (G, M, d) of the corrupted graph.
+        summary: (G, d) the readout s (``dgi_readout(h)``; the gradient flows through it as in the paper).
+        W: (G, d, d) the discriminator's bilinear form; bias: a float or (G,) tensor.
+
+    Returns:
+        (G,).
+    """
+    _check("h", h, 3, ())
+    G, N, d = h.shape
+    _check("h_corrupt", h_corrupt, 3, (G,), d)
+    _check("summary", summary, 2, (G,), d)
+    _check("W", W, 3, (G, d), d)
+    b = torch.as_tensor(bias, dtype=h.dtype, device=h.device)
+    b = b.expand(G) if b.ndim == 0 else b.reshape(G)
+    ws = torch.bmm(W, summary[..., None])                                       # (G, d, 1)
+    pos = torch.bmm(h, ws)[..., 0] + b[:, None]                                 # (G, N)
+    neg = torch.bmm(h_corrupt, ws)[..., 0] + b[:, None]                         # (G, M)
+    return (F.softplus(-pos).sum(1) + F.softplus(neg).sum(1)) / (N + h_corrupt.shape[1])
+
+
+OBJECTIVES["dgi"] = dgi
+__all__ += ["dgi_readout", "dgi"]
+
+
+# =============================================================================================================
+# The zoo's sequence bench (experiments/zoo_run.py, the language chapter's HMM): three sequence objectives.
+# =============================================================================================================
+def permutation_lm(logits: Tensor, words: Tensor, order: Tensor) -> Tensor:
+    """XLNet's permutation language modelling (Yang et al. 2019), the expected log-likelihood over factorisation
+    orders, one order per window: loss_g = mean_b -(1/L) sum_t log softmax(logits[g, b, t])[words[g, b, order_t]],
+    where logits[g, b, t] is the model's prediction of position order[g, b, t] from the positions order[g, b, :t]
+    (the caller builds those inputs); natural log, a mean over the windows and the L steps of the order.
+
+    Args:
+        logits: (G, B, L, V); words: (G, B, L) word ids; order: (G, B, L), each row a permutation of 0..L-1.
+
+    Returns:
+        (G,). With uniform logits it is log V whatever the order.
+    """
+    _check("logits", logits, 4, ())
+    G, B, L, V = logits.shape
+    _check("words", words, 3, (G, B), L)
+    _check("order", order, 3, (G, B), L)
+    target = torch.gather(words.long(), 2, order.long())                              # (G, B, L)
+    lp = F.log_softmax(logits, -1).gather(3, target[..., None])[..., 0]
+    return -lp.mean((1, 2))
+
+
+def electra_terms(gen_logits: Tensor, words: Tensor, mask: Tensor, disc_logits: Tensor,
+                  replaced: Tensor) -> dict[str, Tensor]:
+    """ELECTRA's two losses (Clark et al. 2020), each (G,), natural log: ``generator``, the masked-LM cross-entropy
+    meaned over the masked positions (0 where a model has none); ``discriminator``, the binary cross-entropy of
+    replaced-token detection (label 1 where the corrupted token differs from the original) meaned over every
+    position. gen_logits (G, B, L, V); words, mask, replaced (G, B, L); disc_logits (G, B, L)."""
+    _check("gen_logits", gen_logits, 4, ())
+    G, B, L, V = gen_logits.shape
+    for name, t in (("words", words), ("mask", mask), ("disc_logits", disc_logits), ("replaced", replaced)):
+        _check(name, t, 3, (G, B), L)
+    m = mask.to(gen_logits.dtype)
+    ce = -F.log_softmax(gen_logits, -1).gather(3, words.long()[..., None])[..., 0]
+    gen = (ce * m).sum((1, 2)) / m.sum((1, 2)).clamp_min(1.0)
+    disc = F.binary_cross_entropy_with_logits(disc_logits, replaced.to(disc_logits.dtype), reduction="none")
+    return {"generator": gen, "discriminator": disc.mean((1, 2))}
+
+
+def electra(gen_logits: Tensor, words: Tensor, mask: Tensor, disc_logits: Tensor, replaced: Tensor,
+            disc_weight: float = 50.0) -> Tensor:
+    """ELECTRA: generator MLM loss + disc_weight x discriminator loss (``electra_terms``; lambda = 50 in the
+    paper). The replacements are sampled from the generator and not back-propagated through. (G,). At uniform
+    generator logits and zero discriminator logits: log V + 50 log 2."""
+    t = electra_terms(gen_logits, words, mask, disc_logits, replaced)
+    return t["generator"] + disc_weight * t["discriminator"]
+
+
+def cpc_terms(context: Tensor, future: Tensor, W: Tensor) -> Tensor:
+    """CPC's InfoNCE per future step (van den Oord et al. 2018), natural log, in-batch negatives: for step k the
+    critic is bilinear, s_ij = future[j, k]^T W_k context[i], and L_k = mean_i [-s_ii + log sum_j exp(s_ij)]
+    (the positive is the window's own future; the other B - 1 windows' futures are the negatives).
+
+    Args:
+        context: (G, B, dc) c_t; future: (G, B, K, dz) the encoded future words z_{t+k}; W: (G, K, dz, dc).
+
+    Returns:
+        (G, K). log B - L_k is the InfoNCE lower bound on I(c; z_{t+k}); equal scores give L_k = log B.
+    """
+    _check("context", context, 3, ())
+    G, B, dc = context.shape
+    _check("future", future, 4, (G, B))
+    K, dz = future.shape[2], future.shape[3]
+    _check("W", W, 4, (G, K, dz), dc)
+    wc = torch.einsum("gkzc,gic->gkiz", W, context)                                   # (G, K, B, dz)
+    s = torch.einsum("gkiz,gjkz->gkij", wc, future)                                   # (G, K, B, B)
+    diag = torch.diagonal(s, dim1=2, dim2=3)
+    return (torch.logsumexp(s, 3) - diag).mean(2)
+
+
+def cpc(context: Tensor, future: Tensor, W: Tensor) -> Tensor:
+    """CPC: the InfoNCE losses of ``cpc_terms`` meaned over the K future steps; (G,)."""
+    return cpc_terms(context, future, W).mean(1)
+
+
+OBJECTIVES.update({"plm": permutation_lm, "permutation_lm": permutation_lm, "electra": electra, "cpc": cpc})
+__all__ += ["permutation_lm", "electra_terms", "electra", "cpc_terms", "cpc"]

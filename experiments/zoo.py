@@ -2,7 +2,8 @@
 data, as one object of the chapter protocol.
 
 Config and cells: ``experiments.zoo_config``; one cell's run: ``experiments.zoo_run``; the generator:
-``synthetic_data.contrastive`` (the latent-class model and its variants); the theorems and collapse measures:
+``synthetic_data.contrastive`` (the latent-class model and its variants) and ``synthetic_data.zoo`` (grid images,
+the stochastic block model of the graph bench); the theorems, collapse measures and exact block-model spectra:
 ``theory.zoo``; bound checks and figures: ``analysis.zoo``. docs/theory/zoo.md says what each number means.
 """
 from __future__ import annotations

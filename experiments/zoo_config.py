@@ -12,11 +12,14 @@ from dataclasses import dataclass, field, replace
 from experiments.contrastive_config import EncoderSpec, EvalSpec
 from experiments.engine.config import positive as _positive
 from synthetic_data.contrastive import DataSpec
-from synthetic_data.zoo import GridSpec
-from theory.zoo import BENCHES, REFERENCES
+from synthetic_data.language import DataSpec as HMMSpec
+from synthetic_data.zoo import GridSpec, SBMSpec
+from theory.zoo import BENCHES, GRAPH_REFERENCES, REFERENCES
 
 VARIANTS = ("class", "mixture", "nonlinear")
 GRID_VARIANTS = ("grid", "grid_zipf")    # the pretext bench's data: grid images (uniform or Zipf class law)
+GRAPH_VARIANTS = ("sbm", "sbm_sparse")  # the graph bench's data: the block model as given, or 4x sparser
+SEQ_VARIANTS = ("hmm",)                  # the sequence bench's data: the language chapter's HMM of `hmm`
 TRAINED = tuple(o for objs in BENCHES.values() for o in objs) + ("supervised",)
 
 
@@ -44,6 +47,16 @@ def grid_data(grid: GridSpec, variant: str) -> GridSpec:
     if variant == "grid_zipf":
         return replace(grid, class_law="zipf")
     raise ValueError(f"variants: unknown {variant!r}; known: {', '.join(GRID_VARIANTS)}")
+
+
+def graph_data(sbm: SBMSpec, variant: str) -> SBMSpec:
+    """The graph bench's data: ``sbm`` as given ("sbm"), or with p_in and p_out divided by 4 ("sbm_sparse": a
+    quarter of the edges, the same ratio p_in / p_out, closer to the detectability threshold)."""
+    if variant == "sbm":
+        return sbm
+    if variant == "sbm_sparse":
+        return replace(sbm, p_in=sbm.p_in / 4, p_out=sbm.p_out / 4)
+    raise ValueError(f"variants: unknown {variant!r}; known: {', '.join(GRAPH_VARIANTS)}")
 
 
 @dataclass(frozen=True)
@@ -99,7 +112,7 @@ class Bench:
     objectives: tuple[str, ...] = ()
     references: tuple[str, ...] = REFERENCES
 
-    def check_for(self, bench: str, known: tuple[str, ...] = VARIANTS) -> None:
+    def check_for(self, bench: str, known: tuple[str, ...] = VARIANTS, refs: tuple[str, ...] = REFERENCES) -> None:
         if not self.variants:
             raise ValueError("variants: needs at least one data variant")
         for v in self.variants:
@@ -109,8 +122,8 @@ class Bench:
             if o not in BENCHES[bench]:
                 raise ValueError(f"objectives: unknown {o!r} for bench {bench}; known: {', '.join(BENCHES[bench])}")
         for r in self.references:
-            if r not in REFERENCES:
-                raise ValueError(f"references: unknown {r!r}; known: {', '.join(REFERENCES)}")
+            if r not in refs:
+                raise ValueError(f"references: unknown {r!r}; known: {', '.join(refs)}")
         if len(set(self.objectives)) != len(self.objectives) or len(set(self.variants)) != len(self.variants):
             raise ValueError("objectives: each objective and variant at most once")
 
@@ -154,6 +167,62 @@ class Pretext(Bench):
 
 
 @dataclass(frozen=True)
+class Graphs(Bench):
+    """Deep Graph Infomax on the stochastic block model of ``sbm`` (one graph per seed, full-batch training of a
+    one-layer GCN): ``steps`` and ``lr`` replace train.steps and train.lr for this bench's cells (a full-batch
+    step sees every node). References: raw node features, the random GCN, a supervised GCN (cross-entropy on
+    train.labelled_per_class labelled nodes per block, at most what the probe pool holds) and "spectral", the top-K
+    eigenvectors of the expected normalised adjacency."""
+    variants: tuple[str, ...] = ("sbm",)
+    objectives: tuple[str, ...] = BENCHES["graphs"]
+    references: tuple[str, ...] = REFERENCES + GRAPH_REFERENCES
+    steps: int = 300
+    lr: float = 0.01
+    test_per_class: int = 100            # test nodes per block (replaces eval.probe_test_per_class here)
+
+    def check(self) -> None:
+        self.check_for("graphs", GRAPH_VARIANTS, REFERENCES + GRAPH_REFERENCES)
+        _positive("steps", self.steps)
+        _positive("test_per_class", self.test_per_class)
+        if not 0 < self.lr < 10:
+            raise ValueError(f"lr: must be in (0, 10), got {self.lr}")
+
+
+@dataclass(frozen=True)
+class Sequences(Bench):
+    """The language chapter's HMM (``hmm``; windows of hmm.context_len words): an XLNet-style permutation LM, ELECTRA
+    replaced-token detection with a small generator, and CPC with a bilinear critic over ``future_steps`` words
+    after the window. Every objective's encoder reads one input layout, [one-hot words x visible, visible, query
+    position], so all start from the same encoder; the representation is the encoder on the full window (all
+    visible, no query). The probe's labels: the language chapter's deterministic natural task, y = 1[v . p*_s + b
+    > 0] (``synthetic_data.language_tasks``). ``steps``, ``lr`` and ``n_seqs`` replace train.steps, train.lr and
+    train.n_pairs for this bench."""
+    enabled: bool = True
+    variants: tuple[str, ...] = SEQ_VARIANTS
+    objectives: tuple[str, ...] = BENCHES["sequences"]
+    n_seqs: int = 4000                   # training windows per seed
+    steps: int = 600
+    lr: float = 0.003
+    future_steps: int = 2                # CPC: predict the K words after the window
+    mask_frac: float = 0.3               # ELECTRA: share of positions masked (L is short: 0.15 of 6 is ~1)
+    electra_weight: float = 50.0         # lambda, the discriminator loss weight (the paper's 50)
+    generator_width: int = 16            # ELECTRA's small generator (one hidden layer)
+    test_per_class: int = 200            # probe test windows per label
+    n_excess: int = 2000                 # test windows for the excess losses and the CPC bounds
+
+    def check(self) -> None:
+        self.check_for("sequences", SEQ_VARIANTS)
+        for name in ("n_seqs", "steps", "future_steps", "generator_width", "test_per_class", "n_excess"):
+            _positive(name, getattr(self, name))
+        if not 0 < self.lr < 10:
+            raise ValueError(f"lr: must be in (0, 10), got {self.lr}")
+        if not 0 < self.mask_frac < 1:
+            raise ValueError(f"mask_frac: must be in (0, 1), got {self.mask_frac}")
+        if self.electra_weight < 0:
+            raise ValueError(f"electra_weight: must be >= 0, got {self.electra_weight}")
+
+
+@dataclass(frozen=True)
 class Config:
     seeds: int = 3
     data: DataSpec = field(default_factory=DataSpec)
@@ -165,6 +234,10 @@ class Config:
     multimodal: Multimodal = field(default_factory=Multimodal)
     grid: GridSpec = field(default_factory=GridSpec)
     pretext: Pretext = field(default_factory=Pretext)
+    sbm: SBMSpec = field(default_factory=SBMSpec)
+    graphs: Graphs = field(default_factory=Graphs)
+    hmm: HMMSpec = field(default_factory=HMMSpec)
+    sequences: Sequences = field(default_factory=Sequences)
 
     def check(self) -> None:
         _positive("seeds", self.seeds)
@@ -174,8 +247,21 @@ class Config:
             except ValueError as err:
                 raise ValueError(f"data: variant {v} is not a valid model: {err}") from None
         if not (self.two_views.enabled or self.reconstruction.enabled or self.multimodal.enabled
-                or self.pretext.enabled):
+                or self.pretext.enabled or self.graphs.enabled or self.sequences.enabled):
             raise ValueError("two_views.enabled: at least one bench must be enabled")
+        if self.sequences.enabled:
+            self.hmm.check()
+            if self.sequences.n_seqs < self.train.batch_size:
+                raise ValueError(f"sequences.n_seqs: must be >= train.batch_size = {self.train.batch_size}, got "
+                                 f"{self.sequences.n_seqs}")
+        if self.graphs.enabled:
+            for v in self.graphs.variants:
+                graph_data(self.sbm, v).check()
+            if not graph_probe_n(self.sbm, self.eval, self.graphs.test_per_class):
+                raise ValueError(f"sbm.nodes_per_block: must leave graphs.test_per_class = "
+                                 f"{self.graphs.test_per_class} test nodes per block and at least "
+                                 f"min(eval.probe_n) = {min(self.eval.probe_n, default=0)} probe nodes, got "
+                                 f"{self.sbm.nodes_per_block}")
 
 
 @dataclass(frozen=True)
@@ -184,10 +270,17 @@ class Cell:
     variant: str              # one of VARIANTS
     probe_n: tuple[int, ...]  # labelled examples per class of the probe curve
     seeds: tuple[int, ...]
-    data: DataSpec | GridSpec  # the variant's data spec
+    data: DataSpec | GridSpec | SBMSpec | HMMSpec  # the variant's data spec
     encoder: EncoderSpec
     train: TrainSpec
     eval: EvalSpec
+    sequences: Sequences | None = None   # the sequence bench's settings (its cells only)
+
+
+def graph_probe_n(sbm: SBMSpec, ev: EvalSpec, test_per_class: int) -> tuple[int, ...]:
+    """The probe sizes the graph bench can afford: a block keeps test_per_class test nodes, the rest is the
+    probe's labelled pool."""
+    return tuple(n for n in ev.probe_n if n <= sbm.nodes_per_block - test_per_class)
 
 
 def cells(cfg: Config) -> list[Cell]:
@@ -202,6 +295,20 @@ def cells(cfg: Config) -> list[Cell]:
                 c = Cell(obj, v, tuple(cfg.eval.probe_n), seeds, data, cfg.encoder, cfg.train, cfg.eval)
                 if c not in out:  # the references are shared by the benches: one cell each
                     out.append(c)
+    if cfg.graphs.enabled:
+        g = cfg.graphs
+        train = replace(cfg.train, steps=g.steps, lr=g.lr)
+        ev = replace(cfg.eval, probe_test_per_class=g.test_per_class)
+        for v in g.variants:
+            for obj in tuple(g.references) + tuple(g.objectives):
+                out.append(Cell(obj, v, graph_probe_n(cfg.sbm, cfg.eval, g.test_per_class), seeds,
+                                graph_data(cfg.sbm, v), cfg.encoder, train, ev))
+    if cfg.sequences.enabled:
+        q = cfg.sequences
+        train = replace(cfg.train, steps=q.steps, lr=q.lr, n_pairs=q.n_seqs)
+        for v in q.variants:
+            for obj in tuple(q.references) + tuple(q.objectives):
+                out.append(Cell(obj, v, tuple(cfg.eval.probe_n), seeds, cfg.hmm, cfg.encoder, train, cfg.eval, q))
     return out
 
 
@@ -209,6 +316,8 @@ def cost(cell: Cell) -> float:
     """A rough relative cost, only used to start the slowest cells first."""
     per_step = {"raw": 0, "random": 0, "moco_v2": 4, "byol": 5, "byol_nopred": 4, "simsiam": 3, "swav": 3}
     train = cell.train.steps * cell.train.batch_size * per_step.get(cell.objective, 2)
-    n = cell.data.n_classes
+    if isinstance(cell.data, SBMSpec):   # full batch: every step multiplies the (N, N) propagation matrix
+        train = cell.train.steps * cell.data.n_nodes ** 2 // 50 * (cell.objective not in ("raw", "spectral"))
+    n = getattr(cell.data, "n_classes", 2)
     probes = 20 * n * n * max(cell.probe_n, default=0)
     return len(cell.seeds) * (train + 50 * n * n + 100 * n * cell.eval.n_per_class + probes)

@@ -135,3 +135,94 @@ class GridModel:
 def build_grid_model(spec: GridSpec, rng: np.random.Generator) -> GridModel:
     """rng fixes the templates."""
     return GridModel(spec, rng)
+
+
+# ============================================================================================= the graph bench
+# A stochastic block model whose blocks are the latent classes (the zoo's graph bench, Deep Graph Infomax).
+#
+# K = n_classes blocks of exactly ``nodes_per_block`` nodes each (node i of block c = i // nodes_per_block), so the
+# block sizes, and with them every exact spectral quantity of ``theory.zoo``, are fixed by the spec. An undirected
+# simple graph: A_ij = A_ji ~ Bernoulli(p_in) if i, j share a block, Bernoulli(p_out) otherwise, for i < j; no
+# self-loops (A_ii = 0). Node features x_i = mu_{c_i} + noise * N(0, I_dim), the class means mu_c ~ N(0, spread^2
+# I_dim) drawn once per model (``build_sbm_model``'s rng), so the features alone are a Gaussian latent-class model
+# and the graph adds the block structure. Labels = blocks.
+
+
+@dataclass(frozen=True)
+class SBMSpec:
+    n_classes: int = 5          # K blocks = the latent classes
+    nodes_per_block: int = 200
+    p_in: float = 0.05          # edge probability inside a block
+    p_out: float = 0.01         # between blocks (assortative: p_out < p_in)
+    dim: int = 16               # node-feature dimension
+    spread: float = 0.3         # class-mean scale: mu_c ~ N(0, spread^2 I)
+    noise: float = 1.0          # feature noise std
+
+    def check(self) -> None:
+        _check_int(self.n_classes, "n_classes", 2)
+        _check_int(self.nodes_per_block, "nodes_per_block", 2)
+        _check_int(self.dim, "dim", 1)
+        for name in ("p_in", "p_out"):
+            _check_real(getattr(self, name), name, 0.0)
+            if getattr(self, name) > 1:
+                raise ValueError(f"{name}: must be a probability in [0, 1], got {getattr(self, name)}")
+        if not self.p_out < self.p_in:
+            raise ValueError(f"p_out: must be < p_in = {self.p_in} (an assortative block model), got {self.p_out}")
+        _check_real(self.spread, "spread", 0.0)
+        _check_real(self.noise, "noise", 0.0)
+
+    @property
+    def n_nodes(self) -> int:
+        return self.n_classes * self.nodes_per_block
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+class SBMModel:
+    """A sampled block model (its class means); ``sample_graph`` draws one graph with its node features.
+
+    Attributes: spec, n_classes, input_dim = dim, rho (uniform), tau, labels (N,) int64, sizes (K,), means (K, dim).
+    """
+
+    def __init__(self, spec: SBMSpec, rng: np.random.Generator):
+        spec.check()
+        self.spec = spec
+        K = spec.n_classes
+        self.n_classes, self.input_dim = K, spec.dim
+        self.rho = np.full(K, 1.0 / K)
+        self.tau = float(np.sum(self.rho ** 2))
+        self.sizes = np.full(K, spec.nodes_per_block, dtype=np.int64)
+        self.labels = np.repeat(np.arange(K), spec.nodes_per_block).astype(np.int64)
+        self.means = spec.spread * rng.standard_normal((K, spec.dim))
+
+    def edge_probabilities(self) -> np.ndarray:
+        """(N, N) P_ij = P(A_ij = 1): p_in inside a block, p_out across, 0 on the diagonal (no self-loops)."""
+        same = self.labels[:, None] == self.labels[None, :]
+        p = np.where(same, self.spec.p_in, self.spec.p_out)
+        np.fill_diagonal(p, 0.0)
+        return p
+
+    def sample_graph(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """One graph: the adjacency A (N, N) float32, symmetric 0/1 with a zero diagonal, and the node features
+        X (N, dim) float32 (x_i = mu_{c_i} + noise N(0, I)); node i's label is ``labels[i]``."""
+        N = self.spec.n_nodes
+        u = rng.random((N, N))
+        upper = np.triu(u < self.edge_probabilities(), 1)
+        a = (upper | upper.T).astype(np.float32)
+        x = self.means[self.labels] + self.spec.noise * rng.standard_normal((N, self.spec.dim))
+        return a, x.astype(np.float32)
+
+
+def build_sbm_model(spec: SBMSpec, rng: np.random.Generator) -> SBMModel:
+    """rng fixes the class means."""
+    return SBMModel(spec, rng)
+
+
+def normalised_adjacency(a):
+    """Kipf & Welling's D~^{-1/2} (A + I) D~^{-1/2}, D~ the degrees of A + I; a (..., N, N) array or tensor."""
+    import torch
+    t = torch.as_tensor(a)
+    at = t + torch.eye(t.shape[-1], dtype=t.dtype, device=t.device)
+    d = at.sum(-1).rsqrt()
+    return d[..., :, None] * at * d[..., None, :]

@@ -2,7 +2,10 @@
 
 The zoo trains many objectives (SimCLR, MoCo v2, BYOL, SimSiam, Barlow Twins, VICReg, SwAV, the Arora et al.
 logistic loss, autoencoders, a VAE, masked prediction, CLIP) on the latent-class model of
-``synthetic_data.contrastive``, and rotation / jigsaw pretexts on the grid images of ``synthetic_data.zoo``.
+``synthetic_data.contrastive``, rotation / jigsaw pretexts on the grid images of ``synthetic_data.zoo``, Deep
+Graph Infomax on its stochastic block model and sequence objectives (permutation LM, ELECTRA, CPC) on the language
+chapter's HMM; for the last two this module also holds the exact ground truth (the block model's spectra, the HMM's
+conditionals with missing positions and its window-to-future mutual information; no Lemma 4.3 rows there).
 Lemma 4.3 of Arora et al. (2019) bounds the mean-classifier loss of ANY encoder f by its unsupervised logistic
 loss, so it can be read on every one of them: ``zoo.lemma_4_3_any_encoder`` is that lemma, with the bound
 function of ``theory.contrastive`` itself (same terms, same normalisation: base-2 logistic loss, k = 1).
@@ -103,7 +106,8 @@ THEOREMS: tuple[Theorem, ...] = (
 )
 
 __all__ = ["THEOREMS", "effective_rank", "dimension_variance", "collapse_diagnostic", "COLLAPSE_RANK",
-           "COLLAPSE_NORMALISED_STD"]
+           "COLLAPSE_NORMALISED_STD", "sbm_adjacency_spectrum", "sbm_normalised_spectrum", "sbm_eigengap",
+           "sbm_top_eigenvectors"]
 
 
 # The benches of the zoo and the objectives each trains (the names of experiments/objectives.py's registry where
@@ -114,6 +118,125 @@ BENCHES: dict[str, tuple[str, ...]] = {
     "reconstruction": ("autoencoder", "dae", "vae", "mae"),
     "multimodal": ("clip",),
     "pretext": ("rotation", "jigsaw"),
+    "graphs": ("dgi",),
+    "sequences": ("plm", "electra", "cpc"),
 }
 REFERENCES: tuple[str, ...] = ("raw", "random", "supervised")
+# The graph bench's extra reference: the top-K eigenvectors of the EXPECTED normalised adjacency (an oracle that
+# knows the block model; ``sbm_top_eigenvectors``). The graph bench has no Lemma 4.3 rows (no positive pairs of
+# i.i.d. points: a node's representation reads its neighbours), see docs/theory/zoo.md#bench-5-graphs.
+GRAPH_REFERENCES: tuple[str, ...] = ("spectral",)
 CONTROLS: tuple[str, ...] = ("byol_nopred",)   # a deliberately collapsing control (BYOL without its predictor)
+
+
+# --------------------------------------------------------------------------------------------- the block model
+# Exact spectral quantities of the stochastic block model of ``synthetic_data.zoo.SBMSpec``: blocks of sizes m_c,
+# B = (p_in - p_out) I + p_out 11^T, Z the (N, K) block indicators, no self-loops, so
+#   E[A] = Z B Z^T - p_in I.
+# Its eigenvalues: those of M^{1/2} B M^{1/2} (M = diag m) minus p_in (K of them, block-constant eigenvectors
+# Z M^{-1/2} w), and -p_in (N - K times, vectors summing to 0 within every block).
+# The expected normalised adjacency with self-loops (the GCN's propagation matrix at the expected graph)
+#   A^ = D^{-1/2} (E[A] + I) D^{-1/2},  d_c = (B m)_c + 1 - p_in,
+# has the block-constant eigenvalues of S = D_c^{-1/2} (M^{1/2} B M^{1/2} + (1 - p_in) I) D_c^{-1/2} (eigenvectors
+# Z M^{-1/2} w) and (1 - p_in) / d_c with multiplicity m_c - 1 (within-block contrasts).
+
+
+def _block_matrix(K: int, p_in: float, p_out: float) -> np.ndarray:
+    return (p_in - p_out) * np.eye(K) + p_out * np.ones((K, K))
+
+
+def sbm_adjacency_spectrum(sizes, p_in: float, p_out: float) -> np.ndarray:
+    """All N eigenvalues of E[A] = Z B Z^T - p_in I, in decreasing order (float64). Equal blocks of size m:
+    m (p_in + (K - 1) p_out) - p_in once, m (p_in - p_out) - p_in (K - 1 times), -p_in (N - K times)."""
+    m = np.asarray(sizes, dtype=np.float64)
+    K, N = m.size, int(m.sum())
+    r = np.sqrt(m)
+    block = np.linalg.eigvalsh(r[:, None] * _block_matrix(K, p_in, p_out) * r[None, :]) - p_in
+    return np.sort(np.concatenate([block, np.full(N - K, -p_in)]))[::-1]
+
+
+def sbm_eigengap(eigenvalues, k: int) -> float:
+    """lambda_k - lambda_{k+1} of a decreasing spectrum (1-based k): for E[A] with equal blocks and k = K it is
+    m (p_in - p_out), the separation of the block eigenvalues from the bulk."""
+    ev = np.asarray(eigenvalues, dtype=np.float64)
+    return float(ev[k - 1] - ev[k])
+
+
+def _normalised_parts(sizes, p_in, p_out):
+    m = np.asarray(sizes, dtype=np.float64)
+    B = _block_matrix(m.size, p_in, p_out)
+    d = B @ m + 1 - p_in
+    r = np.sqrt(m)
+    S = (r[:, None] * B * r[None, :] + (1 - p_in) * np.eye(m.size)) / np.sqrt(d[:, None] * d[None, :])
+    return m, S, (1 - p_in) / d
+
+
+def sbm_normalised_spectrum(sizes, p_in: float, p_out: float) -> np.ndarray:
+    """All N eigenvalues of the expected normalised adjacency D^{-1/2}(E[A] + I)D^{-1/2}, decreasing; the top one
+    is 1 (eigenvector D^{1/2} 1)."""
+    m, S, within = _normalised_parts(sizes, p_in, p_out)
+    rest = np.repeat(within, (m - 1).astype(np.int64))
+    return np.sort(np.concatenate([np.linalg.eigvalsh(S), rest]))[::-1]
+
+
+def sbm_top_eigenvectors(labels, sizes, p_in: float, p_out: float, k: int) -> np.ndarray:
+    """(N, k) orthonormal top-k eigenvectors of the expected normalised adjacency, node i in block labels[i]:
+    Z M^{-1/2} W_k with W_k the top-k eigenvectors of S (block-constant). Refused (ValueError) unless k <= K and
+    the k-th block eigenvalue exceeds every within-block one (then the top-k eigenspace is block-constant; with
+    equal blocks this holds whenever p_in > p_out)."""
+    m, S, within = _normalised_parts(sizes, p_in, p_out)
+    K = m.size
+    if not 1 <= k <= K:
+        raise ValueError(f"k: must be in [1, K = {K}], got {k}")
+    w, V = np.linalg.eigh(S)
+    w, V = w[::-1], V[:, ::-1]
+    if not w[k - 1] > within[m > 1].max(initial=-np.inf):
+        raise ValueError("k: the top-k eigenspace of the expected normalised adjacency is not block-constant")
+    y = np.asarray(labels, dtype=np.int64)
+    return V[y, :k] / np.sqrt(m[y])[:, None]
+
+
+# --------------------------------------------------------------------------------------------- the HMM (sequences)
+# Exact conditionals of the language chapter's HMM (synthetic_data.language.HMM: init, trans, emit) with ANY set of
+# observed positions: the sequence bench's permutation LM predicts a position from a random subset of the others,
+# ELECTRA's generator several masked positions from the rest. Forward-backward where an unobserved position
+# contributes the factor 1 (its word summed out), normalised at every step.
+
+
+def hmm_conditional(hmm, words, visible, pos) -> np.ndarray:
+    """p(w_pos = . | the words at the visible positions), shape (n, V), for each row of words (n, L) int, visible
+    (n, L) bool and pos (n,) int (visible[i, pos[i]] is ignored: the target is never observed). All visible but
+    pos: ``hmm.masked_word``; none visible: the stationary word law init @ emit (init is stationary)."""
+    w = np.asarray(words, dtype=np.int64)
+    vis = np.asarray(visible, dtype=bool).copy()
+    n, L = w.shape
+    pos = np.broadcast_to(np.asarray(pos, dtype=np.int64), (n,))
+    vis[np.arange(n), pos] = False
+    e = np.where(vis[:, :, None], hmm.emit.T[w], 1.0)                        # (n, L, K) evidence factors
+    alpha = np.empty((n, L, hmm.n_states))
+    f = np.broadcast_to(hmm.init, (n, hmm.n_states)).copy()
+    for t in range(L):
+        alpha[:, t] = f
+        a = f * e[:, t]
+        f = (a / a.sum(1, keepdims=True)) @ hmm.trans
+    beta = np.empty_like(alpha)
+    b = np.ones((n, hmm.n_states))
+    for t in range(L - 1, -1, -1):
+        beta[:, t] = b
+        b = (b * e[:, t]) @ hmm.trans.T
+        b /= b.sum(1, keepdims=True)
+    post = alpha[np.arange(n), pos] * beta[np.arange(n), pos]
+    p = post @ hmm.emit
+    return p / p.sum(1, keepdims=True)
+
+
+def hmm_future_mi(hmm, words, k: int) -> tuple[float, float]:
+    """I(s; w_{L+k}) in nats for windows s of the stationary process, k >= 1 steps after the window's last word:
+    H(init @ emit) - E_s H(p(w_{L+k} | s)), p(w_{L+k} | s) = P(h_{L+1} | s) trans^(k-1) emit, exact for each s and
+    averaged over the rows of ``words`` (n, L), a sample of s. Returns (estimate, its standard error). CPC's
+    InfoNCE bound log N - L_k is a lower bound on I(f(s); g(w_{L+k})) <= I(s; w_{L+k})."""
+    def ent(p):
+        return -(p * np.log(np.clip(p, 1e-300, None))).sum(-1)
+    q = hmm.next_state(words) @ np.linalg.matrix_power(hmm.trans, k - 1) @ hmm.emit
+    h = ent(hmm.init @ hmm.emit) - ent(q)
+    return float(h.mean()), float(h.std(ddof=1) / np.sqrt(h.size)) if h.size > 1 else 0.0

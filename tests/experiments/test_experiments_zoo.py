@@ -146,7 +146,8 @@ def test_cells_cover_every_objective_and_variant_once():
     for v in cfg.two_views.variants:
         have = {c.objective for c in cs if c.variant == v}
         assert set(BENCHES["two_views"]) | set(REFERENCES) <= have
-    assert {c.variant for c in cs} == {"class", "mixture", "nonlinear", "grid", "grid_zipf"}
+    assert {c.variant for c in cs} == {"class", "mixture", "nonlinear", "grid", "grid_zipf", "sbm", "sbm_sparse",
+                                       "hmm"}
     nonlinear = next(c for c in cs if c.variant == "nonlinear")
     assert nonlinear.data.nonlinear and next(c for c in cs if c.variant == "mixture").data.family == "mixture"
 
@@ -165,7 +166,8 @@ def test_impossible_values_are_refused_naming_the_field(override, field):
 def test_both_benches_off_is_refused():
     with pytest.raises(Exception, match="enabled"):
         chapters.load_config("zoo", "quick", ["two_views.enabled=false", "reconstruction.enabled=false",
-                                              "multimodal.enabled=false", "pretext.enabled=false"])
+                                              "multimodal.enabled=false", "pretext.enabled=false",
+                                              "graphs.enabled=false", "sequences.enabled=false"])
 
 
 def test_bound_checks_and_figures_from_a_quick_run(quick_results, tmp_path):
@@ -173,12 +175,24 @@ def test_bound_checks_and_figures_from_a_quick_run(quick_results, tmp_path):
     rows = store.load_rows(root, "zoo", list(runs.latest(root, "zoo").cells))
     checks = an.bound_checks(rows)
     assert set(checks["theorem"]) == {"zoo.lemma_4_3_any_encoder"}
-    # one row per (cell, seed): every encoder, whatever trained it, the references included
-    assert len(checks) == rows.groupby(["cell", "seed"]).ngroups
+    # one row per (cell, seed): every encoder, whatever trained it, the references included; none for the graph
+    # bench (no i.i.d. positive pairs)
+    graph = rows["variant"].str.startswith("sbm") | (rows["variant"] == "hmm")
+    assert len(checks) == rows[~graph].groupby(["cell", "seed"]).ngroups
+    assert not checks["variant"].isin(["sbm", "sbm_sparse", "hmm"]).any() and graph.any()
     assert set(checks["objective"]) >= {"raw", "random", "supervised", "simclr", "byol", "vae"}
     tab = an.summary_table(rows)
-    assert set(tab["bench"]) == {"references", "two_views", "reconstruction", "multimodal", "pretext"}
-    # at most the representation's dimension (8), or the raw inputs' (16; 64 pixels of the grid images)
+    assert set(tab["bench"]) == {"references", "two_views", "reconstruction", "multimodal", "pretext", "graphs",
+                                "sequences"}
+    g = tab[tab["variant"] == "sbm"].set_index("objective")
+    assert {"raw", "random", "supervised", "spectral", "dgi"} <= set(g.index)
+    assert (g["lemma_points"] == 0).all() and g["L_un"].isna().all()
+    assert g.loc["spectral", "error_at_max_n"] == 0.0     # the oracle eigenvectors are block-constant
+    h = tab[tab["variant"] == "hmm"].set_index("objective")
+    assert {"raw", "random", "supervised", "plm", "electra", "cpc"} <= set(h.index) and (h["lemma_points"] == 0).all()
+    # at most the representation's dimension (8), or the raw inputs' (16; 64 pixels of the grid images; the
+    # one-hot windows of the sequence bench: 5 x 8)
+    tab = tab[tab["variant"] != "hmm"]
     raw = tab["objective"] == "raw"
     assert tab.loc[~raw, "effective_rank"].between(1, 8).all() and tab.loc[raw, "effective_rank"].between(1, 64).all()
 
@@ -218,4 +232,170 @@ def test_the_new_benches_have_cells_and_figures():
     cfg = chapters.load_config("zoo", "default")
     objs = {(c.objective, c.variant) for c in cells(cfg)}
     assert {("clip", "class"), ("rotation", "grid"), ("jigsaw", "grid_zipf"), ("raw", "grid")} <= objs
-    assert {"two_views", "reconstruction", "multimodal", "pretext", "summary"} == set(chapters.get("zoo").figures)
+    assert {"two_views", "reconstruction", "multimodal", "pretext", "graphs", "sequences", "summary"} == \
+        set(chapters.get("zoo").figures)
+    assert {("dgi", "sbm"), ("spectral", "sbm_sparse"), ("supervised", "sbm")} <= objs
+
+
+
+# ----------------------------------------------------------------------------------------------- the graph bench
+from experiments.zoo_run import (Graphs, GraphObjective, gcn, graph_init_params, graph_labelled,  # noqa: E402
+                                 train_graph_cell)
+from experiments.zoo_run import build_model as zoo_model  # noqa: E402
+from synthetic_data.zoo import SBMSpec, normalised_adjacency  # noqa: E402
+
+
+def _graph_cfg(seeds=2, steps=15):
+    cfg = replace(_cfg(seeds=seeds), sbm=SBMSpec(n_classes=3, nodes_per_block=30, p_in=0.3, p_out=0.05, dim=5))
+    return replace(cfg, graphs=replace(cfg.graphs, steps=steps, test_per_class=10))
+
+
+def _graph_setup(cell):
+    data_id = config_hash(cell.data)
+    model = zoo_model(cell.data, numpy_rng(data_id, 0, "latent-model"))
+    return data_id, model, Graphs(cell, model, data_id)
+
+
+@pytest.mark.parametrize("objective", ["dgi", "supervised"])
+def test_graph_batched_training_equals_one_seed_at_a_time(objective):
+    both = _cell(_graph_cfg(), objective, "sbm")
+    data_id, model, graphs = _graph_setup(both)
+    p, _ = train_graph_cell(both, model, graphs, data_id)
+    for s in (0, 1):
+        alone = replace(both, seeds=(s,))
+        _, _, g1 = _graph_setup(alone)
+        np.testing.assert_array_equal(g1.a.numpy()[0], graphs.a.numpy()[s])      # seed s's own graph and split
+        np.testing.assert_array_equal(g1.test[0], graphs.test[s])
+        q, _ = train_graph_cell(alone, model, g1, data_id)
+        for k in p:
+            torch.testing.assert_close(p[k][s:s + 1], q[k], rtol=1e-5, atol=1e-6, msg=f"{objective}: {k}")
+
+
+def test_the_dgi_loss_is_the_paper_loss_on_a_gcn_and_a_feature_shuffle():
+    cell = _cell(_graph_cfg(), "dgi", "sbm")
+    data_id, model, graphs = _graph_setup(cell)
+    p = graph_init_params(cell, data_id, model.input_dim)
+    obj = GraphObjective(cell, graphs, data_id)
+    perm = GraphObjective(cell, graphs, data_id).corruption()    # the same stream: this step's shuffle
+    loss = obj(p, 0)
+    a_hat = normalised_adjacency(graphs.a)
+    for g in range(2):
+        h = torch.relu(a_hat[g] @ graphs.x[g] @ p["W"][g])
+        hc = torch.relu(a_hat[g] @ graphs.x[g][perm[g]] @ p["W"][g])
+        s = torch.sigmoid(h.mean(0))
+        pos, neg = h @ p["disc_W"][g] @ s, hc @ p["disc_W"][g] @ s
+        want = -(torch.nn.functional.logsigmoid(pos).sum() + torch.nn.functional.logsigmoid(-neg).sum()) / 180
+        torch.testing.assert_close(loss[g], want, rtol=1e-5, atol=1e-6)
+    assert sorted(perm[0].tolist()) == list(range(90)) and not torch.equal(perm[0], perm[1])
+    torch.testing.assert_close(gcn(p["W"], graphs.a_hat, graphs.x)[0], torch.relu(a_hat[0] @ graphs.x[0] @ p["W"][0]))
+
+
+def test_graph_splits_labels_and_a_deterministic_run_without_bound_terms():
+    cell = _cell(_graph_cfg(), "supervised", "sbm")
+    data_id, model, graphs = _graph_setup(cell)
+    for g in range(2):      # test and pool partition the nodes; the test set has test_per_class per block
+        assert sorted(np.concatenate([graphs.test[g], graphs.pool[g]]).tolist()) == list(range(90))
+        np.testing.assert_array_equal(np.bincount(graphs.y[graphs.test[g]]), 10)
+    lab = graph_labelled(cell, graphs)
+    assert lab.shape == (2, 3 * 20) and not set(lab[0]) & set(graphs.test[0])     # 20 = min(20 labels, 30 - 10)
+    a, b = run(cell, "ab" * 8), run(cell, "cd" * 8)
+    pd.testing.assert_frame_equal(a, b)
+    assert {"probe_accuracy", "effective_rank", "collapsed", "mean_acc", "train_loss"} <= set(a["metric"])
+    assert not {"L_un", "L_sup_mu"} & set(a["metric"])
+    spec = run(_cell(_graph_cfg(), "spectral", "sbm"), "0" * 16).set_index(["metric", "seed"])["value"]
+    assert spec[("expected_eigengap", 0)] == pytest.approx(30 * (0.3 - 0.05))
+    assert spec[("probe_accuracy", 0)].min() == 1.0
+
+
+@pytest.mark.parametrize("override,field", [
+    ("graphs.variants=['bogus']", "variants"), ("graphs.references=['oracle']", "references"),
+    ("graphs.objectives=['simclr']", "objectives"), ("sbm.p_out=0.5", "p_out"), ("graphs.steps=0", "steps"),
+    ("sbm.nodes_per_block=50", "nodes_per_block"), ("graphs.test_per_class=0", "test_per_class"),
+])
+def test_impossible_graph_values_are_refused_naming_the_field(override, field):
+    with pytest.raises(Exception, match=field):
+        chapters.load_config("zoo", "quick", [override])
+
+
+
+# ----------------------------------------------------------------------------------------------- the sequence bench
+from experiments.zoo_run import SeqObjective, plm_inputs, seq_init_params, seq_task, train_seq_cell  # noqa: E402
+from synthetic_data.language import DataSpec as HMMSpec  # noqa: E402
+
+
+def _seq_cfg(seeds=2, steps=12):
+    cfg = replace(_cfg(seeds=seeds), hmm=HMMSpec(family="topic", n_states=4, vocab=5, context_len=4, n_topics=2))
+    return replace(cfg, sequences=replace(cfg.sequences, n_seqs=200, steps=steps, test_per_class=20, n_excess=64,
+                                          generator_width=8))
+
+
+def _seq_setup(cell):
+    data_id = config_hash(cell.data)
+    hmm = zoo_model(cell.data, numpy_rng(data_id, 0, "latent-model"))
+    return data_id, hmm, seq_task(cell, hmm, data_id)
+
+
+@pytest.mark.parametrize("objective", ["plm", "electra", "cpc", "supervised"])
+def test_sequence_batched_training_equals_one_seed_at_a_time(objective):
+    both = _cell(_seq_cfg(), objective, "hmm")
+    data_id, hmm, task = _seq_setup(both)
+    p, _ = train_seq_cell(both, hmm, task, data_id)
+    for s in (0, 1):
+        q, _ = train_seq_cell(replace(both, seeds=(s,)), hmm, task, data_id)
+        for k in p:
+            torch.testing.assert_close(p[k][s:s + 1], q[k], rtol=1e-5, atol=1e-6, msg=f"{objective}: {k}")
+
+
+def test_plm_inputs_show_exactly_the_earlier_positions_of_the_order():
+    words = torch.tensor([[3, 0, 2, 1]])
+    order = torch.tensor([[2, 0, 3, 1]])
+    x = plm_inputs(words, order, 4)[0]                     # (t, L V + 2 L)
+    for t in range(4):
+        vis = x[t, 16:20]
+        assert vis.tolist() == [1.0 if p in order[0, :t].tolist() else 0.0 for p in range(4)]
+        assert x[t, 20:].argmax().item() == order[0, t].item() and x[t, 20:].sum() == 1
+        oh = x[t, :16].reshape(4, 4)
+        for p in range(4):
+            assert oh[p].tolist() == ([1.0 if v == words[0, p] else 0.0 for v in range(4)] if vis[p] else [0.0] * 4)
+
+
+def test_electra_replaces_only_masked_tokens_and_every_encoder_starts_alike():
+    cell = _cell(_seq_cfg(), "electra", "hmm")
+    data_id, hmm, task = _seq_setup(cell)
+    p = seq_init_params(cell, data_id)
+    for o in ("plm", "cpc", "random"):
+        q = seq_init_params(_cell(_seq_cfg(), o, "hmm"), data_id)
+        for k in ("W1", "b1", "W2"):
+            torch.testing.assert_close(p[k], q[k], rtol=0, atol=0)
+    obj = SeqObjective(cell, hmm, task, data_id)
+    assert obj.x.shape == (2, 200, 4 + cell.sequences.future_steps)
+    loss = obj(p, 0)
+    assert torch.isfinite(loss).all() and (loss > 0).all()
+
+
+def test_a_sequence_cell_is_deterministic_with_excess_losses_and_cpc_bounds():
+    for objective in ("plm", "electra", "cpc"):
+        cell = _cell(_seq_cfg(), objective, "hmm")
+        a, b = run(cell, "ab" * 8), run(cell, "cd" * 8)
+        pd.testing.assert_frame_equal(a, b)
+        m = set(a["metric"])
+        assert {"probe_accuracy", "effective_rank", "mean_acc", "train_loss"} <= m and not {"L_un", "L_sup_mu"} & m
+        got = a.set_index(["metric", "seed"])["value"]
+        if objective == "plm":
+            assert got[("plm_excess", 0)] == pytest.approx(got[("plm_test_loss", 0)] - got[("plm_exact_loss", 0)])
+            assert got[("plm_excess", 0)] > -0.05        # no model beats the exact conditional (up to MC noise)
+        if objective == "electra":
+            assert got[("electra_gen_excess", 1)] > -0.05
+        if objective == "cpc":
+            assert {"cpc_bound_k1", "cpc_mi_exact_k2"} <= m
+            assert got[("cpc_bound_k1", 0)] == pytest.approx(math.log(32) - got[("cpc_loss_k1", 0)], abs=1e-6)
+
+
+@pytest.mark.parametrize("override,field", [
+    ("sequences.variants=['bogus']", "variants"), ("sequences.objectives=['dgi']", "objectives"),
+    ("sequences.mask_frac=1.0", "mask_frac"), ("sequences.future_steps=0", "future_steps"),
+    ("sequences.electra_weight=-1.0", "electra_weight"), ("hmm.vocab=1", "vocab"), ("sequences.n_seqs=10", "n_seqs"),
+])
+def test_impossible_sequence_values_are_refused_naming_the_field(override, field):
+    with pytest.raises(Exception, match=field):
+        chapters.load_config("zoo", "quick", [override])

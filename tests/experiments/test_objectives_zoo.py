@@ -306,3 +306,156 @@ def test_registry_names_and_shape_errors():
         ob.vicreg(torch.ones(1, 1, 3), torch.ones(1, 1, 3))
     with pytest.raises(ValueError, match="temperature"):
         ob.infonce_queue(torch.ones(1, 2, 3), torch.ones(1, 2, 3), torch.ones(1, 4, 3), 0.0)
+
+
+# ----------------------------------------------------------------------------------------------- Deep Graph Infomax
+def bf_dgi(h, hc, s, W, b):
+    """Velickovic et al. (2019), eq. 1, one term at a time: D(h, s) = sigmoid(h^T W s + b)."""
+    def sig(v):
+        return 1 / (1 + math.exp(-v))
+    out = []
+    for g in range(h.shape[0]):
+        N, M = h.shape[1], hc.shape[1]
+        tot = sum(-math.log(sig(float(h[g, i] @ W[g] @ s[g]) + b[g])) for i in range(N))
+        tot += sum(-math.log(1 - sig(float(hc[g, j] @ W[g] @ s[g]) + b[g])) for j in range(M))
+        out.append(tot / (N + M))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("G,N,d", GRID)
+@pytest.mark.parametrize("M", [None, 3])
+def test_dgi_matches_the_paper_equation(G, N, d, M):
+    h, hc = _rand(G, N, d, seed=80), _rand(G, M or N, d, seed=81)
+    W, b = 0.5 * _rand(G, d, d, seed=82), _rand(G, seed=83)
+    s = ob.dgi_readout(h)
+    np.testing.assert_allclose(s.numpy(), 1 / (1 + np.exp(-h.numpy().mean(1))), rtol=1e-12)
+    np.testing.assert_allclose(ob.dgi(h, hc, s, W, b).numpy(), bf_dgi(h.numpy(), hc.numpy(), s.numpy(), W.numpy(),
+                                                                     b.numpy()), rtol=1e-10)
+
+
+def test_dgi_with_a_zero_discriminator_is_log_2_per_term():
+    h, hc = _rand(2, 6, 3, seed=84), _rand(2, 6, 3, seed=85)
+    loss = ob.dgi(h, hc, ob.dgi_readout(h), torch.zeros(2, 3, 3, dtype=torch.float64))
+    np.testing.assert_allclose(loss.numpy(), math.log(2), rtol=1e-12)
+    # per (positive, negative) pair: log 2 + log 2
+    np.testing.assert_allclose(2 * loss.numpy(), 2 * math.log(2), rtol=1e-12)
+    # a discriminator that is certain and right costs (nearly) nothing; certain and wrong, a lot
+    s = torch.ones(1, 1, dtype=torch.float64)
+    pos, neg = torch.full((1, 4, 1), 20.0, dtype=torch.float64), torch.full((1, 4, 1), -20.0, dtype=torch.float64)
+    eye = torch.ones(1, 1, 1, dtype=torch.float64)
+    assert float(ob.dgi(pos, neg, s, eye)) < 1e-8
+    assert float(ob.dgi(neg, pos, s, eye)) == pytest.approx(20.0, rel=1e-6)
+
+
+def test_dgi_batched_equals_looped_and_is_deterministic():
+    h, hc, W = _rand(3, 7, 4, seed=86), _rand(3, 7, 4, seed=87), _rand(3, 4, 4, seed=88)
+    b = _rand(3, seed=89)
+    s = ob.dgi_readout(h)
+    batched = ob.dgi(h, hc, s, W, b)
+    looped = torch.cat([ob.dgi(h[g:g + 1], hc[g:g + 1], s[g:g + 1], W[g:g + 1], b[g:g + 1]) for g in range(3)])
+    torch.testing.assert_close(batched, looped, rtol=1e-12, atol=1e-12)
+    assert torch.equal(batched, ob.dgi(h, hc, s, W, b))
+
+
+def test_dgi_gradient_flows_through_the_readout_and_registry():
+    h = _rand(1, 5, 3, seed=90).requires_grad_(True)
+    W = _rand(1, 3, 3, seed=91)
+    hc = _rand(1, 5, 3, seed=92)
+    g_with, = torch.autograd.grad(ob.dgi(h, hc, ob.dgi_readout(h), W).sum(), (h,))
+    g_without, = torch.autograd.grad(ob.dgi(h, hc, ob.dgi_readout(h).detach(), W).sum(), (h,))
+    assert not torch.allclose(g_with, g_without)       # the summary is part of the graph, as in the paper
+    assert ob.OBJECTIVES["dgi"] is ob.dgi
+    with pytest.raises(ValueError, match="W"):
+        ob.dgi(h, hc, ob.dgi_readout(h), torch.ones(1, 3, 2, dtype=torch.float64))
+
+
+# ----------------------------------------------------------------------------------------------- sequences
+def _logsm(v):
+    m = max(v)
+    return [x - m - math.log(sum(math.exp(y - m) for y in v)) for x in v]
+
+
+def bf_plm(logits, words, order):
+    G, B, L, V = logits.shape
+    return np.array([np.mean([-np.mean([_logsm(list(logits[g, b, t]))[words[g, b, order[g, b, t]]] for t in range(L)])
+                              for b in range(B)]) for g in range(G)])
+
+
+def bf_electra(gl, words, mask, dl, rep, lam):
+    out = []
+    for g in range(gl.shape[0]):
+        gen = [-_logsm(list(gl[g, b, t]))[words[g, b, t]] for b in range(gl.shape[1]) for t in range(gl.shape[2])
+               if mask[g, b, t]]
+        sig = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+        disc = [-(math.log(sig(dl[g, b, t])) if rep[g, b, t] else math.log(1 - sig(dl[g, b, t])))
+                for b in range(gl.shape[1]) for t in range(gl.shape[2])]
+        out.append((np.mean(gen) if gen else 0.0) + lam * np.mean(disc))
+    return np.array(out)
+
+
+def bf_cpc(c, z, W):
+    G, B, K = c.shape[0], c.shape[1], z.shape[2]
+    out = np.zeros((G, K))
+    for g in range(G):
+        for k in range(K):
+            tot = 0.0
+            for i in range(B):
+                s = [float(z[g, j, k] @ W[g, k] @ c[g, i]) for j in range(B)]
+                tot += -_logsm(s)[i]
+            out[g, k] = tot / B
+    return out
+
+
+def _ints(high, *shape, seed=0):
+    return torch.randint(0, high, shape, generator=torch.Generator().manual_seed(seed))
+
+
+def _perms(G, B, L, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.stack([torch.stack([torch.randperm(L, generator=g) for _ in range(B)]) for _ in range(G)])
+
+
+@pytest.mark.parametrize("G,B,L,V", [(1, 2, 3, 4), (2, 3, 4, 5), (3, 4, 5, 3)])
+def test_sequence_losses_match_the_loops(G, B, L, V):
+    logits, words, order = _rand(G, B, L, V, seed=100), _ints(V, G, B, L, seed=101), _perms(G, B, L, seed=102)
+    np.testing.assert_allclose(ob.permutation_lm(logits, words, order).numpy(),
+                               bf_plm(logits.numpy(), words.numpy(), order.numpy()), rtol=1e-10)
+    mask = _ints(2, G, B, L, seed=103).bool()
+    rep = _ints(2, G, B, L, seed=104).bool() & mask
+    dl = _rand(G, B, L, seed=105)
+    np.testing.assert_allclose(ob.electra(logits, words, mask, dl, rep).numpy(),
+                               bf_electra(logits.numpy(), words.numpy(), mask.numpy(), dl.numpy(), rep.numpy(), 50.0),
+                               rtol=1e-10)
+    c, z, W = _rand(G, B, 3, seed=106), _rand(G, B, 2, 4, seed=107), 0.5 * _rand(G, 2, 4, 3, seed=108)
+    np.testing.assert_allclose(ob.cpc_terms(c, z, W).numpy(), bf_cpc(c.numpy(), z.numpy(), W.numpy()), rtol=1e-10)
+    np.testing.assert_allclose(ob.cpc(c, z, W).numpy(), bf_cpc(c.numpy(), z.numpy(), W.numpy()).mean(1), rtol=1e-10)
+
+
+def test_sequence_losses_closed_forms():
+    G, B, L, V = 2, 4, 5, 7
+    words, order = _ints(V, G, B, L, seed=110), _perms(G, B, L, seed=111)
+    zeros = torch.zeros(G, B, L, V, dtype=torch.float64)
+    np.testing.assert_allclose(ob.permutation_lm(zeros, words, order).numpy(), math.log(V), rtol=1e-12)
+    mask = torch.ones(G, B, L, dtype=torch.bool)
+    np.testing.assert_allclose(ob.electra(zeros, words, mask, torch.zeros(G, B, L, dtype=torch.float64), mask).numpy(),
+                               math.log(V) + 50 * math.log(2), rtol=1e-12)
+    t = ob.electra_terms(zeros, words, torch.zeros_like(mask), torch.zeros(G, B, L, dtype=torch.float64), mask)
+    np.testing.assert_allclose(t["generator"].numpy(), 0.0)           # no masked position: no generator loss
+    c = torch.zeros(G, 6, 3, dtype=torch.float64)                    # equal scores: InfoNCE = log N
+    np.testing.assert_allclose(ob.cpc_terms(c, _rand(G, 6, 2, 4, seed=112), _rand(G, 2, 4, 3, seed=113)).numpy(),
+                               math.log(6), rtol=1e-12)
+
+
+def test_sequence_losses_batched_equals_looped_and_registry():
+    G, B, L, V = 3, 4, 4, 5
+    logits, words, order = _rand(G, B, L, V, seed=120), _ints(V, G, B, L, seed=121), _perms(G, B, L, seed=122)
+    mask, dl = _ints(2, G, B, L, seed=123).bool(), _rand(G, B, L, seed=124)
+    c, z, W = _rand(G, B, 3, seed=125), _rand(G, B, 2, 3, seed=126), _rand(G, 2, 3, 3, seed=127)
+    for f, args in ((ob.permutation_lm, (logits, words, order)), (ob.electra, (logits, words, mask, dl, mask)),
+                    (ob.cpc, (c, z, W))):
+        batched = f(*args)
+        looped = torch.cat([f(*(a[g:g + 1] for a in args)) for g in range(G)])
+        torch.testing.assert_close(batched, looped, rtol=1e-12, atol=1e-12)
+        assert torch.equal(batched, f(*args))
+    assert ob.OBJECTIVES["plm"] is ob.permutation_lm and ob.OBJECTIVES["electra"] is ob.electra
+    assert ob.OBJECTIVES["cpc"] is ob.cpc

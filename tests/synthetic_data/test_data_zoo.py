@@ -74,3 +74,59 @@ def test_the_same_rng_gives_the_same_model_and_samples():
 def test_impossible_specs_are_refused(kwargs, field):
     with pytest.raises(ValueError, match=field):
         GridSpec(**kwargs).check()
+
+
+# ----------------------------------------------------------------------------------------------- the block model
+from synthetic_data.zoo import SBMSpec, build_sbm_model, normalised_adjacency  # noqa: E402
+
+
+def test_sbm_graphs_are_simple_and_their_edge_frequencies_match_p_in_and_p_out():
+    spec = SBMSpec(n_classes=3, nodes_per_block=30, p_in=0.3, p_out=0.05, dim=4)
+    m = build_sbm_model(spec, np.random.default_rng(0))
+    np.testing.assert_array_equal(m.labels, np.repeat([0, 1, 2], 30))
+    rng = np.random.default_rng(1)
+    draws = [m.sample_graph(rng)[0] for _ in range(60)]
+    for a in draws[:3]:
+        np.testing.assert_array_equal(a, a.T)
+        assert np.all(np.diag(a) == 0) and set(np.unique(a)) <= {0.0, 1.0}
+    freq = np.mean(draws, 0)
+    same = (m.labels[:, None] == m.labels[None, :]) & ~np.eye(90, dtype=bool)
+    cross = m.labels[:, None] != m.labels[None, :]
+    # each mean over pairs: n = 60 graphs x (pairs / 2) independent Bernoullis
+    n_in, n_out = 60 * same.sum() / 2, 60 * cross.sum() / 2
+    assert abs(freq[same].mean() - 0.3) < 4 * np.sqrt(0.3 * 0.7 / n_in)
+    assert abs(freq[cross].mean() - 0.05) < 4 * np.sqrt(0.05 * 0.95 / n_out)
+    np.testing.assert_allclose(freq, freq.T)
+    np.testing.assert_array_equal(m.edge_probabilities()[same], 0.3)
+
+
+def test_sbm_features_are_the_block_mean_plus_noise():
+    spec = SBMSpec(n_classes=2, nodes_per_block=4000, dim=3, spread=1.0, noise=0.5)
+    m = build_sbm_model(spec, np.random.default_rng(2))
+    _, x = m.sample_graph(np.random.default_rng(3))
+    for c in range(2):
+        xc = x[m.labels == c].astype(np.float64)
+        np.testing.assert_allclose(xc.mean(0), m.means[c], atol=4 * 0.5 / np.sqrt(4000))
+        np.testing.assert_allclose(xc.std(0), 0.5, rtol=0.05)
+
+
+def test_sbm_same_rng_same_graph_and_the_normalised_adjacency():
+    spec = SBMSpec(n_classes=2, nodes_per_block=10, p_in=0.5, p_out=0.1, dim=2)
+    a1, x1 = build_sbm_model(spec, np.random.default_rng(4)).sample_graph(np.random.default_rng(5))
+    a2, x2 = build_sbm_model(spec, np.random.default_rng(4)).sample_graph(np.random.default_rng(5))
+    np.testing.assert_array_equal(a1, a2)
+    np.testing.assert_array_equal(x1, x2)
+    a = a1.astype(np.float64)
+    at = a + np.eye(20)
+    deg = at.sum(1)
+    want = np.array([[at[i, j] / np.sqrt(deg[i] * deg[j]) for j in range(20)] for i in range(20)])
+    np.testing.assert_allclose(normalised_adjacency(a).numpy(), want, rtol=1e-12)
+    np.testing.assert_allclose(normalised_adjacency(np.stack([a, a])).numpy()[1], want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("kwargs,field", [({"p_out": 0.05, "p_in": 0.05}, "p_out"), ({"p_in": 1.5}, "p_in"),
+                                          ({"nodes_per_block": 1}, "nodes_per_block"), ({"n_classes": 1}, "n_classes"),
+                                          ({"noise": -1.0}, "noise"), ({"dim": 0}, "dim")])
+def test_impossible_block_models_are_refused(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        SBMSpec(**kwargs).check()

@@ -80,3 +80,86 @@ def test_lemma_4_3_holds_for_any_encoder_on_exact_discrete_models(C, m, d, seed)
     t, = zoo.THEOREMS
     bound = float(t.bound_from({k: np.array([terms[k]]) for k in t.terms})[0])
     assert terms["L_sup_mu"] <= bound + 1e-9
+
+
+# ----------------------------------------------------------------------------------------------- the block model
+def _dense(sizes, p_in, p_out):
+    y = np.repeat(np.arange(len(sizes)), sizes)
+    P = np.where(y[:, None] == y[None, :], p_in, p_out).astype(np.float64)
+    np.fill_diagonal(P, 0.0)
+    at = P + np.eye(len(y))
+    d = at.sum(1)
+    return y, P, at / np.sqrt(d[:, None] * d[None, :])
+
+
+@pytest.mark.parametrize("sizes,p_in,p_out", [([5, 5, 5], 0.6, 0.1), ([3, 7, 4, 6], 0.3, 0.05), ([10, 2], 0.9, 0.0)])
+def test_sbm_spectra_match_the_dense_expected_matrices(sizes, p_in, p_out):
+    y, P, An = _dense(sizes, p_in, p_out)
+    np.testing.assert_allclose(zoo.sbm_adjacency_spectrum(sizes, p_in, p_out), np.linalg.eigvalsh(P)[::-1], atol=1e-12)
+    nev = zoo.sbm_normalised_spectrum(sizes, p_in, p_out)
+    np.testing.assert_allclose(nev, np.linalg.eigvalsh(An)[::-1], atol=1e-12)
+    assert nev[0] == pytest.approx(1.0, abs=1e-12)
+    K = len(sizes)
+    V = zoo.sbm_top_eigenvectors(y, sizes, p_in, p_out, K)
+    np.testing.assert_allclose(V.T @ V, np.eye(K), atol=1e-12)
+    np.testing.assert_allclose(An @ V, V * nev[:K], atol=1e-12)
+    for c in range(K):                                   # block-constant: every node of a block has one row
+        np.testing.assert_allclose(V[y == c], np.broadcast_to(V[y == c][0], V[y == c].shape), atol=1e-14)
+
+
+def test_sbm_spectrum_closed_form_for_equal_blocks():
+    m, K, p_in, p_out = 20, 4, 0.4, 0.1
+    ev = zoo.sbm_adjacency_spectrum([m] * K, p_in, p_out)
+    assert ev[0] == pytest.approx(m * (p_in + (K - 1) * p_out) - p_in)
+    np.testing.assert_allclose(ev[1:K], m * (p_in - p_out) - p_in)
+    np.testing.assert_allclose(ev[K:], -p_in)
+    assert zoo.sbm_eigengap(ev, K) == pytest.approx(m * (p_in - p_out))
+    with pytest.raises(ValueError, match="k"):
+        zoo.sbm_top_eigenvectors(np.repeat(np.arange(K), m), [m] * K, p_in, p_out, K + 1)
+
+
+# ----------------------------------------------------------------------------------------------- the HMM
+import itertools  # noqa: E402
+
+from synthetic_data.language import DataSpec as HMMSpec  # noqa: E402
+from synthetic_data.language import build_model as build_hmm  # noqa: E402
+
+
+def _paths(hmm, L):
+    for hs in itertools.product(range(hmm.n_states), repeat=L):
+        yield hs, hmm.init[hs[0]] * np.prod([hmm.trans[hs[t - 1], hs[t]] for t in range(1, L)])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_hmm_conditional_against_enumeration_and_masked_word(seed):
+    hmm = build_hmm(HMMSpec(n_states=3, vocab=4, context_len=4), np.random.default_rng(seed))
+    rng = np.random.default_rng(seed + 10)
+    w, _ = hmm.sample(6, 4, rng)
+    vis, pos = rng.random((6, 4)) < 0.5, rng.integers(0, 4, 6)
+    got = zoo.hmm_conditional(hmm, w, vis, pos)
+    for i in range(6):
+        p = np.zeros(4)
+        for hs, ph in _paths(hmm, 4):
+            ev = np.prod([hmm.emit[hs[t], w[i, t]] for t in range(4) if vis[i, t] and t != pos[i]])
+            p += ph * ev * hmm.emit[hs[pos[i]]]
+        np.testing.assert_allclose(got[i], p / p.sum(), atol=1e-12)
+    np.testing.assert_allclose(zoo.hmm_conditional(hmm, w, np.ones((6, 4), bool), 1), hmm.masked_word(w, 1), atol=1e-12)
+    np.testing.assert_allclose(zoo.hmm_conditional(hmm, w, np.zeros((6, 4), bool), 2),
+                               np.broadcast_to(hmm.init @ hmm.emit, (6, 4)), atol=1e-12)
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_hmm_future_mi_against_enumeration(k):
+    hmm = build_hmm(HMMSpec(n_states=2, vocab=3, context_len=2), np.random.default_rng(3))
+    L = 2
+    s = np.array(list(itertools.product(range(3), repeat=L)))
+    mi, se = zoo.hmm_future_mi(hmm, s, k)
+    hw = []
+    for ws in s:                                   # p(w_{L+k} | s) by brute force over the L + k states
+        p = np.zeros(3)
+        for hs, ph in _paths(hmm, L + k):
+            p += ph * np.prod([hmm.emit[hs[t], ws[t]] for t in range(L)]) * hmm.emit[hs[L + k - 1]]
+        p /= p.sum()
+        hw.append(-(p * np.log(p)).sum())
+    m = hmm.init @ hmm.emit
+    assert mi == pytest.approx(-(m * np.log(m)).sum() - np.mean(hw), abs=1e-12) and se > 0
