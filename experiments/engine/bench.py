@@ -53,19 +53,20 @@ def paper_estimate(experiment: str, s_per_cost: float, jobs: int) -> tuple[float
 
 def main(args) -> int:
     jobs = os.cpu_count() or 1
+    w = max([len(c.name) for c in chapters.all_chapters()] + [7]) + 2
     lines = [f"machine: {jobs} cores; chapter profiles run with --jobs {jobs}", "",
-             f"{'chapter':<17}{'profile':<9}{'wall':>8}{'cells':>7}{'cell time':>11}{'train':>8}{'probes':>8}"
+             f"{'chapter':<{w}}{'profile':<9}{'wall':>8}{'cells':>7}{'cell time':>11}{'train':>8}{'probes':>8}"
              f"{'theory':>8}{'other':>8}{'peak/worker':>13}"]
     estimates = []
     for ch in chapters.all_chapters():
         for profile in ("quick",) + (() if args.skip_default else ("default",)):
             r = profile_run(ch.name, profile, jobs)
             sh = r["shares"]
-            lines.append(f"{ch.name:<17}{profile:<9}{r['wall_s']:>7.1f}s{r['cells']:>7}{r['cell_s']:>10.1f}s"
+            lines.append(f"{ch.name:<{w}}{profile:<9}{r['wall_s']:>7.1f}s{r['cells']:>7}{r['cell_s']:>10.1f}s"
                          + "".join(f"{100 * sh[s]:>7.0f}%" for s in (*timing.STAGES, "other"))
                          + f"{r['peak_mib']:>9.0f} MiB")
         est, n = paper_estimate(ch.name, r["s_per_cost"], jobs)
-        estimates.append(f"{ch.name:<17}paper    ~{est / 60:>7.0f} min{n:>6} cells   ESTIMATE: cost model calibrated "
+        estimates.append(f"{ch.name:<{w}}paper    ~{est / 60:>7.0f} min{n:>6} cells   ESTIMATE: cost model calibrated "
                          f"on the {profile} run, not measured")
     lines += ["", "shares are of the summed cell time; 'other' is data generation and evaluation passes;",
               "peak/worker is the largest peak resident memory of one cell's worker process", ""] + estimates
