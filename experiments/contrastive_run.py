@@ -168,6 +168,23 @@ def _evaluate(cell, cell_id, model, checkpoints, base, seeds_lrs, device, loss_f
     return rows
 
 
+def probe_metric_rows(fit, x_test, y_test, ns, base: dict, step: int, seeds_lrs) -> list[dict]:
+    """Rows of the probe curves: accuracy, loss and convergence of each (model g, size n) probe of ``fit``, whose
+    G * L problems are ordered model-major; x_test, y_test are the matching (G * L, T, .) test sets."""
+    G, L = len(seeds_lrs), len(ns)
+    acc = probe_accuracy(fit, x_test, y_test).reshape(G, L).cpu().numpy()
+    loss = probe_loss(fit, x_test, y_test).reshape(G, L).cpu().numpy()
+    # a probe the solver left unconverged is recorded as such, so a reader never takes it for the optimum
+    converged = fit.converged.reshape(G, L).double().cpu().numpy()
+    rows = []
+    for g, (seed, lr) in enumerate(seeds_lrs):
+        for j, n in enumerate(ns):
+            for metric, vals in (("probe_accuracy", acc), ("probe_loss", loss), ("probe_converged", converged)):
+                rows.append({**base, "seed": seed, "lr": lr, "step": step, "metric": metric,
+                             "n_per_class": n, "value": float(vals[g, j])})
+    return rows
+
+
 class _EvalSet:
     """Fresh evaluation samples shared by every model of the cell, and the measurements made on them."""
 
@@ -297,14 +314,4 @@ class _EvalSet:
         fit = fit_logistic_probes(X, y, w, cell.data.n_classes, C=e.probe_C)
         x_test = f_test.double().repeat_interleave(L, dim=0)
         y_test = torch.as_tensor(self.y_test, device=self.device).expand(G * L, -1)
-        acc = probe_accuracy(fit, x_test, y_test).reshape(G, L).cpu().numpy()
-        loss = probe_loss(fit, x_test, y_test).reshape(G, L).cpu().numpy()
-        # a probe the solver left unconverged is recorded as such, so a reader never takes it for the optimum
-        converged = fit.converged.reshape(G, L).double().cpu().numpy()
-        rows = []
-        for g, (seed, lr) in enumerate(seeds_lrs):
-            for j, n in enumerate(ns):
-                for metric, vals in (("probe_accuracy", acc), ("probe_loss", loss), ("probe_converged", converged)):
-                    rows.append({**base, "seed": seed, "lr": lr, "step": step, "metric": metric,
-                                 "n_per_class": n, "value": float(vals[g, j])})
-        return rows
+        return probe_metric_rows(fit, x_test, y_test, ns, base, step, seeds_lrs)

@@ -27,7 +27,7 @@ import torch
 from experiments import objectives
 from experiments.contrastive_config import Cell as ContrastiveCell
 from experiments.contrastive_config import TrainSpec as ContrastiveTrain
-from experiments.contrastive_run import _Batches, _encode_tuple, _EvalSet, _per_model, _rows
+from experiments.contrastive_run import _Batches, _encode_tuple, _EvalSet, _per_model, _rows, probe_metric_rows
 from experiments.encoders import encode, init_encoder
 from experiments.engine.config import config_hash, to_json
 from experiments.engine.rng import numpy_rng, torch_generator
@@ -35,7 +35,7 @@ from experiments.engine.timing import stage
 from experiments.engine.train import gather_rows, train
 from experiments.zoo_config import Cell, modality_b
 from synthetic_data.contrastive import build_model as _build_latent
-from analysis.probes import fit_logistic_probes, probe_accuracy, probe_loss, subsample_per_class
+from analysis.probes import fit_logistic_probes, subsample_per_class
 from synthetic_data.language import DataSpec as HMMSpec
 from synthetic_data.language import build_model as build_hmm
 from synthetic_data.language_tasks import TaskSpec, make_task
@@ -496,16 +496,7 @@ def probe_curve_rows(cell: Cell, f_pool: torch.Tensor, y_pool: np.ndarray, f_tes
     fit = fit_logistic_probes(X, yt, w, K, C=cell.eval.probe_C)
     x_test = f_test.double().cpu().repeat_interleave(L, dim=0)
     y_t = torch.as_tensor(y_test).repeat_interleave(L, dim=0)
-    acc = probe_accuracy(fit, x_test, y_t).reshape(G, L).numpy()
-    loss = probe_loss(fit, x_test, y_t).reshape(G, L).numpy()
-    converged = fit.converged.reshape(G, L).double().numpy()
-    rows = []
-    for g, (seed, lr) in enumerate(seeds_lrs):
-        for j, n in enumerate(ns):
-            for metric, vals in (("probe_accuracy", acc), ("probe_loss", loss), ("probe_converged", converged)):
-                rows.append({**base, "seed": seed, "lr": lr, "step": step, "metric": metric,
-                             "n_per_class": n, "value": float(vals[g, j])})
-    return rows
+    return probe_metric_rows(fit, x_test, y_t, ns, base, step, seeds_lrs)
 
 
 def graph_probe_rows(cell: Cell, graphs: Graphs, f: torch.Tensor, base: dict, step: int, data_id: str,

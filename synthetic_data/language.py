@@ -397,12 +397,7 @@ def plugin_agreements(hmm: "HMM", rng: np.random.Generator, n_docs: int = N_CHEC
             rows = np.all(words[:, :m] == prefix, axis=1)
             declared = hmm.next_word(prefix[None, :])[0]
             out += plugins.frequency_agreements(f"p*(w | s = {prefix.tolist()})", declared, words[rows, m])
-    first = np.bincount(words[:, 0], minlength=hmm.vocab) / n_docs
-    declared0 = hmm.init @ hmm.emit
-    out += [plugins.Agreement(f"P(w_1 = {w})", float(declared0[w]), float(first[w]),
-                              float(np.sqrt(max(declared0[w] * (1 - declared0[w]), 1 / n_docs) / n_docs)))
-            for w in range(hmm.vocab)]
-    return out
+    return out + plugins.frequency_agreements("P(w_1 = w)", hmm.init @ hmm.emit, words[:, 0])
 
 
 from synthetic_data.language_tasks import TASK_KINDS, Task, TaskSpec, balanced_threshold, make_task  # noqa: E402,F401

@@ -125,11 +125,10 @@ def prepare(path: Path, profile: str) -> Prepared:
     try:
         if "generator" in spec:
             data.update(family="plugin", generator=spec["generator"],
-                        generator_args=json.dumps(spec.get("args", {}), sort_keys=True, separators=(",", ":")),
-                        generator_digest=plugins.source_digest(spec["generator"]))
+                        generator_args=json.dumps(spec.get("args", {}), sort_keys=True, separators=(",", ":")))
         raw["data"] = data
-        raw = ch.check.prepare(raw)
-        if "generator" in raw["data"] and "generator_digest" not in spec.get("data", {}):
+        raw = ch.check.prepare(raw)  # may turn explicit matrices or means into a built-in generator
+        if raw["data"].get("generator"):
             raw["data"]["generator_digest"] = plugins.source_digest(raw["data"]["generator"])
         raw = _deep_merge(raw, spec.get("sweep", {}))
         cfg = config_mod.build(ch.config, raw)
