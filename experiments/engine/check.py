@@ -272,7 +272,7 @@ def run_check(path: Path, profile: str, out: Path | None, fig_root: Path | None,
     root = Path(out) if out is not None else store.RESULTS / "check" / prep.name
     rep = runner.run_sweep(prep.chapter.name, prep.config, root, jobs, device, profile,
                            [f"check {prep.source.name}"])
-    table = runner.run_table(root, rep.run)
+    table = rep.table
     store.atomic_write_text(root / "bounds.csv", store.csv_text(table))
     records = theorem_records(table, prep.chapter.theorems)
     text = render(prep.name, prep.chapter, rep.run, records, prep.agreements, prep.estimated)

@@ -48,13 +48,15 @@ def cmd_run(args) -> int:
     if args.scheduler and args.backend != "dask":
         raise config_mod.ConfigError("scheduler: only the dask backend takes a scheduler address")
     root = _root(args.out)
+    judged = {}
     for n in names:
         rep = runner.run_sweep(n, cfgs[n], root, args.jobs, args.device, args.profile, args.set, args.backend,
                                args.scheduler)
         r = rep.run
+        judged[r.id] = rep.table
         print(f"{n}: run {r.id}: {rep.n_cells} cells, {r.n_run} run now ({r.n_stale} stale: made by other code), "
               f"{r.n_reused} already done -> {root / n}")
-    table = runner.write_bounds(root, chapters.names())
+    table = runner.write_bounds(root, chapters.names(), judged)
     print(bound_table.summary(table))
     print(f"verdict table: {root / 'bounds.csv'} (latest run of each experiment)")
     return 0

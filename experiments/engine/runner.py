@@ -28,6 +28,7 @@ class SweepReport:
     experiment: str
     run: runs.Run
     out: Path
+    table: pd.DataFrame      # the run's judged bound checks (its verdict counts come from it)
 
     @property
     def n_cells(self) -> int:
@@ -121,10 +122,11 @@ def run_sweep(experiment: str, cfg, out: Path | None = None, jobs: int = 1, devi
     if todo:
         _execute(experiment, todo, root, jobs, device, code, backend, scheduler, bar)
     bar.close()
-    run.verdicts = bound_table.verdict_counts(run_table(root, run))
+    table = run_table(root, run)
+    run.verdicts = bound_table.verdict_counts(table)
     run.finished, run.status = runs.now(), runs.COMPLETE
     runs.save(root, run)
-    return SweepReport(experiment, run, root)
+    return SweepReport(experiment, run, root, table)
 
 
 def _as_dict(cfg) -> dict:
@@ -177,9 +179,11 @@ def selected_runs(root: Path, experiments: list[str], run_ids: list[str] = ()) -
     return [r for r in (runs.latest(root, e) for e in experiments) if r is not None]
 
 
-def write_bounds(root: Path, experiments: list[str]) -> pd.DataFrame:
-    """``bounds.csv`` from the latest complete run of each experiment under ``root`` (and nothing else)."""
-    tables = [run_table(root, r) for r in selected_runs(root, experiments)]
+def write_bounds(root: Path, experiments: list[str], judged: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """``bounds.csv`` from the latest complete run of each experiment under ``root`` (and nothing else).
+    ``judged`` maps run ids to tables already built (by ``run_sweep``), which are not judged again."""
+    judged = judged or {}
+    tables = [judged[r.id] if r.id in judged else run_table(root, r) for r in selected_runs(root, experiments)]
     tables = [t for t in tables if len(t)]
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=bound_table.LEAD_COLUMNS)
     store.atomic_write_text(root / "bounds.csv", store.csv_text(table))
