@@ -551,7 +551,7 @@ __all__ += ["dgi_readout", "dgi"]
 
 
 # =============================================================================================================
-# The zoo's sequence bench (experiments/zoo_run.py, the language chapter's HMM): three sequence objectives.
+# The zoo's sequence bench (experiments/zoo/run.py, the language chapter's HMM): three sequence objectives.
 # =============================================================================================================
 def permutation_lm(logits: Tensor, words: Tensor, order: Tensor) -> Tensor:
     """XLNet's permutation language modelling (Yang et al. 2019), the expected log-likelihood over factorisation

@@ -77,3 +77,21 @@ def test_the_cycle_finder_can_fail():
             assert "cyc.a" in g.find_modules_directly_imported_by("cyc.b")
         finally:
             sys.path.remove(tmp)
+
+
+def test_an_import_across_chapters_breaks_the_independence_contract(tmp_path):
+    """The independence contract covers every module of a chapter's package: one new import from the zoo's
+    sequence bench into the contrastive chapter's config is reported broken."""
+    import shutil
+    for pkg in PACKAGES:
+        shutil.copytree(ROOT / pkg, tmp_path / pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    victim = tmp_path / "experiments" / "zoo" / "sequences.py"
+    victim.write_text(victim.read_text() + "\n\ndef _leak():\n    from experiments.contrastive import config  # noqa\n")
+    lint = Path(sys.executable).with_name("lint-imports")
+    env = {**__import__("os").environ, "PYTHONPATH": str(tmp_path)}
+    done = subprocess.run([str(lint), "--config", str(tmp_path / "pyproject.toml"), "--no-cache"], cwd=tmp_path,
+                          capture_output=True, text=True, env=env)
+    assert done.returncode != 0, done.stdout[-2000:]
+    assert "Chapters are independent of each other BROKEN" in done.stdout
+    assert "experiments.zoo.sequences -> experiments.contrastive.config" in done.stdout

@@ -36,7 +36,6 @@ from experiments.engine import chapters, runner, store
 from experiments.engine import config as config_mod
 from experiments.engine.rng import numpy_rng
 from synthetic_data import plugins
-from theory.theorems import index
 from theory.verdict import HOLDS, NOT_MET, UNDETERMINED, VACUOUS, VIOLATED, verdicts
 
 KEYS = {"chapter", "name", "description", "data", "sweep", "generator", "args"}

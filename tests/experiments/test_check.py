@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments import contrastive_run
+from experiments.contrastive import run as contrastive_run
 from experiments.engine import chapters, cli
 from experiments.engine import config as config_mod
 from synthetic_data.contrastive import DataSpec

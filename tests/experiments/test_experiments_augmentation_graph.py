@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from experiments import objectives
-from experiments.augmentation_graph_config import Cell, Config, EncoderSpec, EvalSpec, TrainSpec, cells
-from experiments.augmentation_graph_run import run
+from experiments.augmentation_graph.config import Cell, Config, EncoderSpec, EvalSpec, TrainSpec, cells
+from experiments.augmentation_graph.run import run
 from experiments.engine import chapters
 from experiments.engine.config import ConfigError, config_hash
 from synthetic_data.augmentation_graph import DataSpec, build_model

@@ -11,8 +11,8 @@ from experiments.engine import cli, runner
 from experiments.engine import chapters
 from experiments.engine import config as config_mod
 from experiments import language as L
-from experiments.language_eval import World
-from experiments.language_models import LM, KGram, logit_noise, noise_direction, tilt
+from experiments.language.eval import World
+from experiments.language.models import LM, KGram, logit_noise, noise_direction, tilt
 from experiments.engine.rng import torch_generator
 from theory import language as th
 

@@ -13,7 +13,7 @@ from experiments.engine import chapters
 from experiments.engine import config as config_mod
 from experiments.engine.rng import numpy_rng
 from experiments.self_prediction import Config, PretextSpec, cells, cost, run_cell
-from experiments.self_prediction_learners import fit, lstsq_intercept
+from experiments.self_prediction.learners import fit, lstsq_intercept
 from synthetic_data.self_prediction import DataSpec, build_model
 from theory import self_prediction as th
 
@@ -97,7 +97,7 @@ def test_lstsq_intercept_matches_numpy_per_problem_with_padding_and_ridge():
 
 
 def test_rff_ridge_from_chunked_moments_equals_the_direct_solve(monkeypatch):
-    import experiments.self_prediction_learners as L
+    import experiments.self_prediction.learners as L
     rng = np.random.default_rng(4)
     x1, x2 = torch.tensor(rng.normal(size=(2, 50, 3))), torch.tensor(rng.normal(size=(2, 50, 2)))
     spec = PretextSpec(n1=50, rff_features=16, rff_ridge=0.01)
@@ -117,7 +117,7 @@ def test_rff_ridge_from_chunked_moments_equals_the_direct_solve(monkeypatch):
 
 def test_probe_equals_a_numpy_ols_fit_per_seed_and_size():
     """The batched probe (every seed and n in one padded solve) against one numpy least squares per (seed, n)."""
-    from experiments.self_prediction_run import _pca, _probe
+    from experiments.self_prediction.run import _pca, _probe
     rng = np.random.default_rng(3)
     S, n_max, q, k, n_test = 2, 40, 5, 3, 200
     ns = [4, 9, 40]

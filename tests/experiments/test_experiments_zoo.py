@@ -12,12 +12,13 @@ import pytest
 import torch
 
 from analysis import zoo as an
-from experiments.contrastive_config import EncoderSpec, EvalSpec
+from experiments.latent_eval import EncoderSpec, EvalSpec
 from experiments.engine import chapters, runs, store
 from experiments.engine.config import config_hash
 from experiments.engine.rng import numpy_rng
-from experiments.zoo_config import Config, TrainSpec, cells
-from experiments.zoo_run import Objective, init_params, representation, run, train_cell
+from experiments.zoo.config import Config, TrainSpec, cells
+from experiments.zoo.run import run
+from experiments.zoo.views import Objective, init_params, representation, train_cell
 from synthetic_data.contrastive import DataSpec, build_model
 from theory.zoo import BENCHES, REFERENCES, collapse_diagnostic
 
@@ -203,7 +204,7 @@ def test_pretext_inputs_are_the_transformed_images_and_the_labels_the_transforma
     cfg = replace(_cfg(), grid=GridSpec(n_classes=3, side=4, max_shift=1))
     cell = _cell(cfg, "rotation", "grid")
     data_id = config_hash(cell.data)
-    from experiments.zoo_run import build_model as zoo_model
+    from experiments.zoo.run import build_model as zoo_model
     model = zoo_model(cell.data, numpy_rng(data_id, 0, "latent-model"))
     p = init_params(cell, data_id, model.input_dim)
     obj = Objective(cell, model, data_id, p)
@@ -239,9 +240,9 @@ def test_the_new_benches_have_cells_and_figures():
 
 
 # ----------------------------------------------------------------------------------------------- the graph bench
-from experiments.zoo_run import (Graphs, GraphObjective, gcn, graph_init_params, graph_labelled,  # noqa: E402
+from experiments.zoo.graphs import (Graphs, GraphObjective, gcn, graph_init_params, graph_labelled,  # noqa: E402
                                  train_graph_cell)
-from experiments.zoo_run import build_model as zoo_model  # noqa: E402
+from experiments.zoo.run import build_model as zoo_model  # noqa: E402
 from synthetic_data.zoo import SBMSpec, normalised_adjacency  # noqa: E402
 
 
@@ -319,7 +320,7 @@ def test_impossible_graph_values_are_refused_naming_the_field(override, field):
 
 
 # ----------------------------------------------------------------------------------------------- the sequence bench
-from experiments.zoo_run import SeqObjective, plm_inputs, seq_init_params, seq_task, train_seq_cell  # noqa: E402
+from experiments.zoo.sequences import SeqObjective, plm_inputs, seq_init_params, seq_task, train_seq_cell  # noqa: E402
 from synthetic_data.language import DataSpec as HMMSpec  # noqa: E402
 
 

@@ -67,7 +67,7 @@ def test_a_run_records_what_made_it(tmp_path):
     r = runs.latest(tmp_path, "contrastive")
     assert r.profile == "quick" and r.config["train"]["steps"] == 10 and r.n_run == len(r.cells)
     assert r.verdicts and sum(r.verdicts.values()) == len(pd.read_csv(tmp_path / "bounds.csv"))
-    fp = fingerprint.fingerprint("experiments.contrastive_run")
+    fp = fingerprint.fingerprint("experiments.contrastive.run")
     assert r.code == fp["code"] and r.versions == {"torch": fp["torch"], "numpy": fp["numpy"]}
     for key in r.cells:
         meta = store.load_meta(tmp_path, "contrastive", key)

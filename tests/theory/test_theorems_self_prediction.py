@@ -19,7 +19,7 @@ CHERNOFF_RATE = (1 - math.log(2)) / 2
 
 
 def _rows(eps2=0.04, beta=0.5, seeds=2, ns=(10, 50, 500), chernoff=True, n_latent=K):
-    """A rows frame as experiments/self_prediction_run.py stores it (the layout of
+    """A rows frame as experiments/self_prediction/run.py stores it (the layout of
     tests/analysis/test_analysis_self_prediction.py), with every representation the chapter checks."""
     base = {"cell": "c0", "family": "approx_ci", "k": K, "d1": D1, "d2": D2, "m": 1, "alpha": 0.1,
             "nuisance_scale": 1.0, "n1": 500, "studies": "approx_ci+sample_complexity", "n_fixed": 50,

@@ -34,8 +34,8 @@ from torch import Tensor
 from experiments.engine.config import config_hash
 from experiments.engine.rng import numpy_rng, torch_generator
 from experiments.engine.timing import stage
-from experiments.self_prediction_config import Cell
-from experiments.self_prediction_learners import REGRESSION, fit, lstsq_intercept
+from experiments.self_prediction.config import Cell
+from experiments.self_prediction.learners import REGRESSION, fit, lstsq_intercept
 from synthetic_data.self_prediction import build_model
 from theory import self_prediction as th
 

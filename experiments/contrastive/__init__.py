@@ -1,6 +1,6 @@
 """The contrastive chapter (Arora et al. 2019, latent classes) as one object of the chapter protocol.
 
-Config and cells: ``experiments.contrastive_config``; one cell's run: ``experiments.contrastive_run``; the
+Config and cells: ``experiments.contrastive.config``; one cell's run: ``experiments.contrastive.run``; the
 generator: ``synthetic_data.contrastive``; the theorems: ``theory.contrastive``; bound checks and figures:
 ``analysis.contrastive``.
 """
@@ -9,8 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis import contrastive as figures
-from experiments.contrastive_config import check_spec, for_check, Cell, Config, cells, cost
-from experiments.contrastive_run import run as run_cell
+from experiments.contrastive.config import (
+    Cell,
+    Config,
+    cells,
+    check_spec,
+    cost,
+    for_check,
+)
+from experiments.contrastive.run import run as run_cell
 from experiments.engine.chapters import Chapter, CheckHooks
 from synthetic_data import contrastive as generator
 from theory import contrastive as th
@@ -18,7 +25,7 @@ from theory import contrastive as th
 CHAPTER = Chapter(
     name="contrastive",
     config=Config,
-    config_file=Path(__file__).parent / "configs" / "contrastive.toml",
+    config_file=Path(__file__).parents[1] / "configs" / "contrastive.toml",
     cells=cells,
     cost=cost,
     run_cell=run_cell,

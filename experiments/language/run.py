@@ -17,10 +17,10 @@ from threadpoolctl import threadpool_limits
 
 from experiments.engine.config import to_json
 from experiments.engine.schedule import checkpoint_steps
-from experiments.language_config import Cell
-from experiments.language_eval import (NOT_NATURAL, Point, World, labelled_sample, model_terms, one_hot,
+from experiments.language.config import Cell
+from experiments.language.eval import (NOT_NATURAL, Point, World, labelled_sample, model_terms, one_hot,
                                        population_probes, probe_curves)
-from experiments.language_models import LM, KGram, logit_noise, noise_direction, tilt
+from experiments.language.models import LM, KGram, logit_noise, noise_direction, tilt
 from experiments.objectives import OBJECTIVES
 from experiments.engine.rng import numpy_rng, torch_generator
 from experiments.engine.timing import stage

@@ -1,7 +1,7 @@
 """The self-prediction chapter (Lee, Lei, Saunshi & Zhuo 2021, conditional independence) as one object of the
 chapter protocol.
 
-Config and cells: ``experiments.self_prediction_config``; one cell's run: ``experiments.self_prediction_run``;
+Config and cells: ``experiments.self_prediction.config``; one cell's run: ``experiments.self_prediction.run``;
 the generators: ``synthetic_data.self_prediction``; the theorems: ``theory.self_prediction``; bound checks:
 ``analysis.self_prediction``; figures: ``analysis.self_prediction_figures``.
 """
@@ -12,15 +12,15 @@ from pathlib import Path
 from analysis import self_prediction as checks
 from analysis import self_prediction_figures as figures
 from experiments.engine.chapters import Chapter, CheckHooks
-from experiments.self_prediction_config import check_spec, for_check, Cell, Config, PretextSpec, cells, cost
-from experiments.self_prediction_run import run_cell
+from experiments.self_prediction.config import check_spec, for_check, Cell, Config, PretextSpec, cells, cost
+from experiments.self_prediction.run import run_cell
 from synthetic_data import self_prediction as generator
 from theory import self_prediction as th
 
 CHAPTER = Chapter(
     name="self_prediction",
     config=Config,
-    config_file=Path(__file__).parent / "configs" / "self_prediction.toml",
+    config_file=Path(__file__).parents[1] / "configs" / "self_prediction.toml",
     cells=cells,
     cost=cost,
     run_cell=run_cell,

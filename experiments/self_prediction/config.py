@@ -3,7 +3,7 @@
 A cell is one data spec and one pretext budget n1: every pretext learner the studies ask of that pair, every
 seed, and the linear probe at every labelled size n, all inside one cell. Six studies (one per figure) ask for
 cells; studies that need the same (data, n1) share one cell, which records every study that asked for it (the
-figures select their cells by that column). One cell's run is in experiments/self_prediction_run.py.
+figures select their cells by that column). One cell's run is in experiments/self_prediction/run.py.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from experiments.engine.config import increasing as _increasing
 from experiments.engine.config import positive as _positive
-from experiments.self_prediction_learners import LEARNERS, REGRESSION
+from experiments.self_prediction.learners import LEARNERS, REGRESSION
 from synthetic_data import plugins
 from synthetic_data.self_prediction import FAMILIES, PLUGIN_FAMILY, PLUGIN_PROTOCOL, DataSpec
 

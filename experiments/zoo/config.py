@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from experiments.contrastive_config import EncoderSpec, EvalSpec
+from experiments.latent_eval import EncoderSpec, EvalSpec
 from experiments.engine.config import positive as _positive
 from synthetic_data.contrastive import DataSpec
 from synthetic_data.language import DataSpec as HMMSpec

@@ -9,29 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-import numpy as np
-
 from experiments.engine.config import positive as _positive
-from experiments.encoders import ENCODERS
+from experiments.latent_eval import EncoderSpec, EvalSpec
 from synthetic_data import plugins
 from synthetic_data.contrastive import PLUGIN_PROTOCOL, DataSpec
 from theory.contrastive import LOSSES
 
 TRAINED = ("logistic", "hinge", "block", "ntxent", "supervised")
 UNTRAINED = ("raw", "random")
-
-
-@dataclass(frozen=True)
-class EncoderSpec:
-    kind: str = "mlp"       # "linear" | "mlp"
-    width: int = 64         # hidden width of the mlp
-    out_dim: int = 16       # representation dimension d
-
-    def check(self) -> None:
-        if self.kind not in ENCODERS:
-            raise ValueError(f"kind: unknown encoder {self.kind!r}; known: {', '.join(ENCODERS)}")
-        _positive("width", self.width)
-        _positive("out_dim", self.out_dim)
 
 
 @dataclass(frozen=True)
@@ -58,32 +43,6 @@ class TrainSpec:
             raise ValueError(f"temperature: must be > 0, got {self.temperature}")
         if self.batch_size > self.n_tuples:
             raise ValueError(f"batch_size: {self.batch_size} exceeds n_tuples = {self.n_tuples}")
-
-
-@dataclass(frozen=True)
-class EvalSpec:
-    n_per_class: int = 200               # fresh samples per class in each Monte-Carlo pool
-    n_mean: int = 1000                   # samples per class for the class means mu_c
-    n_tuples: int = 20000                # Monte-Carlo class tuples where enumerating classes costs too much
-    probe_n: tuple[int, ...] = (1, 2, 5, 10, 20, 50, 100)   # labelled examples per class
-    probe_test_per_class: int = 200
-    probe_C: float = 1.0                 # inverse L2 strength, sklearn's convention
-    target_error: float = 0.2            # the error at which "labels needed" is read off
-    delta: float = 0.05                  # confidence of the generalisation term
-
-    def check(self) -> None:
-        for name in ("n_per_class", "n_mean", "n_tuples", "probe_test_per_class"):
-            _positive(name, getattr(self, name))
-        if not self.probe_n or any(n < 1 for n in self.probe_n):
-            raise ValueError(f"probe_n: needs values >= 1, got {self.probe_n}")
-        if list(self.probe_n) != sorted(set(self.probe_n)):
-            raise ValueError(f"probe_n: must be strictly increasing, got {self.probe_n}")
-        if not 0 < self.target_error < 1:
-            raise ValueError(f"target_error: must be in (0, 1), got {self.target_error}")
-        if not 0 < self.delta < 1:
-            raise ValueError(f"delta: must be in (0, 1), got {self.delta}")
-        if self.probe_C <= 0:
-            raise ValueError(f"probe_C: must be > 0, got {self.probe_C}")
 
 
 def _check_classes(name: str, classes) -> None:

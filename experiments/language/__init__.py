@@ -1,6 +1,6 @@
 """The language chapter (Saunshi, Malladi & Arora 2021, natural tasks) as one object of the chapter protocol.
 
-Config and cells: ``experiments.language_config``; one cell's run: ``experiments.language_run``; the HMM
+Config and cells: ``experiments.language.config``; one cell's run: ``experiments.language.run``; the HMM
 languages and tasks: ``synthetic_data.language``; the theorems: ``theory.language``; bound checks:
 ``analysis.language``; figures: ``analysis.language_figures``.
 """
@@ -11,15 +11,15 @@ from pathlib import Path
 from analysis import language as checks
 from analysis import language_figures as figures
 from experiments.engine.chapters import Chapter, CheckHooks
-from experiments.language_config import check_spec, for_check, Cell, Config, cells, cost
-from experiments.language_run import run as run_cell
+from experiments.language.config import check_spec, for_check, Cell, Config, cells, cost
+from experiments.language.run import run as run_cell
 from synthetic_data import language as generator
 from theory import language as th
 
 CHAPTER = Chapter(
     name="language",
     config=Config,
-    config_file=Path(__file__).parent / "configs" / "language.toml",
+    config_file=Path(__file__).parents[1] / "configs" / "language.toml",
     cells=cells,
     cost=cost,
     run_cell=run_cell,

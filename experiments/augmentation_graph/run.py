@@ -12,7 +12,6 @@ Rows (long): ``encoder_class``, ``seed``, ``step``, ``metric``, ``i`` (an index 
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pandas as pd
@@ -20,7 +19,7 @@ import torch
 
 from analysis.probes import fit_logistic_probes, probe_logits
 from experiments import objectives
-from experiments.augmentation_graph_config import Cell
+from experiments.augmentation_graph.config import Cell
 from experiments.encoders import encode, init_encoder
 from experiments.engine.config import config_hash, to_json
 from experiments.engine.rng import numpy_rng, torch_generator

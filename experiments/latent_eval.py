@@ -1,39 +1,94 @@
-"""One contrastive cell: sample, train every seed and variant as one batched model, evaluate every checkpoint.
+"""Latent-class evaluation shared by the chapters that train encoders on ``synthetic_data.contrastive``'s model.
 
-Randomness: the latent-class model comes from the data spec's own hash, so every cell on the same data spec
-sees the same classes; training data, initialisation, probe labels and evaluation pools come from
-(cell id, seed, stream). Learning-rate variants of one seed share its data and its initialisation, so they
-differ only in the learning rate.
+The contrastive chapter and the zoo measure the same things on the same latent-class model: the mean classifier's
+accuracy, the theory's terms (L_un, L_sup^mu, tau, Gen_M) in float64, and batched linear-probe curves. Both import
+this one public module, so neither chapter imports the other (the independence contract in pyproject.toml).
+An :class:`EvalSet` reads from its ``task`` only ``data``, ``encoder``, ``eval``, ``objective``, ``loss``, ``k``,
+``block_size`` and ``probe_n``: a contrastive ``Cell`` has them, and other chapters build a :class:`Target`.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
-import pandas as pd
 import torch
 
-from analysis.probes import fit_logistic_probes, probe_accuracy, probe_loss, subsample_per_class
-from experiments import objectives
-from experiments.engine.config import config_hash, to_json
-from experiments.contrastive_config import UNTRAINED, Cell
-from experiments.engine.schedule import checkpoint_steps
-from experiments.engine.timing import stage
-from experiments.encoders import encode, init_encoder, param_norms
-from experiments.engine.rng import numpy_rng, torch_generator
-from experiments.engine.train import gather_rows, train
-from synthetic_data.contrastive import build_model
+from analysis.probes import (
+    fit_logistic_probes,
+    probe_accuracy,
+    probe_loss,
+    subsample_per_class,
+)
+from experiments.encoders import ENCODERS, encode, param_norms
+from experiments.engine.config import positive as _positive
+from experiments.engine.rng import numpy_rng
+from experiments.engine.train import gather_rows
+from synthetic_data.contrastive import DataSpec
 from theory import contrastive as th
 
 
-def _t(a: np.ndarray, device: str) -> torch.Tensor:
+@dataclass(frozen=True)
+class EncoderSpec:
+    kind: str = "mlp"       # "linear" | "mlp"
+    width: int = 64         # hidden width of the mlp
+    out_dim: int = 16       # representation dimension d
+
+    def check(self) -> None:
+        if self.kind not in ENCODERS:
+            raise ValueError(f"kind: unknown encoder {self.kind!r}; known: {', '.join(ENCODERS)}")
+        _positive("width", self.width)
+        _positive("out_dim", self.out_dim)
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    n_per_class: int = 200               # fresh samples per class in each Monte-Carlo pool
+    n_mean: int = 1000                   # samples per class for the class means mu_c
+    n_tuples: int = 20000                # Monte-Carlo class tuples where enumerating classes costs too much
+    probe_n: tuple[int, ...] = (1, 2, 5, 10, 20, 50, 100)   # labelled examples per class
+    probe_test_per_class: int = 200
+    probe_C: float = 1.0                 # inverse L2 strength, sklearn's convention
+    target_error: float = 0.2            # the error at which "labels needed" is read off
+    delta: float = 0.05                  # confidence of the generalisation term
+
+    def check(self) -> None:
+        for name in ("n_per_class", "n_mean", "n_tuples", "probe_test_per_class"):
+            _positive(name, getattr(self, name))
+        if not self.probe_n or any(n < 1 for n in self.probe_n):
+            raise ValueError(f"probe_n: needs values >= 1, got {self.probe_n}")
+        if list(self.probe_n) != sorted(set(self.probe_n)):
+            raise ValueError(f"probe_n: must be strictly increasing, got {self.probe_n}")
+        if not 0 < self.target_error < 1:
+            raise ValueError(f"target_error: must be in (0, 1), got {self.target_error}")
+        if not 0 < self.delta < 1:
+            raise ValueError(f"delta: must be in (0, 1), got {self.delta}")
+        if self.probe_C <= 0:
+            raise ValueError(f"probe_C: must be > 0, got {self.probe_C}")
+
+
+@dataclass(frozen=True)
+class Target:
+    """What an :class:`EvalSet` measures, for a chapter whose cells are not contrastive cells."""
+    objective: str
+    data: DataSpec
+    encoder: EncoderSpec
+    eval: EvalSpec
+    probe_n: tuple[int, ...] = ()
+    loss: str = "logistic"
+    k: int = 1
+    block_size: int = 1
+
+
+def as_tensor(a: np.ndarray, device: str) -> torch.Tensor:
     return torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32, device=device)
 
 
-def _per_model(arrays: list[np.ndarray], repeat: int, device: str) -> torch.Tensor:
+def per_model(arrays: list[np.ndarray], repeat: int, device: str) -> torch.Tensor:
     """Stack one array per seed and repeat each for its learning-rate variants: (G, ...)."""
-    return _t(np.stack(arrays), device).repeat_interleave(repeat, dim=0)
+    return as_tensor(np.stack(arrays), device).repeat_interleave(repeat, dim=0)
 
 
-def _rows(base: dict, step: int, values: dict, seeds_lrs: list[tuple[int, float]]) -> list[dict]:
+def metric_rows(base: dict, step: int, values: dict, seeds_lrs: list[tuple[int, float]]) -> list[dict]:
     """Long rows (one metric per row) for every model g; values maps metric -> array of G."""
     out = []
     for metric, vals in values.items():
@@ -43,7 +98,7 @@ def _rows(base: dict, step: int, values: dict, seeds_lrs: list[tuple[int, float]
     return out
 
 
-class _Batches:
+class Batches:
     """Each model's own minibatch indices, drawn from its seed's stream before training starts."""
 
     def __init__(self, rngs, steps, batch, n, repeat, device):
@@ -54,43 +109,7 @@ class _Batches:
         return gather_rows(data, self.idx[:, step])
 
 
-def _objective(cell: Cell, model, rngs, n_variants: int, device: str):
-    """loss_fn(params, step) -> (G,) for the cell's objective; ``loss_fn.train_tuples`` keeps the sample."""
-    tr, obj = cell.train, cell.objective
-    rep = n_variants
-    if obj == "supervised":
-        labelled = [model.sample_labelled(tr.labelled_per_class, r) for r in rngs]
-        x = _per_model([xy[0] for xy in labelled], rep, device)
-        y = torch.as_tensor(np.stack([xy[1] for xy in labelled]), device=device).repeat_interleave(rep, 0)
-        batches = _Batches(rngs, tr.steps, tr.batch_size, x.shape[1], rep, device)
-
-        def loss_fn(p, step):
-            z = encode(_encoder_params(p), batches.take(x, step))
-            return objectives.supervised_ce(torch.bmm(z, p["head"]), batches.take(y, step))
-        return loss_fn
-    if obj == "block":
-        blocks = [model.sample_blocks(tr.n_tuples, cell.block_size, r) for r in rngs]
-    else:
-        blocks = [model.sample_tuples(tr.n_tuples, cell.k, r) for r in rngs]
-    x = _per_model([b["x"] for b in blocks], rep, device)
-    pos = _per_model([b["pos"] for b in blocks], rep, device)
-    neg = _per_model([b["neg"] for b in blocks], rep, device)
-    batches = _Batches(rngs, tr.steps, tr.batch_size, tr.n_tuples, rep, device)
-    temperature = tr.temperature
-
-    def loss_fn(p, step):
-        xb, pb, nb = batches.take(x, step), batches.take(pos, step), batches.take(neg, step)
-        if obj == "ntxent":
-            return objectives.ntxent(encode(p, xb), encode(p, pb), temperature)
-        z, zp, zn = _encode_tuple(p, xb, pb, nb)
-        if obj == "block":
-            return objectives.block(z, zp, zn, base=cell.loss)
-        return objectives.OBJECTIVES[obj](z, zp, zn)
-    loss_fn.train_tuples = (x, pos, neg)
-    return loss_fn
-
-
-def _encode_tuple(p, x, pos, neg):
+def encode_tuple(p, x, pos, neg):
     """Encode anchors (G,B,D), positives (G,B,D) or (G,B,b,D), negatives (G,B,k,D) in one batched call."""
     G, B, D = x.shape
     parts = [x, pos.reshape(G, -1, D), neg.reshape(G, -1, D)]
@@ -100,72 +119,9 @@ def _encode_tuple(p, x, pos, neg):
     return zx, zp.reshape(*pos.shape[:-1], d), zn.reshape(*neg.shape[:-1], d)
 
 
-def _init(cell: Cell, cell_id: str, model, n_models_per_seed: int, device: str) -> dict:
-    gens = [torch_generator(cell_id, s, "init") for s in cell.seeds for _ in range(n_models_per_seed)]
-    enc = cell.encoder
-    params = init_encoder(enc.kind, model.input_dim, enc.out_dim, len(gens), gens, width=enc.width, device=device)
-    if cell.objective == "supervised":
-        C, d = cell.data.n_classes, enc.out_dim
-        head = torch.stack([(torch.rand(d, C, generator=g) * 2 - 1) / d ** 0.5 for g in gens]).to(device)
-        params["head"] = head
-    return params
-
-
-def _encoder_params(params: dict) -> dict:
+def encoder_params(params: dict) -> dict:
     """The encoder's own parameters (the supervised reference also trains a linear head)."""
     return {k: v for k, v in params.items() if k != "head"}
-
-
-def _encoder_fn(params, n_models: int):
-    """x (1 or G, N, D) -> features (G, N, d); ``params`` None means the raw inputs are the features."""
-    enc_params = None if params is None else _encoder_params(params)
-
-    def enc(x: torch.Tensor) -> torch.Tensor:
-        x = x.expand(n_models, *x.shape[1:]) if x.shape[0] == 1 else x
-        return x if enc_params is None else encode(enc_params, x)
-    return enc
-
-
-def run(cell: Cell, cell_id: str, device: str = "cpu") -> pd.DataFrame:
-    model = build_model(cell.data, numpy_rng(config_hash(cell.data), 0, "latent-model"))
-    seeds_lrs = [(s, lr) for s in cell.seeds for lr in cell.train.lr]
-    V = len(cell.train.lr)
-    base = {"objective": cell.objective, "loss": cell.loss, "n_classes": cell.data.n_classes, "k": cell.k,
-            "block_size": cell.block_size, "target_error": cell.eval.target_error}
-
-    loss_fn = None
-    if cell.objective == "raw":
-        checkpoints = [(0, None)]
-    else:
-        params = _init(cell, cell_id, model, V, device)
-        if cell.objective == "random":
-            checkpoints = [(0, params)]
-        else:
-            rngs = [numpy_rng(cell_id, s, "train-data") for s in cell.seeds]
-            loss_fn = _objective(cell, model, rngs, V, device)
-            lr = torch.tensor([lr for _, lr in seeds_lrs], device=device)
-            steps = checkpoint_steps(cell.train.steps, cell.train.n_checkpoints)
-            checkpoints = train(params, loss_fn, cell.train.steps, lr, steps, context=to_json(cell),
-                                weight_decay=cell.train.weight_decay)
-    with torch.no_grad():
-        return pd.DataFrame(_evaluate(cell, cell_id, model, checkpoints, base, seeds_lrs, device,
-                                      loss_fn if cell.objective in ("logistic", "hinge") else None))
-
-
-def _evaluate(cell, cell_id, model, checkpoints, base, seeds_lrs, device, loss_fn) -> list[dict]:
-    ev = _EvalSet(cell, model, cell_id, device)
-    rows: list[dict] = []
-    for i, (step, p) in enumerate(checkpoints):
-        enc = _encoder_fn(p, len(seeds_lrs))
-        values = {"mean_acc": ev.mean_classifier_accuracy(enc)}
-        if cell.objective not in UNTRAINED:
-            with stage("theory"):
-                values.update(ev.theory_terms(enc, p, loss_fn))
-        rows += _rows(base, step, values, seeds_lrs)
-        if cell.probe_n and i == len(checkpoints) - 1:
-            with stage("probes"):
-                rows += ev.probe_rows(enc, base, step, seeds_lrs)
-    return rows
 
 
 def probe_metric_rows(fit, x_test, y_test, ns, base: dict, step: int, seeds_lrs) -> list[dict]:
@@ -185,25 +141,25 @@ def probe_metric_rows(fit, x_test, y_test, ns, base: dict, step: int, seeds_lrs)
     return rows
 
 
-class _EvalSet:
+class EvalSet:
     """Fresh evaluation samples shared by every model of the cell, and the measurements made on them."""
 
-    def __init__(self, cell: Cell, model, cell_id: str, device: str):
+    def __init__(self, cell, model, cell_id: str, device: str):
         self.cell, self.model, self.cell_id, self.device = cell, model, cell_id, device
         e, C = cell.eval, cell.data.n_classes
         rng = numpy_rng(cell_id, 0, "eval")
         per_class = np.repeat(np.arange(C), e.n_per_class)
-        self.pools = [_t(model.sample_x(per_class, rng), device)[None] for _ in range(2)]
+        self.pools = [as_tensor(model.sample_x(per_class, rng), device)[None] for _ in range(2)]
         # Where classes are sampled (k > 1), each of the 2 n_t k negatives reads a fresh draw of its class;
         # n_t shrinks with k so that the cost stays about that of eval.n_tuples single negatives.
         self.n_neg = e.n_per_class
         if cell.k > 1:
             n_t = max(200, e.n_tuples // cell.k)
             self.n_neg = max(e.n_per_class, int(1.3 * 2 * n_t * cell.k * float(model.rho.max())) + 50)
-        self.pools.append(_t(model.sample_x(np.repeat(np.arange(C), self.n_neg), rng), device)[None])
-        self.mean_x = _t(model.sample_x(np.repeat(np.arange(C), e.n_mean), rng), device)[None]
+        self.pools.append(as_tensor(model.sample_x(np.repeat(np.arange(C), self.n_neg), rng), device)[None])
+        self.mean_x = as_tensor(model.sample_x(np.repeat(np.arange(C), e.n_mean), rng), device)[None]
         x_test, self.y_test = model.sample_labelled(e.probe_test_per_class, rng)
-        self.x_test = _t(x_test, device)[None]
+        self.x_test = as_tensor(x_test, device)[None]
         self.rng = rng
 
     def _means(self, enc) -> torch.Tensor:
@@ -251,9 +207,9 @@ class _EvalSet:
         """
         cell, k = self.cell, self.cell.k
         x, pos, neg = loss_fn.train_tuples
-        p = _encoder_params(params)
+        p = encoder_params(params)
         with torch.no_grad():
-            z, zp, zn = _encode_tuple(p, x, pos, neg)
+            z, zp, zn = encode_tuple(p, x, pos, neg)
             v = (z[:, :, None, :] * (zp[:, :, None, :] - zn)).sum(-1).double()
             l_hat = th.LOSSES[cell.loss](v).mean(1)
             points = torch.cat([x, pos.reshape(x.shape[0], -1, x.shape[-1]), neg.reshape(x.shape[0], -1, x.shape[-1])], 1)
@@ -280,7 +236,7 @@ class _EvalSet:
         """Monte-Carlo population block loss L_un^block on fresh blocks, with its standard error."""
         cell = self.cell
         b = self.model.sample_blocks(cell.eval.n_tuples // 4, cell.block_size, self.rng)
-        x, pos, neg = (_t(b[key], self.device)[None] for key in ("x", "pos", "neg"))
+        x, pos, neg = (as_tensor(b[key], self.device)[None] for key in ("x", "pos", "neg"))
         with torch.no_grad():
             zx = enc(x)
             G = zx.shape[0]
@@ -300,7 +256,7 @@ class _EvalSet:
             ys.append(y)
         with torch.no_grad():
             # model g probes its own features of its own seed's labelled sample
-            f_train = enc(_t(np.stack(feats), self.device))
+            f_train = enc(as_tensor(np.stack(feats), self.device))
             f_test = enc(self.x_test)
         ns = list(cell.probe_n)
         idx_w = [subsample_per_class(y, ns, numpy_rng(self.cell_id, s, "probe-subsets"))
