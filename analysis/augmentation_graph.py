@@ -260,5 +260,8 @@ def fig_hypercube(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
     return plotting.save(fig, out, stem)
 
 
-FIGURES = {"overlap_sweep": fig_overlap, "matched_loss": fig_matched, "exact_vs_trained": fig_exact_vs_trained,
+# One name per study: a figure named after a config section draws that study's cells; SUMMARY_FIGURES lists the
+# studies of each figure that is not one study's.
+FIGURES = {"overlap": fig_overlap, "matched": fig_matched, "exact_vs_trained": fig_exact_vs_trained,
            "hypercube": fig_hypercube}
+SUMMARY_FIGURES = {"exact_vs_trained": ("overlap", "matched")}   # every spectral cell on cluster data

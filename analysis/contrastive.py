@@ -87,7 +87,7 @@ def _mean_sd(df: pd.DataFrame, by: list[str], col: str) -> pd.DataFrame:
     return df.groupby(by)[col].agg(["mean", "std"]).reset_index().fillna({"std": 0.0})
 
 
-def fig_bound_vs_truth(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
+def fig_bound(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
     """L_sup^mu against the bound at every checkpoint (k = 1 cells of the paper's losses), with y = x."""
     checks = bound_checks(rows)
     checks = checks[(checks["k"] == 1) & checks["objective"].isin(PAPER_LOSSES) & (checks["bound"] == "mean_classifier")]
@@ -300,5 +300,7 @@ def fig_block(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
     return plotting.save(fig, out, stem)
 
 
-FIGURES = {"bound_vs_truth": fig_bound_vs_truth, "negatives": fig_negatives,
-           "sample_complexity": fig_sample_complexity, "block": fig_block}
+# One name per study: each figure is named after the config section (study) whose cells it draws.
+FIGURES = {"bound": fig_bound, "negatives": fig_negatives, "sample_complexity": fig_sample_complexity,
+           "block": fig_block}
+SUMMARY_FIGURES: dict[str, tuple[str, ...]] = {}

@@ -414,5 +414,7 @@ def fig_objectives(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
     return plotting.save(fig, out, stem)
 
 
+# One name per study: each figure is named after the config section (study) whose cells it draws.
 FIGURES = {"sample_complexity": fig_sample_complexity, "dimension": fig_dimension, "approx_ci": fig_approx_ci,
            "pretext_budget": fig_pretext_budget, "violation": fig_violation, "objectives": fig_objectives}
+SUMMARY_FIGURES: dict[str, tuple[str, ...]] = {}

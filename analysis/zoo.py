@@ -217,5 +217,7 @@ def fig_sequences(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
     return _bench_figure(rows, out, stem, "sequences")
 
 
+# One name per study: a figure per bench, named after its config section; the summary is not one bench's.
 FIGURES = {"two_views": fig_two_views, "reconstruction": fig_reconstruction, "multimodal": fig_multimodal,
            "pretext": fig_pretext, "graphs": fig_graphs, "sequences": fig_sequences, "summary": fig_summary}
+SUMMARY_FIGURES = {"summary": tuple(BENCHES)}   # one table across every bench

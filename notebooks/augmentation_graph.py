@@ -99,7 +99,7 @@ display(table[table["theorem"] == THEOREMS[1]][["cell", *by_id[THEOREMS[1]].term
 # encoders, and the bounds, as the same-class overlap shrinks.
 
 # %%
-png, = lesson.draw(work, run, "overlap_sweep", work / "figures")
+png, = lesson.draw(work, run, by_id[THEOREMS[1]].figures[0], work / "figures")   # "overlap", the study's figure
 display(Image(filename=str(png)))
 
 # %% [markdown]

@@ -108,10 +108,10 @@ print(rows["verdict"].value_counts().to_string())
 
 # %% [markdown]
 # The chapter's own figure of this study, drawn from the run's rows (`analysis/contrastive.py`'s
-# `fig_bound_vs_truth`, through `chapter.figures`):
+# `fig_bound`, named by the theorem's `figures` and found through `chapter.figures`):
 
 # %%
-png, = lesson.draw(work, run, "bound_vs_truth", work / "figures")
+png, = lesson.draw(work, run, theorem.figures[0], work / "figures")
 display(Image(filename=str(png)))
 
 # %% [markdown]

@@ -92,11 +92,11 @@ print(rows["verdict"].value_counts().to_string())
 display(rows.sort_values("slack")[[*theorem.terms, "measured", "bound_value", "verdict", "slack"]].head(6))
 
 # %% [markdown]
-# The chapter's own figure (`analysis/language_figures.py`'s `excess_vs_epsilon`): the task loss against the LM's
-# $\epsilon$, with the bound's curve.
+# The theorem's own figure (its `figures` names `bound`, drawn by `analysis/language_figures.py`'s `fig_bound`): the
+# task loss against the LM's $\epsilon$, with the bound's curve.
 
 # %%
-png, = lesson.draw(work, run, "excess_vs_epsilon", work / "figures")
+png, = lesson.draw(work, run, theorem.figures[0], work / "figures")
 display(Image(filename=str(png)))
 
 # %% [markdown]

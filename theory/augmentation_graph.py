@@ -30,7 +30,7 @@ import math
 import numpy as np
 import torch
 
-from theory.theorems import Assumption, Theorem
+from theory.theorems import Assumption, Theorem, Trivial
 
 HAOCHEN = "HaoChen, Wei, Gaidon & Ma 2021"
 SAUNSHI = "Saunshi, Ash, Goel, Misra, Zhang, Arora, Kakade & Krishnamurthy 2022"
@@ -291,7 +291,8 @@ DISJOINT = Assumption("shared augmentation mass", "augmentations of distinct nat
                       "mass two natural points give one input, Σ_x min over pairs, is 0", ("max_overlap",), _disjoint)
 
 _NEG_LOSS = ("−L(f): minus the exact population spectral loss of the trained encoder on the finite graph")
-_NO_TRIVIAL = "none: the closed-form minimum is exact, no trivial encoder reaches it (inf: never vacuous)"
+_NO_TRIVIAL = Trivial("none: the closed-form minimum is exact, no trivial encoder reaches it (inf: never vacuous)",
+                      ("d",), _inf_trivial)
 
 THEOREMS: tuple[Theorem, ...] = (
     Theorem(
@@ -304,10 +305,9 @@ THEOREMS: tuple[Theorem, ...] = (
         terms=("gammas",),
         bound=neg_min_from_terms,
         trivial=_NO_TRIVIAL,
-        trivial_terms=("d",),
-        trivial_value=_inf_trivial,
         measured=_NEG_LOSS,
         doc=f"{DOC}#spectral-minimum",
+        study="overlap", figures=("exact_vs_trained",),
         notes="The identity L = ‖Ā − FFᵀ‖² − ‖Ā‖² and the minimiser (top-d eigenvectors scaled by √γ) are how "
               "HaoChen et al. introduce the loss; the statement is re-derived in the doc, so its status is derived. "
               "The row's gammas are the top d eigenvalues of Ā. Checked on every trained encoder (spectral "
@@ -323,11 +323,10 @@ THEOREMS: tuple[Theorem, ...] = (
         terms=("T_eigs",),
         bound=linear_neg_min_from_terms,
         trivial=_NO_TRIVIAL,
-        trivial_terms=("d",),
-        trivial_value=_inf_trivial,
         assumptions=(LINEAR_CLASS,),
         measured=_NEG_LOSS + " (linear encoders only)",
         doc=f"{DOC}#linear-class-minimum",
+        study="hypercube", figures=("hypercube",),
         notes="With M = Σ^{1/2} B Bᵀ Σ^{1/2}, L = ‖M − T‖² − ‖T‖² over PSD M of rank <= d: the minimum is "
               "−Σ_{i<=d} (λ_i(T)₊)². The row's T_eigs are the top d eigenvalues of T. On the hypercube with one "
               "shared τ, T = diag(1_k, (Eτ)²/E[τ²] 1_{D−k}).",
@@ -341,13 +340,13 @@ THEOREMS: tuple[Theorem, ...] = (
         status="derived",
         terms=("alpha", "lambda_next"),
         bound=eigen_bound_from_terms,
-        trivial="the error of always predicting the most likely class, 1 − max_y P(y)",
-        trivial_terms=("majority_error",),
-        trivial_value=_chance_from_terms,
+        trivial=Trivial("the error of always predicting the most likely class, 1 − max_y P(y)",
+                        ("majority_error",), _chance_from_terms),
         assumptions=(HEAD_EXISTS,),
         measured="exact error, per augmentation, of the argmax of the w-weighted least-squares head (Bayes one-hot "
                  "targets) on the closed-form minimiser f*",
         doc=f"{DOC}#eigenvalue-bound-derived",
+        study="overlap", figures=("overlap",),
         notes="Our derivation: Σ_c v_cᵀLv_c = P(ŷ(x) ≠ ŷ(x+)) <= 2α for v_c = D^{1/2}1{ŷ = c}; the residual off the "
               "top-d eigenspace is <= that / λ_{d+1}; a wrong argmax costs >= 1/2 in squared error. HaoChen et al. "
               "bound the majority vote over augmentations (their E(f)), at most twice this per-augmentation error. "
@@ -363,11 +362,11 @@ THEOREMS: tuple[Theorem, ...] = (
         status="reference",
         terms=("alpha", "rho"),
         bound=rho_form_from_terms,
-        trivial="the error of always predicting the most likely class",
-        trivial_terms=("majority_error",),
-        trivial_value=_chance_from_terms,
+        trivial=Trivial("the error of always predicting the most likely class",
+                        ("majority_error",), _chance_from_terms),
         measured="exact error of the least-squares head on f*, as for the eigenvalue bound",
         doc=f"{DOC}#theorem-37-form-reference",
+        study="overlap", figures=("overlap",),
         notes="Theorem 3.7 (submission numbering, via the secondary reference; the final version's numbering and "
               "constants could not be retrieved) is Õ(α/ρ²) with k >= 2r; the constant and log factor are hidden, "
               "so the form with constant 1 is a reference, not a bound. ρ is exact (enumerated partitions) where "
@@ -383,12 +382,12 @@ THEOREMS: tuple[Theorem, ...] = (
         status="reconstructed",
         terms=("label_dim", "loss", "loss_min_linear"),
         bound=corollary_bound_from_terms,
-        trivial="1/2, the error of a constant prediction on balanced labels",
-        trivial_terms=("majority_error",),
-        trivial_value=_chance_from_terms,
+        trivial=Trivial("1/2, the error of a constant prediction on balanced labels",
+                        ("majority_error",), _chance_from_terms),
         assumptions=(LINEAR_CLASS, EXAMPLE_1),
         measured="exact error of the best logistic probe (fitted on the exact law) on the trained linear encoder",
         doc=f"{DOC}#corollary-42b-reconstructed",
+        study="hypercube", figures=("hypercube",),
         notes="Quoted by a secondary source; the paper's text could not be retrieved, so what L_clf is (0-1 error "
               "of the best linear head here) and the constant 32k are unconfirmed. The infimum is the linear "
               "closed form, so the bound is 0 at the linear minimiser.",
@@ -402,13 +401,13 @@ THEOREMS: tuple[Theorem, ...] = (
         status="reference",
         terms=("d", "n_natural"),
         bound=lemma_reference_from_terms,
-        trivial="1/2, chance on balanced labels",
-        trivial_terms=("majority_error",),
-        trivial_value=_chance_from_terms,
+        trivial=Trivial("1/2, chance on balanced labels",
+                        ("majority_error",), _chance_from_terms),
         assumptions=(DISJOINT,),
         measured="exact error of the best logistic probe on f̂ = the collapsed, permuted perfect minimiser (its loss "
                  "is recorded beside it: equal to f*'s to 1e-10)",
         doc=f"{DOC}#lemma-41-permutation",
+        study="hypercube", figures=("hypercube",),
         notes="A lower bound with a hidden constant: the reference is 1/2 − √(d ln N / N) with constant 1, and the "
               "measured error is expected ABOVE it. The construction is the lemma's (collapse, then permute the "
               "natural points); the permutation is one uniform draw from the cell's stream.",

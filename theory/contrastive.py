@@ -38,7 +38,7 @@ import torch
 from scipy import integrate
 from scipy.stats import binom
 
-from theory.theorems import Assumption, Theorem
+from theory.theorems import Assumption, Theorem, Trivial
 
 _LN2 = math.log(2.0)
 
@@ -837,9 +837,9 @@ CONFIDENCE = Assumption("delta", "a confidence level 0 < delta < 1: Gen_M holds 
 
 _POP_TERMS = ("L_un", "collision_floor", "p_distinct")
 _GEN_TERMS = ("L_hat_un", "Gen_M", "collision_floor", "p_distinct")
-_TRIVIAL = ("ell(0_k) = loss_at_zero(loss, k): L_sup^mu of the zero encoder, whose margins are all 0 "
-            "(1 at k = 1; log2(k + 1) for the logistic loss with k negatives)")
-_TRIVIAL_TERMS = ("loss", "k")
+_TRIVIAL = Trivial("ell(0_k) = loss_at_zero(loss, k): L_sup^mu of the zero encoder, whose margins are all 0 "
+                   "(1 at k = 1; log2(k + 1) for the logistic loss with k negatives)",
+                   ("loss", "k"), trivial_from_terms)
 _MEASURED_2 = ("L_sup^mu(f): the mean classifier's loss (rows mu_c = E_{D_c} f(x)) on 2-way tasks {c+, c-} ~ "
                "rho^2 | distinct with a uniform label; Monte Carlo, with means estimated from a separate sample")
 _MEASURED_K = ("L_sup^mu(f): the mean classifier's loss on (k+1)-way tasks ~ rho^{k+1} | all distinct with a uniform "
@@ -866,11 +866,10 @@ THEOREMS: tuple[Theorem, ...] = (
         terms=_POP_TERMS,
         bound=bound_from_terms,
         trivial=_TRIVIAL,
-        trivial_terms=_TRIVIAL_TERMS,
-        trivial_value=trivial_from_terms,
         assumptions=(ONE_NEGATIVE, TASK_EXISTS, UNIT_LOSS, TAU_TERMS),
         measured=_MEASURED_2,
         doc=f"{DOC}#lemma-43",
+        study="bound", figures=("bound", "negatives"),
         notes="Checked as (L_un - collision_floor) / p_distinct with the k = 1 terms collision_floor = tau and "
               "p_distinct = 1 - tau (equal to float rounding; the 'one-negative term gap' assumption checks it). "
               "The task law is rho^2 conditioned on distinct classes with a UNIFORM label on the task (an earlier "
@@ -887,11 +886,10 @@ THEOREMS: tuple[Theorem, ...] = (
         terms=_POP_TERMS,
         bound=bound_from_terms,
         trivial=_TRIVIAL,
-        trivial_terms=_TRIVIAL_TERMS,
-        trivial_value=trivial_from_terms,
         assumptions=(TASK_EXISTS, KNOWN_FLOOR),
         measured=_MEASURED_K,
         doc=f"{DOC}#lemma-43-with-k-negatives-derived",
+        study="negatives", figures=("negatives",),
         notes="Derived by the lemma's own Jensen argument over every positive and negative draw; reduces to Lemma 4.3 "
               "at k = 1. Loose in k: the denominator p_distinct falls fast once k approaches the number of classes, "
               "and the floor only counts the collided negatives' zero margins. " + _MU_HAT,
@@ -907,11 +905,10 @@ THEOREMS: tuple[Theorem, ...] = (
         terms=_GEN_TERMS,
         bound=gen_bound_from_terms,
         trivial=_TRIVIAL,
-        trivial_terms=_TRIVIAL_TERMS,
-        trivial_value=trivial_from_terms,
         assumptions=(ONE_NEGATIVE, TASK_EXISTS, UNIT_LOSS, TAU_TERMS, CONFIDENCE),
         measured="L_sup^mu(f^) of the trained encoder f^, as for Lemma 4.3",
         doc=f"{DOC}#theorem-41-with-gen_m",
+        study="bound", figures=("bound",),
         notes="The paper gives Gen_M only up to constants, O(R Rad_S(F)/M + R^2 sqrt(log(1/delta)/M)); the constants "
               "here (L = sqrt(6) R eta, B the loss range on ||f|| <= R) are derived in the doc. " + _GEN_STANDINS
               + " " + _NUMBERS,
@@ -926,11 +923,10 @@ THEOREMS: tuple[Theorem, ...] = (
         terms=_GEN_TERMS,
         bound=gen_bound_from_terms,
         trivial=_TRIVIAL,
-        trivial_terms=_TRIVIAL_TERMS,
-        trivial_value=trivial_from_terms,
         assumptions=(TASK_EXISTS, KNOWN_FLOOR, CONFIDENCE),
         measured="L_sup^mu(f^) of the trained encoder on (k+1)-way tasks, as for the k-negative lemma",
         doc=f"{DOC}#theorem-41-with-k-negatives-derived",
+        study="negatives", figures=(),
         notes="Gen_M's Lipschitz constant is free of k (sup norm over margins); its range term B grows like log2(k) "
               "for the logistic loss. " + _GEN_STANDINS,
     ),
@@ -945,11 +941,10 @@ THEOREMS: tuple[Theorem, ...] = (
         terms=("L_block", "tau"),
         bound=block_bound_from_terms,
         trivial=_TRIVIAL,
-        trivial_terms=_TRIVIAL_TERMS,
-        trivial_value=trivial_from_terms,
         assumptions=(ONE_NEGATIVE, TWO_WAY_TASK, UNIT_LOSS),
         measured=_MEASURED_2,
         doc=f"{DOC}#proposition-62-block-loss",
+        study="block", figures=("block",),
         notes="The paper states it for L_sup, which is at most L_sup^mu; the suite checks the L_sup^mu form, which "
               "the same proof gives. 'All b negatives share one class' is our reading of the block construction. "
               "L_un^block is a Monte-Carlo estimate on fresh blocks. " + _MU_HAT + " " + _NUMBERS,

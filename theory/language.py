@@ -33,7 +33,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from theory import stats
-from theory.theorems import Assumption, Theorem
+from theory.theorems import Assumption, Theorem, Trivial
 
 __all__ = ["mean_se", "kl", "epsilon", "logistic_loss", "expected_logistic_loss", "plugin_loss", "tau",
            "label_entropy", "tau_fit", "half_range", "transfer_coefficient", "bound", "bound_se", "l1_chain",
@@ -263,7 +263,8 @@ def _trivial():
 
 
 _TERMS = ("tau", "B", "epsilon", "gamma")
-_TRIVIAL = "log 2: the logistic loss of the zero probe (v = 0, b = 0), reached without any feature"
+_TRIVIAL = Trivial("log 2: the logistic loss of the zero probe (v = 0, b = 0), reached without any feature", (),
+                   _trivial)
 _NUMBERS = ("the statement number is our reading of the ICLR 2021 version and was not confirmed against the paper "
             "text (only its abstract was reachable)")
 _GAMMA = ("gamma is the min-ratio transfer coefficient min_s p_L(s)/p_T(s), a lower bound on the covariance form the "
@@ -280,11 +281,11 @@ THEOREMS: tuple[Theorem, ...] = (
         terms=_TERMS,
         bound=_bound,
         trivial=_TRIVIAL,
-        trivial_value=_trivial,
         assumptions=(NATURALNESS,),
         measured="the task's logistic loss of a linear probe on the LM's next-word law p_f(s): the task's own (v, b) "
                  "(form plugin) or the best probe fitted on the exact label law (form fitted probe)",
         doc=f"{DOC}#theorem-41-any-lm",
+        study="bound", figures=("bound", "masked", "non_natural"),
         notes="B is the half-range of v (derived; the paper's ||v||_inf is at least it). " + _GAMMA + "; " + _NUMBERS
               + ". The fitted probe is L2-regularised (1 / population_C), a stand-in for the infimum over probes.",
     ),
@@ -299,11 +300,11 @@ THEOREMS: tuple[Theorem, ...] = (
         terms=_TERMS,
         bound=_bound,
         trivial=_TRIVIAL,
-        trivial_value=_trivial,
         assumptions=(NATURALNESS,),
         measured="the task's logistic loss of a linear probe on the conditional-mean features Phi p_f(s): "
                  "v_Phi = Phi^T lambda + c 1, the image of v in Phi's row space (plugin), or the best fitted probe",
         doc=f"{DOC}#theorem-42-softmax-lm",
+        study="bound", figures=("softmax",),
         notes="On these rows tau and B are tau_Phi and B_Phi, the loss and half-range of v_Phi (equal to the task's "
               "when v lies in Phi's row space; resid_phi says how far it is), and epsilon is eps_Phi, the excess over "
               "the best LM with this Phi (moment matching). " + _GAMMA + "; " + _NUMBERS + ".",
@@ -318,11 +319,11 @@ THEOREMS: tuple[Theorem, ...] = (
         terms=_TERMS,
         bound=_bound,
         trivial=_TRIVIAL,
-        trivial_value=_trivial,
         assumptions=(NATURALNESS,),
         measured="the task's logistic loss of a linear probe on Phi^T f(s) of a Quad-trained (f, Phi): u = Phi^T "
                  "lambda with the bias b + c (plugin), or the best probe fitted on f(s) (fitted probe)",
         doc=f"{DOC}#quad-bound",
+        study="quad", figures=("quad",),
         notes="On these rows B is ||u||_2 (Phi^T f is not a distribution: no free shift, so no half-range), epsilon is "
               "eps_quad and tau is tau_Phi. Checked on Quad-trained cells only. " + _GAMMA + ".",
     ),

@@ -31,7 +31,7 @@ import math
 import numpy as np
 
 from theory.stats import mean_se
-from theory.theorems import Assumption, Theorem
+from theory.theorems import Assumption, Theorem, Trivial
 
 
 def _rows(a, name: str) -> np.ndarray:
@@ -417,16 +417,20 @@ def _trivial(trivial):
     return trivial
 
 
+_TRIVIAL = Trivial(TRIVIAL, ("trivial",), _trivial)
+
+
 THEOREMS: tuple[Theorem, ...] = (
     Theorem(
         id="self_prediction.exact_ci_chernoff", paper=PAPER, number="Theorem 3.2 (constants ours)",
         statement=r"\mathbb E[\mathrm{ER}(\hat W)\,1_G] \le 4(p+1)\,\sigma^2_{\mathrm{eff}}/n,\ "
                   r"\sigma^2_{\mathrm{eff}} = \mathbb E[(1-\|f^*\|^2)h]/(p+1)",
         status="derived", terms=("n", "sigma2_eff", "p"), bound=_b_exact_ci_chernoff,
-        trivial=TRIVIAL, trivial_terms=("trivial",), trivial_value=_trivial,
+        trivial=_TRIVIAL,
         assumptions=(EXACT_CI, BETA_POSITIVE, DESIGN_EVENT),
         measured="mean over seeds of the OLS probe's ER on PCA(psi*) with r = n_latent - 1 components",
         doc=f"{DOC}#exact-ci-chernoff",
+        study="sample_complexity", figures=("sample_complexity", "dimension"),
         notes=_NUMBERS + "Rigorous for E[ER 1_G]; compared with the mean ER, which also contains E[ER 1_(not G)], "
               "only where P(not G) <= 1%. Measured/bound was 0.2-0.33 in the tests: the 4 (S^-2 <= 4 I on G) is the "
               "price of the event, not tight. sigma2_eff and leverage_max are Monte-Carlo estimates."),
@@ -435,10 +439,11 @@ THEOREMS: tuple[Theorem, ...] = (
         statement=r"\mathbb E[\mathrm{ER}] = \sigma^2\left(\tfrac1n + (1+\tfrac1n)\tfrac{p}{n-p-2}\right)"
                   r"\ \text{(Gaussian design, homoscedastic noise, intercept)}",
         status="reference", terms=("n", "sigma2", "p"), bound=_b_ols_reference,
-        trivial=TRIVIAL, trivial_terms=("trivial",), trivial_value=_trivial,
+        trivial=_TRIVIAL,
         assumptions=(EXACT_CI, BETA_POSITIVE),
         measured="mean over seeds of the OLS probe's ER on psi* (p = r PCs, or p = d2 unreduced)",
         doc=f"{DOC}#ref-gaussian-ols",
+        study="sample_complexity", figures=("sample_complexity", "dimension", "violation"),
         notes=_NUMBERS + "Exact only for a Gaussian design with noise independent of x; one-hot noise under class "
               "imbalance sits where the leverage is high and exceeds it 2-16x; near-singular designs at n < 5k. "
               "Constants for Theorem 3.2's O(sigma^2 k / n), not the paper's statement."),
@@ -446,9 +451,10 @@ THEOREMS: tuple[Theorem, ...] = (
         id="self_prediction.ref_gaussian_ols_raw", paper=PAPER, number="none (raw-input baseline)",
         statement=r"e_{apx}(X_1) + (\sigma^2 + e_{apx})\left(\tfrac1n + (1+\tfrac1n)\tfrac{d_1}{n-d_1-2}\right)",
         status="reference", terms=("n", "sigma2", "p", "e_apx_raw"), bound=_b_ols_reference_raw,
-        trivial=TRIVIAL, trivial_terms=("trivial",), trivial_value=_trivial,
+        trivial=_TRIVIAL,
         measured="mean over seeds of the OLS probe's ER on raw X1 (p = d1)",
         doc=f"{DOC}#ref-gaussian-ols-raw",
+        study="sample_complexity", figures=("sample_complexity", "dimension"),
         notes="The baseline without self-supervision; e_apx(X1) is an in-sample estimate on the test sample "
               "(biased low by about (d1 + 1)/n_test); misspecification counted as noise."),
     Theorem(
@@ -456,11 +462,12 @@ THEOREMS: tuple[Theorem, ...] = (
         statement=r"\mathbb E[\mathrm{ER}] \approx e + (\sigma^2 + e)\left(\tfrac1n + (1+\tfrac1n)\tfrac{p}{n-p-2}"
                   r"\right),\ e = c_{PCA}\,\mathbb E_s\big[((\epsilon_{CI} + \epsilon_{pre,s})/\beta)^2\big]",
         status="reference", terms=("n", "sigma2", "eps_ci2", "p", "beta", "pca", "eps_pre_mean", "eps_pre"),
-        bound=_b_thm42_risk, trivial=TRIVIAL, trivial_terms=("trivial",), trivial_value=_trivial,
+        bound=_b_thm42_risk, trivial=_TRIVIAL,
         assumptions=(BETA_POSITIVE, LATENT_RANK),
         measured="mean over seeds of the OLS probe's ER on psi* or a learned psi (PCA-reduced: p = r, c_PCA = 4; "
                  "whole: p = d2, c_PCA = 1)",
         doc=f"{DOC}#theorem-4-2-risk",
+        study="approx_ci", figures=("approx_ci", "sample_complexity", "violation"),
         notes=_NUMBERS + "A reference, not a bound: its e_apx part is a proven bound but the variance part is the "
               "Gaussian-design OLS risk with misspecification counted as noise (theory.self_prediction.risk_bound), "
               "which fails under class imbalance and at small n. The paper's Theorem 4.2 is an O~() statement "
@@ -470,10 +477,11 @@ THEOREMS: tuple[Theorem, ...] = (
         statement=r"e_{apx}(\tilde\psi) \le c_{PCA}\left(\frac{\epsilon_{CI} + \epsilon_{pre}}{\beta}\right)^2,"
                   r"\ c_{PCA} = 4 \text{ after PCA to } r \ge n_{latent} - 1 \text{ components, else } 1",
         status="derived", terms=("eps_ci2", "beta", "pca", "eps_pre_mean", "eps_pre"), bound=_b_thm42_population,
-        trivial=TRIVIAL, trivial_terms=("trivial",), trivial_value=_trivial,
+        trivial=_TRIVIAL,
         assumptions=(BETA_POSITIVE, LATENT_RANK),
         measured="mean over seeds of e_apx(psi) of the representation, estimated on the test sample",
         doc=f"{DOC}#theorem-4-2-population",
+        study="approx_ci", figures=("approx_ci",),
         notes=_NUMBERS + "Constant 1 by Minkowski (the paper's eps_CI^2/beta^2 + eps_pre^2/beta^2 up to the cross "
               "term); the PCA factor 4 is proven, examples reach about 2. For a learned psi the bound is the mean "
               "over seeds of each seed's bound (eps_pre_mean, eps_pre: mean and RMS of eps_pre over seeds)."),

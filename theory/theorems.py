@@ -44,6 +44,15 @@ class Assumption:
 
 
 @dataclass(frozen=True)
+class Trivial:
+    """The value a trivial predictor reaches (for a loss bound, the loss of the zero encoder): a bound at or above
+    it is vacuous. ``value(**terms)``, where given, recomputes the rows' ``trivial`` column from their terms."""
+    statement: str                                  # in words
+    terms: tuple[str, ...] = ()
+    value: Callable[..., np.ndarray] | None = None
+
+
+@dataclass(frozen=True)
 class Theorem:
     id: str                              # "<chapter>.<name>", e.g. "contrastive.lemma_4_3"
     paper: str                           # "Arora et al. 2019"
@@ -52,19 +61,23 @@ class Theorem:
     status: str                          # one of STATUSES
     terms: tuple[str, ...]               # the columns ``bound`` takes, in its argument order
     bound: Callable[..., np.ndarray]     # the bound (or reference value) from its terms, vectorised
-    trivial: str                         # in words: the value a trivial predictor reaches
-    trivial_terms: tuple[str, ...] = ()
-    trivial_value: Callable[..., np.ndarray] | None = None
+    trivial: Trivial                     # the value a trivial predictor reaches
     assumptions: tuple[Assumption, ...] = ()
     measured: str = ""                   # in words: what the bound is compared with
     doc: str = ""                        # section of docs/theory/<chapter>.md
     notes: str = ""                      # known looseness, stand-ins
+    study: str = ""                      # the config section (study) whose cells are built to check it
+    figures: tuple[str, ...] = ()        # the chapter's FIGURES keys that draw it (empty: none draws it)
 
     def __post_init__(self):
         if self.status not in STATUSES:
             raise ValueError(f"{self.id}: status must be one of {STATUSES}, got {self.status!r}")
         if "." not in self.id:
             raise ValueError(f"{self.id}: an id is '<chapter>.<name>'")
+        if not isinstance(self.trivial, Trivial):
+            raise TypeError(f"{self.id}: trivial must be a theory.theorems.Trivial, got {type(self.trivial).__name__}")
+        if isinstance(self.figures, str):
+            raise TypeError(f"{self.id}: figures is a tuple of FIGURES keys, got the string {self.figures!r}")
 
     @property
     def chapter(self) -> str:
@@ -79,9 +92,9 @@ class Theorem:
         return np.asarray(self.bound(**{t: _column(table, t) for t in self.terms}), dtype=np.float64)
 
     def trivial_from(self, table: Mapping) -> np.ndarray | None:
-        if self.trivial_value is None:
+        if self.trivial.value is None:
             return None
-        return np.asarray(self.trivial_value(**{t: _column(table, t) for t in self.trivial_terms}),
+        return np.asarray(self.trivial.value(**{t: _column(table, t) for t in self.trivial.terms}),
                           dtype=np.float64)
 
     def check_assumptions(self, table: Mapping) -> dict[str, tuple[np.ndarray, np.ndarray]]:

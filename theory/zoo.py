@@ -88,11 +88,10 @@ THEOREMS: tuple[Theorem, ...] = (
         terms=("L_un", "collision_floor", "p_distinct"),
         bound=ctr.bound_from_terms,
         trivial=_LEMMA.trivial,
-        trivial_terms=_LEMMA.trivial_terms,
-        trivial_value=ctr.trivial_from_terms,
         assumptions=_LEMMA.assumptions,
         measured=_LEMMA.measured,
         doc=f"{DOC}#lemma-43-on-any-encoder",
+        study="two_views", figures=("summary",),
         notes="Lemma 4.3 of Arora et al. (2019), as contrastive.lemma_4_3 checks it (the same bound function, "
               "theory.contrastive.bound_from_terms, and the same terms and assumptions), applied to encoders trained "
               "by OTHER objectives (SimCLR, MoCo v2, BYOL, SimSiam, Barlow Twins, VICReg, SwAV, autoencoders, VAE, "

@@ -23,6 +23,7 @@ CHAPTER = Chapter(
     run_cell=run_cell,
     bound_checks=figures.bound_checks,
     figures=figures.FIGURES,
+    summary_figures=figures.SUMMARY_FIGURES,
     theorems=th.THEOREMS,
     data_columns=("data",),
     summary="augmentation graph: spectral bounds need same-class overlap; without it the encoder class decides",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import typing
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -44,6 +45,9 @@ class Chapter:
     run_cell: Callable[[Any, str, str], pd.DataFrame]   # (cell, cell id, device) -> tidy rows
     bound_checks: Callable[[pd.DataFrame], pd.DataFrame]  # rows -> one row per (theorem, point)
     figures: Mapping[str, Callable]                     # name -> draw(rows, out_dir, stem) -> paths
+    # One name per study: a figure is named after the config section (study) whose cells it draws and is drawn
+    # by fig_<name>. A figure that is not one study's (a summary) is declared here with the studies it draws.
+    summary_figures: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     theorems: tuple = ()                                # theory.theorems.Theorem declarations it checks
     data_columns: tuple[str, ...] = ()                  # dotted cell fields that tell runs apart in bounds.csv
     summary: str = ""                                   # one line: the assumption and the bound
@@ -84,6 +88,48 @@ def conformance(ch: Any) -> list[str]:
     for t in ch.theorems:
         if getattr(t, "chapter", None) != ch.name:
             problems.append(f"theorems: {getattr(t, 'id', t)!r} does not belong to chapter {ch.name!r}")
+    if dataclasses.is_dataclass(ch.config) and isinstance(ch.config, type):
+        try:
+            studies = sections(ch.config)
+        except NameError as err:
+            problems.append(f"config: a field's type cannot be resolved: {err}")
+        else:
+            problems += _names(ch, studies)
+    return problems
+
+
+def sections(config: type) -> tuple[str, ...]:
+    """The config sections of a chapter's Config: its fields that are dataclasses (data specs and studies)."""
+    hints = typing.get_type_hints(config)
+    return tuple(f.name for f in dataclasses.fields(config) if dataclasses.is_dataclass(hints[f.name]))
+
+
+def _names(ch: Chapter, studies: tuple[str, ...]) -> list[str]:
+    """One name per study: every theorem's study is a config section and its figures are FIGURES keys; every
+    figure is a study's (or a declared summary of studies) and drawn by fig_<name>."""
+    problems = []
+    figures = ch.figures if isinstance(ch.figures, Mapping) else {}
+    for t in ch.theorems:
+        tid = getattr(t, "id", t)
+        if getattr(t, "study", "") not in studies:
+            problems.append(f"theorems: {tid!r}: study {getattr(t, 'study', '')!r} is not a config section "
+                            f"({', '.join(studies)})")
+        for name in getattr(t, "figures", ()):
+            if name not in figures:
+                problems.append(f"theorems: {tid!r}: figure {name!r} is not a FIGURES key")
+    for name, draw in figures.items():
+        if name in ch.summary_figures:
+            drawn = ch.summary_figures[name]
+            if not drawn or any(s not in studies for s in drawn):
+                problems.append(f"summary_figures: {name!r} must list config sections, got {tuple(drawn)}")
+        elif name not in studies:
+            problems.append(f"figures: {name!r} is neither a config section (one name per study) nor declared in "
+                            "summary_figures")
+        if getattr(draw, "__name__", None) != f"fig_{name}":
+            problems.append(f"figures: {name!r} is drawn by {getattr(draw, '__name__', draw)!r}, not fig_{name}")
+    for name in ch.summary_figures:
+        if name not in figures:
+            problems.append(f"summary_figures: {name!r} is not a FIGURES key")
     return problems
 
 

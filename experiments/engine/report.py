@@ -55,8 +55,8 @@ def theorem_markdown(t) -> str:
              ""]
     if t.measured:
         lines += [f"*Measured:* {t.measured}", ""]
-    if t.trivial:
-        lines += [f"*Trivial value:* {t.trivial}", ""]
+    if t.trivial.statement:
+        lines += [f"*Trivial value:* {t.trivial.statement}", ""]
     if t.assumptions:
         lines.append("*Assumes* (each is checked numerically on every row; where one fails the verdict is "
                      "\"assumption not met\", never \"violated\"):")
@@ -245,7 +245,7 @@ def _chapter_page(ch, root: Path, site: Path, run, table, recs, notebook: str | 
         rec = by_id.get(t.id, {})
         body.append(f"<h3 id=\"{_e(t.id)}\"><code>{_e(t.id)}</code> — {_e(t.paper)}, {_e(t.number)}</h3>")
         body.append(f"<p>status <b>{_e(t.status)}</b> ({_e(t.kind)}). It compares <i>{_e(t.measured or 'the measurement')}"
-                    f"</i> with its bound, and the trivial value is <i>{_e(t.trivial)}</i>.</p>")
+                    f"</i> with its bound, and the trivial value is <i>{_e(t.trivial.statement)}</i>.</p>")
         body.append(formula)
         if t.assumptions:
             met = {a["name"]: a for a in rec.get("assumptions", [])}

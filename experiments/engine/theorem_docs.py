@@ -28,15 +28,18 @@ def markdown() -> str:
            "function, fed that row's terms, recomputes the row's `bound_value`. Status: **paper** (the paper's "
            "statement), **reconstructed** (our reading, wording or constants unconfirmed), **derived** (ours, "
            "proved in `docs/theory/`), **reference** (a reference curve, not a theorem: it is read above or "
-           "below, never held or violated).\n"]
+           "below, never held or violated). Figures: the chapter's figures (`sslt figures <chapter>`, one file per "
+           "name) that draw the theorem, and the study (config section) whose cells are built to check it; "
+           "`sslt theorems --where ID` lists every file and line it touches.\n"]
     for ch in chapters.all_chapters():
         out.append(f"\n## {ch.name}\n\n{ch.summary}\n")
-        out.append("| id | kind | status | paper | statement | terms | assumptions | trivial value |")
-        out.append("|---|---|---|---|---|---|---|---|")
+        out.append("| id | kind | status | paper | statement | terms | assumptions | trivial value | figures |")
+        out.append("|---|---|---|---|---|---|---|---|---|")
         for t in ch.theorems:
             assumptions = "; ".join(f"{a.name}: {a.statement}" for a in t.assumptions) or "none beyond definitions"
             doc = f" ([notes]({t.doc.removeprefix('docs/')}))" if t.doc else ""
+            figures = ", ".join(f"`{f}`" for f in t.figures) or "none"
             out.append(f"| `{t.id}` | {t.kind} | {t.status} | {_cell(t.paper)}, {_cell(t.number)}{doc} | "
                        f"${_cell(t.statement)}$ | {', '.join(f'`{x}`' for x in t.terms)} | {_cell(assumptions)} | "
-                       f"{_cell(t.trivial)} |")
+                       f"{_cell(t.trivial.statement)} | {figures} (study `{t.study}`) |")
     return "\n".join(out) + "\n"

@@ -25,6 +25,7 @@ CHAPTER = Chapter(
     run_cell=run_cell,
     bound_checks=checks.bound_checks,
     figures=figures.FIGURES,
+    summary_figures=figures.SUMMARY_FIGURES,
     theorems=th.THEOREMS,
     data_columns=("data",),
     check=CheckHooks(prepare=for_check, data_spec=check_spec, build_model=generator.build_model,

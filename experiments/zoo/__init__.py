@@ -25,6 +25,7 @@ CHAPTER = Chapter(
     run_cell=run_cell,
     bound_checks=figures.bound_checks,
     figures=figures.FIGURES,
+    summary_figures=figures.SUMMARY_FIGURES,
     theorems=th.THEOREMS,
     data_columns=("data",),
     summary="every objective on one ground truth: probe labels needed, collapse, and Lemma 4.3 on any encoder",

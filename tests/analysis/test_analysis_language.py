@@ -125,6 +125,6 @@ def test_bound_checks_do_not_import_the_figures_and_the_figures_map_lives_with_t
             "assert not hasattr(lt, 'FIGURES')")
     subprocess.run([sys.executable, "-c", code], check=True)
     from analysis import language_figures
-    assert list(language_figures.FIGURES) == ["excess_vs_epsilon", "training", "feature_types", "quad", "non_natural",
+    assert list(language_figures.FIGURES) == ["bound", "training", "feature_types", "quad", "non_natural",
                                               "masked", "softmax"]
     assert all(callable(f) and f.__module__ == "analysis.language_figures" for f in language_figures.FIGURES.values())

@@ -65,7 +65,7 @@ def test_every_row_is_recomputed_by_its_theorem(seed):
     assert len(checks) and set(checks["theorem"]) <= set(REG)
     for tid, rows in checks.groupby("theorem"):
         thm = REG[tid]
-        for col in thm.terms + thm.trivial_terms + tuple(t for a in thm.assumptions for t in a.terms):
+        for col in thm.terms + thm.trivial.terms + tuple(t for a in thm.assumptions for t in a.terms):
             assert col in rows.columns, (tid, col)
         got = thm.bound_from(rows)
         want = rows["bound_value"].to_numpy()
@@ -128,7 +128,7 @@ def test_registry_declarations():
         assert thm.chapter == "contrastive" and thm.status in STATUSES and thm.kind == "bound"
         path, anchor = thm.doc.split("#")
         assert path == "docs/theory/contrastive.md" and anchor in anchors, thm.doc
-        assert thm.trivial_value is not None and thm.assumptions
+        assert thm.trivial.value is not None and thm.assumptions
     assert REG["contrastive.lemma_4_3_k_negatives"].status == "derived"
     assert REG["contrastive.theorem_4_1_k_negatives"].status == "derived"
 

@@ -63,7 +63,7 @@ def test_every_row_names_a_declared_theorem_and_carries_its_terms(checks):
     assert checks["theorem"].notna().all() and set(checks["theorem"]) <= set(THEOREMS)
     for tid, rows in checks.groupby("theorem"):
         t = THEOREMS[tid]
-        for col in t.terms + t.trivial_terms + tuple(a for x in t.assumptions for a in x.terms):
+        for col in t.terms + t.trivial.terms + tuple(a for x in t.assumptions for a in x.terms):
             assert col in rows.columns and rows[col].notna().all(), (tid, col)
         # one (bound, form) maps to one theorem
     assert (checks.groupby(["bound", "form"])["theorem"].nunique() == 1).all()
