@@ -1,4 +1,4 @@
-"""The ``sslt`` command: list, run, runs, figures, theorems, bench."""
+"""The ``sslt`` command: list, run, runs, figures, check, theorems, expected, report, bench."""
 from __future__ import annotations
 
 import argparse
@@ -118,9 +118,21 @@ def cmd_check(args) -> int:
 
 
 def cmd_theorems(args) -> int:
-    from experiments.engine import theorem_docs
+    from experiments.engine import theorem_docs, where
+    if args.where:
+        try:
+            print("\n".join(where.text(tid) for tid in args.where), end="")
+        except where.UnknownTheorem as err:
+            print(f"sslt: error: {err.args[0]}", file=sys.stderr)
+            return 2
+        return 0
     print(theorem_docs.markdown() if args.markdown else theorem_docs.table(), end="")
     return 0
+
+
+def cmd_expected(args) -> int:
+    from experiments.engine import expected
+    return expected.main(_names(args.experiment), args.write, args.jobs)
 
 
 def cmd_report(args) -> int:
@@ -169,7 +181,16 @@ def parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_check)
     t = sub.add_parser("theorems", help="the theorem registry")
     t.add_argument("--markdown", action="store_true", help="print docs/theorems.md")
+    t.add_argument("--where", action="append", default=[], metavar="ID",
+                   help="file:line of every place the theorem touches (data, cells, run, bound, checks, figures, "
+                        "doc, tests); repeatable")
     t.set_defaults(func=cmd_theorems)
+    e = sub.add_parser("expected", help="the reference answers: verdict counts of the quick profile, per theorem "
+                                        "and form, against experiments/configs/<chapter>.expected.json")
+    e.add_argument("experiment", nargs="*", help="chapter names, or 'all' (default)")
+    e.add_argument("--write", action="store_true", help="rewrite the files instead of comparing (exit 1 on a diff)")
+    e.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="cells run in parallel")
+    e.set_defaults(func=cmd_expected)
     rp = sub.add_parser("report", help="the theorem atlas: a static site from the latest run of each chapter")
     rp.add_argument("--out", type=Path, default=None, help="results directory to read (default: results/)")
     rp.add_argument("--site", type=Path, default=Path("report"), help="where to write the site (default: report/)")
