@@ -4,6 +4,7 @@ figures that have data in them."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import typing
 
 import matplotlib
@@ -13,7 +14,7 @@ import pytest
 
 from analysis import plotting
 from conftest import cell_bytes
-from experiments.engine import chapters, cli, runner, runs, store
+from experiments.engine import chapters, cli, expected, runner, runs, store
 from theory.theorems import STATUSES, index
 from theory.verdict import BOUND_VERDICTS, REFERENCE_VERDICTS
 
@@ -41,6 +42,33 @@ def test_conformance(name):
     for t in ch.theorems:
         assert t.status in STATUSES and t.statement and t.paper and t.number and t.terms
         assert t.doc.startswith(f"docs/theory/{name}.md"), t.id
+        assert t.study in chapters.sections(ch.config) and set(t.figures) <= set(ch.figures), t.id
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_one_name_per_study(name):
+    """Config section = FIGURES key = fig_<name>; a summary figure is declared with the studies it draws; a
+    theorem names a study that exists and figures that exist. Each break of the rule fails conformance."""
+    ch = chapters.get(name)
+    studies = chapters.sections(ch.config)
+    for fig, draw in ch.figures.items():
+        assert draw.__name__ == f"fig_{fig}", fig
+        assert fig in studies or set(ch.summary_figures.get(fig, ("?",))) <= set(studies), fig
+    t = ch.theorems[0]
+    lost = dataclasses.replace(t, study="no_such_study")
+    assert any("no_such_study" in p for p in chapters.conformance(dataclasses.replace(ch, theorems=(lost,))))
+    ghost = dataclasses.replace(t, figures=("no_such_figure",))
+    assert any("no_such_figure" in p for p in chapters.conformance(dataclasses.replace(ch, theorems=(ghost,))))
+    first, draw = next(iter(ch.figures.items()))
+    renamed = dataclasses.replace(ch, figures={**ch.figures, "renamed_figure": draw})
+    problems = chapters.conformance(renamed)
+    assert any("'renamed_figure' is neither a config section" in p for p in problems)
+    assert any(f"is drawn by 'fig_{first}', not fig_renamed_figure" in p for p in problems)
+    for fig in ch.summary_figures:
+        undeclared = dataclasses.replace(ch, summary_figures={k: v for k, v in ch.summary_figures.items() if k != fig})
+        assert any(f"{fig!r} is neither a config section" in p for p in chapters.conformance(undeclared))
+        wrong = dataclasses.replace(ch, summary_figures={**ch.summary_figures, fig: ("no_such_study",)})
+        assert any(p.startswith(f"summary_figures: {fig!r}") for p in chapters.conformance(wrong))
 
 
 def test_a_non_chapter_fails_the_protocol():
@@ -77,6 +105,46 @@ def test_quick_profile_end_to_end(name, quick_results):
     assert undetermined["reason"].notna().all(), "every undetermined point says why"
     data_cols = [c for c in table.columns if c.startswith("data.")]
     assert data_cols, "rows carry the data assumptions that tell runs apart"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_reference_answers(name, quick_results):
+    """The quick run's verdict counts and median slack per (theorem, form) are the committed reference answers
+    (experiments/configs/<chapter>.expected.json): a change is a diff to review, `sslt expected --write`."""
+    root = quick_results(name)
+    got = expected.answers(name, runner.run_table(root, runs.latest(root, name)))
+    committed = expected.path(name)
+    assert committed.is_file(), f"no reference answers: run `sslt expected --write {name}`"
+    assert expected.dumps(got) == committed.read_text(), \
+        f"{name}: the quick run differs from {committed.name}; review `sslt expected {name}`"
+    assert json.loads(committed.read_text()) == got
+    keys = [(r["theorem"], r["form"]) for r in got["rows"]]
+    assert keys == sorted(keys) and len(keys) == len(set(keys))
+    for r in got["rows"]:
+        assert sum(r["counts"].values()) == r["points"] > 0, r
+
+
+def test_sslt_expected_shows_a_changed_count_and_writes_on_request(quick_results, tmp_path, monkeypatch, capsys):
+    name = NAMES[0]
+    root = quick_results(name)
+    table = runner.run_table(root, runs.latest(root, name))
+    monkeypatch.setattr(expected, "quick_table", lambda n, r, jobs=1: table)
+    target = tmp_path / f"{name}.expected.json"
+    monkeypatch.setattr(expected, "path", lambda n: target)
+    assert cli.main(["expected", name, "--jobs", "1"]) == 1, "a missing file is a difference"
+    assert cli.main(["expected", name, "--write", "--jobs", "1"]) == 0
+    assert target.read_text() == expected.dumps(expected.answers(name, table))
+    capsys.readouterr()
+    assert cli.main(["expected", name, "--jobs", "1"]) == 0
+    ans = json.loads(target.read_text())
+    row = ans["rows"][0]
+    verdict = next(k for k, v in row["counts"].items() if v > 0)
+    row["counts"][verdict] -= 1
+    target.write_text(expected.dumps(ans))
+    capsys.readouterr()
+    assert cli.main(["expected", name, "--jobs", "1"]) == 1
+    diff = capsys.readouterr().out
+    assert f'-  {json.dumps(row)}' in diff and row["theorem"] in diff
 
 
 @pytest.mark.parametrize("name", NAMES)
