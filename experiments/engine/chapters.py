@@ -2,7 +2,9 @@
 
 A chapter is one result of the thesis, spread over one module of the same name in each package. Here it is one
 object: a :class:`Chapter` names its config dataclass and TOML profiles, its cells, their cost, ``run_cell``,
-its bound checks, figures and theorems. Chapters are registered as Python entry points in the group
+its bound checks, figures and theorems. A figure is ``draw(rows, judged, out_dir, stem) -> paths``: it gets the
+run's rows and the run's judged table (its rows of ``bounds.csv``) and reads every bound value and verdict from
+that table, never judging again. Chapters are registered as Python entry points in the group
 ``sslt.chapters`` (see ``pyproject.toml``), so a package outside this repository adds a chapter by declaring
 ``[project.entry-points."sslt.chapters"] name = "package.module:CHAPTER"``; nothing here imports a chapter
 by name.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -43,7 +46,7 @@ class Chapter:
     cost: Callable[[Any], float]                        # cell -> rough relative cost (costly cells start first)
     run_cell: Callable[[Any, str, str], pd.DataFrame]   # (cell, cell id, device) -> tidy rows
     bound_checks: Callable[[pd.DataFrame], pd.DataFrame]  # rows -> one row per (theorem, point)
-    figures: Mapping[str, Callable]                     # name -> draw(rows, out_dir, stem) -> paths
+    figures: Mapping[str, Callable]                     # name -> draw(rows, judged, out_dir, stem) -> paths
     theorems: tuple = ()                                # theory.theorems.Theorem declarations it checks
     data_columns: tuple[str, ...] = ()                  # dotted cell fields that tell runs apart in bounds.csv
     summary: str = ""                                   # one line: the assumption and the bound
@@ -79,12 +82,24 @@ def conformance(ch: Any) -> list[str]:
             problems.append(f"{name}: must be callable")
     if not ch.figures or not all(callable(f) for f in ch.figures.values()):
         problems.append("figures: must map names to drawing functions (at least one)")
+    else:
+        for fname, fn in ch.figures.items():
+            if not _takes(fn, 4):
+                problems.append(f"figures: {fname!r} must take (rows, judged, out_dir, stem)")
     if not ch.theorems:
         problems.append("theorems: must declare at least one theorem")
     for t in ch.theorems:
         if getattr(t, "chapter", None) != ch.name:
             problems.append(f"theorems: {getattr(t, 'id', t)!r} does not belong to chapter {ch.name!r}")
     return problems
+
+
+def _takes(fn: Callable, n: int) -> bool:
+    try:
+        inspect.signature(fn).bind(*([None] * n))
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 @functools.lru_cache(maxsize=1)

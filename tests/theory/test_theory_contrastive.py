@@ -440,11 +440,15 @@ def test_the_negatives_figure_reads_coverage_informative_and_plateau():
     from analysis.contrastive import coverage_view
     s = pd.DataFrame({"n_classes": 10, "tau": 0.1, "loss": "logistic", "k": [1, 2, 4, 8, 16, 32],
                       "bound": [0.5, 1.2, 3.0, 30.0, 1e3, 1e5],
+                      "verdict": ["holds", "holds", "vacuous", "vacuous", "vacuous", "vacuous"],
                       "mean_acc": [0.60, 0.65, 0.69, 0.705, 0.70, 0.71]})
     v = coverage_view(s)
-    # log2(k+1) = 1, 1.58, 2.32, ...: the bound is informative at k = 1 and 2 only
+    # log2(k+1) = 1, 1.58, 2.32, ...: the bound is informative at k = 1 and 2 only, and the judged verdicts
+    # (bounds.csv's, not judged again here) say so
     assert v["informative_k"] == 2 and v["plateau_k"] == 8
     assert abs(v["coverage"] - 29.2896825) < 1e-6
+    # the view reads the verdict column: a vacuous verdict at k = 2 makes k = 1 the last informative one
+    assert coverage_view(s.assign(verdict=["holds", "vacuous"] + ["vacuous"] * 4))["informative_k"] == 1
 
 
 def test_the_scalar_bounds_are_the_registered_functions():
