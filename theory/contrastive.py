@@ -339,7 +339,8 @@ def bound_from_terms(L_un, collision_floor, p_distinct):
 
     (L_un - collision_floor) / p_distinct: with collision_floor = tau and p_distinct = 1 - tau (k = 1) this is
     Lemma 4.3; with the k-negative terms of ``collision_terms`` it is the derived k-negative form of
-    ``mean_classifier_bound``; with L_un^block in place of L_un (k = 1) it is Prop. 6.2 (``block_bound_from_terms``). Stored rows carry the
+    ``mean_classifier_bound``; with L_un^block in place of L_un (k = 1) it is Prop. 6.2
+    (``block_bound_from_terms``). Stored rows carry the
     three terms, so anyone can recompute a bound from a row of bounds.csv with this one line.
     """
     L_un, floor, p = (np.asarray(a, dtype=np.float64) for a in (L_un, collision_floor, p_distinct))

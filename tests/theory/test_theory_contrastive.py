@@ -1,4 +1,5 @@
-"""Tests of theory/contrastive.py and theory/contrastive_terms.py against brute-force enumeration and known inequalities."""
+"""Tests of theory/contrastive.py and theory/contrastive_terms.py
+against brute-force enumeration and known inequalities."""
 
 import itertools
 import math
