@@ -1,6 +1,6 @@
 """The language chapter's figures (``FIGURES`` below: name -> draw(rows, judged, out, stem)): the issue's six and the
-softmax bound's own, each drawn from stored rows and the run's judged table. ``analysis.language`` (the bound checks) does not import this
-module; the chapter takes ``FIGURES`` from here.
+softmax bound's own, each drawn from stored rows and the run's judged table. ``analysis.language`` (the bound
+checks) does not import this module; the chapter takes ``FIGURES`` from here.
 
 Bound curves come from ``theory.language.bound`` evaluated at the task's measured tau, B and gamma over a grid of
 epsilon: never fitted. A bound at a measured point is read from the run's judged table (its rows of
