@@ -1,7 +1,8 @@
 """The augmentation-graph chapter: bound checks and four figures, from stored rows.
 
 Every bound value is computed by the theorem's own function (theory.augmentation_graph) from the row's term
-columns; the terms are exact (enumerated graphs), so every SE is 0.
+columns; the terms are exact (enumerated graphs), so every SE is 0. The figures read bound values from the run's
+judged table (its rows of bounds.csv), never computing them again.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import plotting
+from analysis import plotting, tables
 from theory import augmentation_graph as th
 
 T = {t.id.split(".", 1)[1]: t for t in th.THEOREMS}
@@ -117,7 +118,7 @@ def _overlap_cells(rows: pd.DataFrame) -> pd.DataFrame:
     return ex[(ex["family"] == "clusters") & (ex["objective"] == "spectral")].sort_values("overlap")
 
 
-def fig_overlap(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
+def fig_overlap(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str) -> list[Path]:
     """Probe error of f* and trained encoders, and HaoChen's bounds, as the same-class overlap shrinks."""
     ex = _overlap_cells(rows)
     fig, ax = plotting.new(2)
@@ -127,8 +128,9 @@ def fig_overlap(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
         return plotting.save(fig, out, stem)
     x = ex["overlap"].to_numpy()
     a = ax[0, 0]
-    a.plot(x, T["eigenvalue_bound"].bound_from(ex), "k-s", ms=4, label="bound α + 4α/λ_{d+1} (derived)")
-    a.plot(x, T["theorem_3_7_form"].bound_from(ex), "k:^", ms=4, label="α/ρ² (Thm 3.7 form, reference)")
+    for tid, style, label in (("eigenvalue_bound", "k-s", "bound α + 4α/λ_{d+1} (derived)"),
+                              ("theorem_3_7_form", "k:^", "α/ρ² (Thm 3.7 form, reference)")):
+        a.plot(x, tables.judged_at(judged, ex, ["cell"], theorem=T[tid].id).astype(float), style, ms=4, label=label)
     a.plot(x, ex["fstar_ls_error"], "C3-o", ms=4, label="f* (exact minimiser), LS head")
     fin = picked(rows, "final")
     fin = fin[fin["cell"].isin(ex["cell"])]
@@ -163,7 +165,7 @@ def _matched_rows(rows: pd.DataFrame) -> pd.DataFrame:
     return m[m["overlap"] == ov]
 
 
-def fig_matched(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
+def fig_matched(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str) -> list[Path]:
     """Encoder classes at a matched contrastive loss: downstream error far apart, alignment/uniformity alike."""
     m = _matched_rows(rows)
     fig, ax = plotting.new(3)
@@ -188,7 +190,7 @@ def fig_matched(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
     return plotting.save(fig, out, stem)
 
 
-def fig_exact_vs_trained(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
+def fig_exact_vs_trained(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str) -> list[Path]:
     """Loss gap to the closed-form minimum and the subspace angle to the top eigenspace, per class."""
     fin = picked(rows, "final")
     ex = exact_table(rows)[["cell", "spectral_min"]]
@@ -214,7 +216,7 @@ def fig_exact_vs_trained(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]
     return plotting.save(fig, out, stem)
 
 
-def fig_hypercube(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
+def fig_hypercube(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str) -> list[Path]:
     """Example 1: perfect vs permuted minimisers and trained linear / MLP / lookup encoders."""
     ex = exact_table(rows)
     cube = ex[ex["family"] == "hypercube"]
@@ -244,8 +246,7 @@ def fig_hypercube(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
     ax[0, 1].axhline(-c["linear_min"], color="C1", ls=":", lw=0.8, label="−min over linear f")
     ax[0, 1].set_title("−spectral loss (higher is lower loss)")
     ax[0, 1].legend(fontsize=6)
-    chk = bound_checks(rows)
-    cor = chk[chk["theorem"] == T["corollary_4_2b"].id]
+    cor = judged[judged["theorem"] == T["corollary_4_2b"].id]
     a = ax[0, 2]
     if len(cor):
         a.scatter(cor["bound_value"], cor["measured"], s=14, label="linear encoders (final)")

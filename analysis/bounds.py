@@ -5,7 +5,9 @@ chapter's theorem registry), ``bound``, ``form``, ``measured``, ``measured_se``,
 ``trivial`` and every term its theorem's bound function takes. Optional: ``converged`` (False where a probe the
 row rests on did not converge) and ``assumption`` ("met" / "not met", a chapter's own check on top of the
 theorem's declared ones). Here each row gets the theorem's ``kind`` (bound or reference), the result of every
-declared assumption check, its ``verdict`` with a ``reason``, and its ``slack``.
+declared assumption check, its ``verdict`` with a ``reason``, and its ``slack``. ``bound_value`` is the theorem's
+own ``bound(**terms)`` of the row: a chapter may leave the column out (it is filled here) or supply it, and then it
+must agree (rtol 1e-12) or judging fails, naming the theorem and the first row that disagrees.
 """
 from __future__ import annotations
 
@@ -39,9 +41,36 @@ def _assumptions(out: pd.DataFrame, theorems: Mapping[str, Theorem]) -> tuple[np
     return met, detail
 
 
+BOUND_RTOL = 1e-12
+
+
+class BoundMismatch(ValueError):
+    """A row's supplied ``bound_value`` is not its theorem's ``bound`` of the row's terms."""
+
+
+def _bound_values(out: pd.DataFrame, theorems: Mapping[str, Theorem]) -> np.ndarray:
+    """Every row's bound from its theorem's own function; where the chapter supplied ``bound_value``, the two
+    must agree (NaN with NaN, inf with inf), else BoundMismatch names the theorem and the first bad row."""
+    supplied = out["bound_value"].to_numpy(dtype=np.float64) if "bound_value" in out.columns else None
+    values = np.full(len(out), np.nan)
+    for tid, idx in out.groupby("theorem", sort=False).indices.items():
+        try:
+            values[idx] = theorems[tid].bound_from(out.iloc[idx])
+        except KeyError as err:
+            raise KeyError(f"{tid}: {err.args[0]}") from None
+        if supplied is None:
+            continue
+        ok = np.isclose(supplied[idx], values[idx], rtol=BOUND_RTOL, atol=0.0, equal_nan=True)
+        if not ok.all():
+            i = idx[np.argmin(ok)]
+            raise BoundMismatch(f"{tid}: row {i} supplies bound_value = {supplied[i]!r}, its theorem's "
+                                f"bound(**terms) gives {values[i]!r}")
+    return values
+
+
 def judge(checks: pd.DataFrame, theorems: Mapping[str, Theorem] | None = None) -> pd.DataFrame:
-    """Verdict, reason and slack for every row; with ``theorems``, each row's kind and assumptions come from
-    the declaration its ``theorem`` column names (an unknown id is an error, not a silent bound)."""
+    """Verdict, reason and slack for every row; with ``theorems``, each row's kind, bound value and assumptions
+    come from the declaration its ``theorem`` column names (an unknown id is an error, not a silent bound)."""
     out = checks.copy().reset_index(drop=True)
     met = np.ones(len(out), dtype=bool)
     if "assumption" in out.columns:
@@ -51,6 +80,9 @@ def judge(checks: pd.DataFrame, theorems: Mapping[str, Theorem] | None = None) -
         if unknown:
             raise KeyError(f"bound checks name theorems not in the registry: {', '.join(map(str, unknown))}")
         out["kind"] = out["theorem"].map(lambda t: theorems[t].kind)
+        values = _bound_values(out, theorems)
+        if "bound_value" not in out.columns:
+            out["bound_value"] = values
         declared, detail = _assumptions(out, theorems)
         met &= declared
         out["assumption_checks"] = detail

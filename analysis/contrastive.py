@@ -1,7 +1,8 @@
 """Contrastive learning with latent classes: bound checks and the chapter's four figures, from stored rows.
 
 Every bound value here is computed from the theorem's terms as measured in the cell (theory.contrastive does
-the arithmetic); nothing is fitted to the measured curves.
+the arithmetic); nothing is fitted to the measured curves. The figures read bound values and verdicts from the
+run's judged table (its rows of bounds.csv), never computing or judging them again.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pandas as pd
 
 from analysis import plotting, tables
 from theory import contrastive as th
+from theory.verdict import HOLDS
 
 THEOREMS = th.THEOREMS
 # the ids of theory.contrastive.THEOREMS each row names: (population, gen_M) x (k = 1, k > 1), and the block bound
@@ -19,6 +21,7 @@ LEMMA, LEMMA_K = "contrastive.lemma_4_3", "contrastive.lemma_4_3_k_negatives"
 THEOREM, THEOREM_K = "contrastive.theorem_4_1", "contrastive.theorem_4_1_k_negatives"
 BLOCK = "contrastive.proposition_6_2"
 KEYS = ["cell", "objective", "loss", "n_classes", "k", "block_size", "seed", "lr", "step"]
+POINT = ["cell", "seed", "lr", "step"]   # one checkpoint of one seed: what a judged row of one theorem is at
 PAPER_LOSSES = ("logistic", "hinge")
 
 
@@ -87,9 +90,9 @@ def _mean_sd(df: pd.DataFrame, by: list[str], col: str) -> pd.DataFrame:
     return df.groupby(by)[col].agg(["mean", "std"]).reset_index().fillna({"std": 0.0})
 
 
-def fig_bound(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
+def fig_bound(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str) -> list[Path]:
     """L_sup^mu against the bound at every checkpoint (k = 1 cells of the paper's losses), with y = x."""
-    checks = bound_checks(rows)
+    checks = judged
     checks = checks[(checks["k"] == 1) & checks["objective"].isin(PAPER_LOSSES) & (checks["bound"] == "mean_classifier")]
     fig, ax = plotting.new(3)
     panels = [("population", "bound (L_un - tau)/(1 - tau)", ax[0, 0]),
@@ -123,7 +126,7 @@ def fig_bound(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
     return plotting.save(fig, out, stem)
 
 
-def fig_negatives(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
+def fig_negatives(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str) -> list[Path]:
     """Accuracy, L_un and the bound as the number of negatives k grows, for each number of classes."""
     t = _final(terms_table(rows))
     t = t[t["objective"].isin(PAPER_LOSSES)]
@@ -132,10 +135,9 @@ def fig_negatives(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
     t = t.set_index(["n_classes", "loss"]).loc[keep].reset_index()
     p = _final(probe_table(rows))
     p = p[p["cell"].isin(t["cell"])]
-    ok = t["p_distinct"].to_numpy() > 0
-    t["bound"] = np.nan
-    t.loc[ok, "bound"] = th.bound_from_terms(t.loc[ok, "L_un"].to_numpy(), t.loc[ok, "collision_floor"].to_numpy(),
-                                             t.loc[ok, "p_distinct"].to_numpy())
+    population = {"theorem": (LEMMA, LEMMA_K), "form": "population"}
+    t["bound"] = tables.judged_at(judged, t, POINT, **population).astype(float)
+    t["verdict"] = tables.judged_at(judged, t, POINT, "verdict", **population)
     fig, ax = plotting.new(2)
     for i, c in enumerate(sorted(t["n_classes"].unique())):
         color = f"C{i}"
@@ -171,16 +173,18 @@ def fig_negatives(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
 
 def coverage_view(s: pd.DataFrame) -> dict:
     """For one number of classes: the k at which k negatives cover every class in expectation (the coupon
-    collector, theory.coverage_negatives on the cell's class law), the smallest k at which the mean bound is
-    informative (below the trivial log2(k+1)), and the smallest k whose mean accuracy is within one point of
-    the best over k (where accuracy stops improving)."""
+    collector, theory.coverage_negatives on the cell's class law), the largest k at which the bound is
+    informative (every judged point there holds: not vacuous, not violated, as bounds.csv's ``verdict`` column
+    says), and the smallest k whose mean accuracy is within one point of the best over k (where accuracy stops
+    improving)."""
     C = int(s["n_classes"].iloc[0])
     tau_val = float(s["tau"].iloc[0])
     # the shipped class laws are uniform or Zipf; the cell stores tau, not rho: uniform iff tau = 1/C
     rho = np.full(C, 1.0 / C) if abs(tau_val - 1.0 / C) < 1e-12 else None
-    m = s.groupby("k")[["bound", "mean_acc"]].mean()
-    trivial = np.array([th.loss_at_zero(str(s["loss"].iloc[0]), int(k)) for k in m.index])
-    informative = m.index[(m["bound"] < trivial).to_numpy()]
+    m = s.groupby("k")[["mean_acc"]].mean()
+    judged = s[s["verdict"].notna()]
+    holds = judged.groupby("k")["verdict"].agg(lambda v: bool((v == HOLDS).all()))
+    informative = holds.index[holds.to_numpy(dtype=bool)]
     plateau = m.index[m["mean_acc"] >= m["mean_acc"].max() - 0.01]
     return {"coverage": th.coverage_negatives(rho) if rho is not None else float("nan"),
             "informative_k": float(informative.max()) if len(informative) else float("nan"),
@@ -197,7 +201,7 @@ def _coverage_marks(axes, s: pd.DataFrame, color, c: int) -> None:
                         label=f"C={c} accuracy within 1 pt of best from k={v['plateau_k']:.0f}")
     if np.isfinite(v["informative_k"]):
         axes[1].axvline(v["informative_k"], color=color, ls="-.", lw=0.8, alpha=0.6,
-                        label=f"C={c} bound < log2(k+1) up to k={v['informative_k']:.0f}")
+                        label=f"C={c} bound holds, not vacuous (bounds.csv), up to k={v['informative_k']:.0f}")
 
 
 def labels_needed(curve: pd.DataFrame, target_error: float) -> float:
@@ -230,7 +234,7 @@ def sample_complexity_table(rows: pd.DataFrame, target_error: float) -> pd.DataF
     return pd.DataFrame(out)
 
 
-def fig_sample_complexity(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
+def fig_sample_complexity(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str) -> list[Path]:
     """Probe error against labelled examples per class, for raw, random, contrastive and supervised encoders."""
     target_error = float(rows["target_error"].dropna().iloc[0]) if "target_error" in rows else 0.2
     table = sample_complexity_table(rows, target_error)
@@ -262,7 +266,7 @@ def fig_sample_complexity(rows: pd.DataFrame, out: Path, stem: str) -> list[Path
     return plotting.save(fig, out, stem)
 
 
-def fig_block(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
+def fig_block(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str) -> list[Path]:
     """Block sizes b against the standard loss (b = 1), in loss and in downstream accuracy."""
     t = _final(terms_table(rows))
     std = t[t["objective"].isin(PAPER_LOSSES) & (t["k"] == 1)].copy()
@@ -273,7 +277,10 @@ def fig_block(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
     std = std[(std["n_classes"] == c) & (std["loss"] == loss)].copy()
     std["L_block"], std["block_size"] = std["L_un"], 1
     t = pd.concat([std, blk], ignore_index=True)
-    t["block_bound"] = th.bound_from_terms(t["L_block"].to_numpy(), t["tau"].to_numpy(), 1 - t["tau"].to_numpy())
+    # the judged bound of each point: Prop. 6.2 for the block cells, Lemma 4.3 (its b = 1 case) for the standard
+    blocks = t["objective"].to_numpy() == "block"
+    t["block_bound"] = np.where(blocks, tables.judged_at(judged, t, POINT, theorem=BLOCK).astype(float),
+                                tables.judged_at(judged, t, POINT, theorem=LEMMA, form="population").astype(float))
     p = probe_table(rows)
     p = _final(p[p["cell"].isin(t["cell"])])
     p = p[p["n_per_class"] == p["n_per_class"].max()]

@@ -1,9 +1,10 @@
-"""The language chapter's figures (``FIGURES`` below: name -> draw(rows, out, stem)): the issue's six and the
-softmax bound's own, each drawn from stored rows alone. ``analysis.language`` (the bound checks) does not import this
-module; the chapter takes ``FIGURES`` from here.
+"""The language chapter's figures (``FIGURES`` below: name -> draw(rows, judged, out, stem)): the issue's six and the
+softmax bound's own, each drawn from stored rows and the run's judged table. ``analysis.language`` (the bound
+checks) does not import this module; the chapter takes ``FIGURES`` from here.
 
 Bound curves come from ``theory.language.bound`` evaluated at the task's measured tau, B and gamma over a grid of
-epsilon: never fitted. Only the slopes of figures 1 and 6 are fitted (log-log least squares of the measured excess).
+epsilon: never fitted. A bound at a measured point is read from the run's judged table (its rows of
+bounds.csv). Only the slopes of figures 1 and 6 are fitted (log-log least squares of the measured excess).
 """
 from __future__ import annotations
 
@@ -68,18 +69,18 @@ def _excess_panels(rows, out: Path, stem: str, target: str, tasks: tuple[str, ..
     return plotting.save(fig, out, stem)
 
 
-def fig_bound(rows, out: Path, stem: str) -> list[Path]:
+def fig_bound(rows, judged, out: Path, stem: str) -> list[Path]:
     """Figure 1: downstream excess loss against epsilon, log-log, with the bound curve and fitted slopes."""
     return _excess_panels(rows, out, stem, "next", ("logistic", "deterministic"), "next word")
 
 
-def fig_softmax(rows, out: Path, stem: str) -> list[Path]:
+def fig_softmax(rows, judged, out: Path, stem: str) -> list[Path]:
     """Figure 7: the softmax-LM bound for the conditional-mean features Phi p_f, against epsilon_Phi (in-class
     references with a frozen Phi, and trained softmax LMs), with the bound tau_Phi + sqrt(2 B_Phi^2 eps_Phi)."""
     return _excess_panels(rows, out, stem, "next", ("logistic", "deterministic"), "next word", "softmax_phi")
 
 
-def fig_masked(rows, out: Path, stem: str) -> list[Path]:
+def fig_masked(rows, judged, out: Path, stem: str) -> list[Path]:
     """Figure 6: figure 1 for the masked-word conditional p*(w_t | rest) and a masked LM."""
     return _excess_panels(rows, out, stem, "masked", ("masked_logistic", "masked_deterministic"), "masked word")
 
@@ -90,7 +91,7 @@ def _training_cells(t: pd.DataFrame) -> pd.DataFrame:
     return t[t["d"] == t["d"].max()] if len(t) else t
 
 
-def fig_training(rows, out: Path, stem: str) -> list[Path]:
+def fig_training(rows, judged, out: Path, stem: str) -> list[Path]:
     """Figure 2: epsilon, the downstream loss of each feature type, and how affine Phi p_f is in f (the R^2 that
     decides whether a probe on f inherits the bound), at every checkpoint."""
     free = _training_cells(lt.free_table(rows))
@@ -133,7 +134,7 @@ def fig_training(rows, out: Path, stem: str) -> list[Path]:
 
 
 # --------------------------------------------------------------------------------------------- figure 3
-def fig_feature_types(rows, out: Path, stem: str) -> list[Path]:
+def fig_feature_types(rows, judged, out: Path, stem: str) -> list[Path]:
     """Figure 3: probe error and loss against labelled examples n for f(s), Phi p_f(s), p_f(s) and raw one-hots."""
     c = lt.curve_table(rows) if (rows["feature"] != "none").any() else pd.DataFrame()
     fig, ax = plotting.new(3)
@@ -168,7 +169,7 @@ def fig_feature_types(rows, out: Path, stem: str) -> list[Path]:
 
 
 # --------------------------------------------------------------------------------------------- figure 4
-def fig_quad(rows, out: Path, stem: str) -> list[Path]:
+def fig_quad(rows, judged, out: Path, stem: str) -> list[Path]:
     """Figure 4: principal angles between the learned Phi and Omega*'s top-d eigenspace; Quad against xent."""
     free, tasks = lt.free_table(rows), lt.task_table(rows)
     q = free[free["model"] == "quad"]
@@ -208,7 +209,7 @@ def fig_quad(rows, out: Path, stem: str) -> list[Path]:
 
 
 # --------------------------------------------------------------------------------------------- figure 5
-def fig_non_natural(rows, out: Path, stem: str) -> list[Path]:
+def fig_non_natural(rows, judged, out: Path, stem: str) -> list[Path]:
     """Figure 5: the naturalness check of every task, and what the probe and the bound say on each."""
     t = lt.task_table(rows)
     t = t[t["target"] == "next"]
@@ -232,7 +233,7 @@ def fig_non_natural(rows, out: Path, stem: str) -> list[Path]:
     ax[0, 0].legend(fontsize=7)
     lm = _training_cells(t)
     lm = lm[(lm["phi"] == "learned") & (lm["step"] == lm["step"].max())]
-    checks = lt.bound_checks(rows)
+    checks = judged.reindex(columns=list(dict.fromkeys([*judged.columns, "cell", "step", "task"])))
     checks = checks[(checks["bound"] == "any_lm") & (checks["form"] == "plugin") & checks["cell"].isin(lm["cell"])
                     & (checks["step"] == lm["step"].max())]
     bars = [("Bayes loss (y | s)", check["bayes"].to_numpy(), [0.0] * len(tasks)),

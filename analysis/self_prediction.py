@@ -243,12 +243,13 @@ def fit_slope(n, er, p: int) -> tuple[float, float, float]:
     return float(slope), float(n[keep].min()), float(n[keep].max())
 
 
-def slopes(rows: pd.DataFrame, study: str = "sample_complexity") -> pd.DataFrame:
-    """Fitted slopes of the measured ER curves (and of the matching bound over the same window) per family."""
+def slopes(rows: pd.DataFrame, study: str = "sample_complexity", checks: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Fitted slopes of the measured ER curves (and of the matching bound over the same window) per family; the
+    bound values come from ``checks`` (a figure passes the run's judged table), else from ``bound_checks(rows)``."""
     er = curves(rows)
     er = er[er["studies"].str.split("+").apply(lambda s: study in s)]
     seeds = seed_table(rows).groupby(["cell", "representation"])["p"].first()
-    checks = bound_checks(rows)
+    checks = bound_checks(rows) if checks is None else checks
     own = {"psi_star": "exact_ci", "psi_star_full": "exact_ci", "raw": "raw_baseline"}   # else "learned"
     out = []
     for (cell, rep), c in er.groupby(["cell", "representation"]):

@@ -1,10 +1,11 @@
 """The self-prediction chapter's six figures, drawn from stored rows (tables in analysis/self_prediction.py).
 
-``FIGURES`` (name -> draw(rows, out_dir, stem)) is defined here and only here: analysis/self_prediction.py does
+``FIGURES`` (name -> draw(rows, judged, out_dir, stem)) is defined here and only here: analysis/self_prediction.py does
 not import this module, so either can be imported first.
 
 Conventions in every panel: solid lines with error bars are measured means over seeds (+- 1 SE); dashed lines
-of the same colour are the bounds of theory.self_prediction evaluated at the measured terms; a hollow marker on a
+of the same colour are the bounds of theory.self_prediction evaluated at the measured terms, with their verdicts,
+as the run's judged table (its rows of bounds.csv) holds them: nothing here judges again; a hollow marker on a
 bound is a vacuous point (bound >= the trivial risk tr Cov f*), a red cross on a measured point is a violated one,
 a grey square marks a bound whose assumption is not met. The dotted grey line is the trivial risk.
 """
@@ -18,9 +19,7 @@ import pandas as pd
 
 from analysis import plotting
 from analysis import self_prediction as sp
-from analysis.bounds import judge
 from theory import self_prediction as th
-from theory.theorems import index
 from theory.verdict import NOT_MET, VACUOUS, VIOLATED
 
 LABELS = {"psi_star": "psi* (top r PCs)", "psi_star_full": "psi* (all d2)", "raw": "raw X1", "linear": "OLS psi",
@@ -32,11 +31,6 @@ for _r in sp.REGRESSION:   # a learned psi probed whole (p = d2): same colour, i
 ORDER = list(LABELS)
 CLIP = 30   # risk axes stop at CLIP x the trivial risk
 OWN_BOUND = {"psi_star": "exact_ci", "psi_star_full": "exact_ci", "raw": "raw_baseline"}
-
-
-def _checks(rows: pd.DataFrame) -> pd.DataFrame:
-    c = sp.bound_checks(rows)
-    return judge(c, index(th.THEOREMS)) if len(c) else c
 
 
 def _reps(df: pd.DataFrame, drop=(), learned_full: bool = False) -> list[str]:
@@ -89,10 +83,10 @@ def _empty(ax, what: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------- figure 1
-def fig_sample_complexity(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
+def fig_sample_complexity(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str) -> list[Path]:
     """ER against n (log-log) per family: psi*, learned psi, raw X1, each with its bound and fitted slope."""
     er = sp.in_study(sp.curves(rows), "sample_complexity")
-    checks, slopes = _checks(rows), sp.slopes(rows)
+    checks, slopes = judged, sp.slopes(rows, checks=judged)
     cells = er.drop_duplicates("cell").sort_values("family", key=lambda f: f.map(lambda v: ORDER_FAMILY.get(v, 9)))
     fig, ax = plotting.new(max(1, len(cells)), width=4.6, height=4.0)
     if cells.empty:
@@ -170,7 +164,7 @@ def dimension_table(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def fig_dimension(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
+def fig_dimension(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str) -> list[Path]:
     """As d1 grows at fixed k: the n needed to reach the target risk (measured and from the bound)."""
     tab = dimension_table(rows)
     fig, ax = plotting.new(2)
@@ -228,14 +222,14 @@ def crossing(x, a, b) -> float:
     return float(x[j - 1] + (x[j] - x[j - 1]) * (-d[j - 1]) / (d[j] - d[j - 1]))
 
 
-def _versus_knob(ax, rows, study: str, xcol: str, x_of_cell: dict | None = None) -> pd.DataFrame:
+def _versus_knob(ax, rows, judged: pd.DataFrame, study: str, xcol: str, x_of_cell: dict | None = None) -> pd.DataFrame:
     """ER at n_fixed against a per-cell knob (the cell term ``xcol``, or ``x_of_cell``: cell -> x) for every
     representation, with the psi* bounds; returns the fixed-n curves with the x in column ``xcol``."""
     er = _at(sp.in_study(sp.curves(rows), study))
     terms = sp.cell_terms(rows).set_index("cell")
     x_of = x_of_cell if x_of_cell is not None else terms[xcol].to_dict()
     er = er.assign(**{xcol: er["cell"].map(x_of).to_numpy()})
-    checks = _checks(rows)
+    checks = judged
     checks = _at(checks[checks["cell"].isin(er["cell"])].dropna(subset=["n"]))
     checks = checks.assign(**{xcol: checks["cell"].map(x_of).to_numpy()})
     for rep in _reps(er):
@@ -253,7 +247,7 @@ def _versus_knob(ax, rows, study: str, xcol: str, x_of_cell: dict | None = None)
     return er
 
 
-def fig_approx_ci(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
+def fig_approx_ci(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str) -> list[Path]:
     """ER and bound as eps_CI grows, with the point where psi* stops beating raw X1; right: e_apx(psi*)
     against its population bound (eps_CI / beta)^2."""
     fig, ax = plotting.new(2, width=4.8)
@@ -261,7 +255,7 @@ def fig_approx_ci(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
     if terms.empty:
         _empty(ax[0, 0], "approx_ci")
         return plotting.save(fig, out, stem)
-    er = _versus_knob(ax[0, 0], rows, "approx_ci", "epsilon_CI")
+    er = _versus_knob(ax[0, 0], rows, judged, "approx_ci", "epsilon_CI")
     ps = er[er["representation"] == "psi_star"].sort_values("epsilon_CI")
     raw = er[er["representation"] == "raw"].set_index("cell").loc[ps["cell"]]
     x = crossing(ps["epsilon_CI"], ps["mean"], raw["mean"])
@@ -275,7 +269,7 @@ def fig_approx_ci(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
     ax[0, 0].set_xlabel("eps_CI (Definition 4.1)")
     ax[0, 0].set_ylabel("excess risk")
     ax[0, 0].legend(fontsize=6)
-    checks = _checks(rows)
+    checks = judged
     pop = checks[(checks["form"] == sp.POPULATION) & checks["cell"].isin(terms["cell"])
                  & checks["representation"].isin(sp.PSI)]
     for rep, style in (("psi_star", "--"), ("psi_star_full", "-.")):
@@ -293,7 +287,7 @@ def fig_approx_ci(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
 
 
 # ------------------------------------------------------------------------------------------- figure 4
-def fig_pretext_budget(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
+def fig_pretext_budget(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str) -> list[Path]:
     """Downstream ER at n_fixed, e_apx and eps_pre^2 against the number of pretext pairs n1, per learner."""
     fig, ax = plotting.new(3, width=4.0)
     er = _at(sp.in_study(sp.curves(rows), "pretext_budget"))
@@ -331,7 +325,7 @@ def fig_pretext_budget(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
 
 
 # ------------------------------------------------------------------------------------------- figure 5
-def fig_violation(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
+def fig_violation(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str) -> list[Path]:
     """A nuisance shared by both views: ER and bounds against its scale, the CI check's eps_CI on the axis."""
     fig, ax = plotting.new(2, width=4.8)
     terms = sp.in_study(sp.cell_terms(rows), "violation").sort_values("nuisance_scale")
@@ -340,7 +334,7 @@ def fig_violation(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
         return plotting.save(fig, out, stem)
     # equally spaced positions, one per nuisance scale, so that the labels with eps_CI never overlap
     pos = {c: i for i, c in enumerate(terms["cell"])}
-    _versus_knob(ax[0, 0], rows, "violation", "position", pos)
+    _versus_knob(ax[0, 0], rows, judged, "violation", "position", pos)
     ax[0, 0].set_xticks(range(len(terms)),
                         [f"{s:g}\neps_CI\n={e:.2f}" for s, e in zip(terms["nuisance_scale"], terms["epsilon_CI"])],
                         fontsize=7)
@@ -351,7 +345,7 @@ def fig_violation(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
     worst = terms.iloc[-1]
     er = sp.curves(rows)
     er = er[er["cell"] == worst["cell"]]
-    checks = _checks(rows)
+    checks = judged
     for rep in _reps(er):
         s = er[er["representation"] == rep].sort_values("n")
         ax[0, 1].errorbar(s["n"], s["mean"], s["se"], fmt="-o", ms=3, color=COLORS[rep], label=LABELS[rep])
@@ -373,7 +367,7 @@ def fig_violation(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
 
 
 # ------------------------------------------------------------------------------------------- figure 6
-def fig_objectives(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
+def fig_objectives(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str) -> list[Path]:
     """Denoising AE and masked prediction against psi on the same probe: ER vs n, and e_apx / ER at n_fixed."""
     fig, ax = plotting.new(2, width=4.8)
     er = sp.in_study(sp.curves(rows), "objectives")

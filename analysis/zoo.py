@@ -1,8 +1,9 @@
 """The objective zoo: Lemma 4.3's bound checks on every encoder, one figure per bench and a summary table.
 
 Every bound value is ``theory.contrastive.bound_from_terms`` of the row's own terms (the function of
-``zoo.lemma_4_3_any_encoder``); nothing is fitted to a measured curve. Labels needed are read off the mean probe
-error curve by ``analysis.contrastive.labels_needed`` (log-linear interpolation, inf where never reached).
+``zoo.lemma_4_3_any_encoder``); nothing is fitted to a measured curve. The summary's verdict counts and slack are
+read from the run's judged table (its rows of bounds.csv), never judged again. Labels needed are read off the mean
+probe error curve by ``analysis.contrastive.labels_needed`` (log-linear interpolation, inf where never reached).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pandas as pd
 from analysis import plotting, tables
 from analysis.contrastive import labels_needed
 from theory import contrastive as ctr
+from theory.verdict import HOLDS, NOT_MET, UNDETERMINED, VACUOUS, VIOLATED
 from theory.zoo import BENCHES, CONTROLS, GRAPH_REFERENCES, REFERENCES
 
 LEMMA = "zoo.lemma_4_3_any_encoder"
@@ -74,25 +76,25 @@ def curves(rows: pd.DataFrame) -> pd.DataFrame:
                      on=["objective", "variant", "n_per_class"])
 
 
-def summary_table(rows: pd.DataFrame) -> pd.DataFrame:
+def summary_table(rows: pd.DataFrame, judged: pd.DataFrame) -> pd.DataFrame:
     """Per (bench, objective, variant): labels per class needed to reach the target error, effective rank,
-    normalised std, collapse flag (share of seeds), Lemma 4.3's median slack and its verdict counts."""
+    normalised std, collapse flag (share of seeds), and Lemma 4.3's median slack and verdict counts as the run's
+    judged table (bounds.csv) holds them: the slack over points where the lemma applies (not 'assumption not met',
+    not undetermined), as bounds.csv's summary takes it."""
     target = _target(rows)
     cv = curves(rows)
     t = terms_table(rows)
-    checks = bound_checks(rows)
-    if len(checks):
-        from_bounds = checks.assign(slack=checks["bound_value"] / checks["measured"],
-                                    holds=checks["measured"] <= checks["bound_value"] + 3 * np.hypot(
-                                        checks["measured_se"], checks["bound_se"]))
+    lemma = judged[judged["theorem"] == LEMMA] if "theorem" in judged.columns else judged.iloc[0:0]
     out = []
     for bench, objs in {"references": REFERENCES + GRAPH_REFERENCES, **BENCHES}.items():
         for obj in objs:
             for v in sorted(t.loc[t["objective"] == obj, "variant"].unique()):
                 s = t[(t["objective"] == obj) & (t["variant"] == v)]
                 c = cv[(cv["objective"] == obj) & (cv["variant"] == v)] if len(cv) else cv
-                b = from_bounds[(from_bounds["objective"] == obj) & (from_bounds["variant"] == v)] if len(checks) \
-                    else checks
+                b = lemma[(lemma["objective"] == obj) & (lemma["variant"] == v)] if len(lemma) else lemma
+                counts = b["verdict"].value_counts() if len(b) else pd.Series(dtype=int)
+                applies = b["slack"][~b["verdict"].isin([NOT_MET, UNDETERMINED])] if len(b) else b
+                applies = applies[np.isfinite(applies.astype(float))] if len(applies) else applies
                 out.append({"bench": bench, "objective": obj, "variant": v, "target_error": target,
                             "labels_needed": labels_needed(c, target) if len(c) else float("nan"),
                             "error_at_max_n": float(c.sort_values("n_per_class")["mean"].iloc[-1]) if len(c)
@@ -102,9 +104,21 @@ def summary_table(rows: pd.DataFrame) -> pd.DataFrame:
                             "collapsed": float(s["collapsed"].mean()),
                             "L_un": float(s["L_un"].mean()) if "L_un" in s else float("nan"),
                             "L_sup_mu": float(s["L_sup_mu"].mean()) if "L_sup_mu" in s else float("nan"),
-                            "lemma_slack": float(b["slack"].median()) if len(b) else float("nan"),
-                            "lemma_holds": int(b["holds"].sum()) if len(b) else 0, "lemma_points": len(b)})
+                            "lemma_slack": float(applies.median()) if len(applies) else float("nan"),
+                            "lemma_holds": int(counts.get(HOLDS, 0)), "lemma_vacuous": int(counts.get(VACUOUS, 0)),
+                            "lemma_violated": int(counts.get(VIOLATED, 0)),
+                            "lemma_not_met": int(counts.get(NOT_MET, 0)),
+                            "lemma_undetermined": int(counts.get(UNDETERMINED, 0)), "lemma_points": len(b)})
     return pd.DataFrame(out)
+
+
+def _verdicts_cell(r) -> str:
+    """'3/4 hold, 1 vac.': the judged verdicts of one summary row, the zero counts left out."""
+    if not r.lemma_points:
+        return "n/a (no pairs)"
+    rest = [f"{n} {name}" for n, name in ((r.lemma_vacuous, "vac."), (r.lemma_violated, "viol."),
+                                          (r.lemma_not_met, "n.m."), (r.lemma_undetermined, "und.")) if n]
+    return ", ".join([f"{r.lemma_holds}/{r.lemma_points} hold"] + rest)
 
 
 def _bench_figure(rows: pd.DataFrame, out: Path, stem: str, bench: str) -> list[Path]:
@@ -153,19 +167,19 @@ def _bench_figure(rows: pd.DataFrame, out: Path, stem: str, bench: str) -> list[
     return plotting.save(fig, out, stem)
 
 
-def fig_two_views(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
+def fig_two_views(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str) -> list[Path]:
     return _bench_figure(rows, out, stem, "two_views")
 
 
-def fig_reconstruction(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
+def fig_reconstruction(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str) -> list[Path]:
     return _bench_figure(rows, out, stem, "reconstruction")
 
 
-def fig_summary(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
+def fig_summary(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str) -> list[Path]:
     """A table across benches: labels needed, effective rank, normalised std and Lemma 4.3's slack, per
     (bench, objective, data variant)."""
-    tab = summary_table(rows)
-    fig, ax = plotting.new(1, width=11, height=0.9 + 0.16 * max(1, len(tab)))
+    tab = summary_table(rows, judged)
+    fig, ax = plotting.new(1, width=12, height=0.9 + 0.16 * max(1, len(tab)))
     a = ax[0, 0]
     a.set_xticks([])
     a.set_yticks([])
@@ -181,37 +195,38 @@ def fig_summary(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
     body = [[r.bench, NAMES[r.objective], r.variant, fmt(r.labels_needed), fmt(r.error_at_max_n, ".2f"),
              fmt(r.effective_rank, ".2f"), fmt(r.norm_std, ".2f"), "yes" if r.collapsed >= 0.5 else "no",
              fmt(r.L_un), fmt(r.L_sup_mu), fmt(r.lemma_slack),
-             f"{r.lemma_holds}/{r.lemma_points}" if r.lemma_points else "n/a (no pairs)"]
+             _verdicts_cell(r)]
             for r in tab.itertuples()]
     head = ["bench", "objective", "variant", f"n* (err <= {tab['target_error'].iloc[0]:g})",
-            "err at max n", "eff. rank", "norm std", "collapsed", "L_un", "L_sup^mu", "Lemma 4.3 slack",
-            "L_sup^mu <= bound + 3SE"]
+            "err at max n", "eff. rank", "norm std", "collapsed", "L_un", "L_sup^mu", "L4.3 slack",
+            "L4.3 verdicts"]
     table = a.table(cellText=body, colLabels=head, cellLoc="center", bbox=(0.0, 0.04, 1.0, 0.95))
     table.auto_set_font_size(False)
     table.set_fontsize(6)
     a.text(0.5, 0.0, "labels: log-linear interpolation of the mean probe error curve (inf: not reached); eff. rank "
-           "and norm std (mean per-dim std of f/||f||, x sqrt(d)) on the test points; slack = bound / L_sup^mu, "
-           "median over seeds", ha="center", va="bottom", fontsize=6, transform=a.transAxes)
+           "and norm std (mean per-dim std of f/||f||, x sqrt(d)) on the test points; slack = bound / L_sup^mu, median "
+           "over the seeds where the lemma applies;\nverdicts as bounds.csv holds them (vac. vacuous, viol. violated, "
+           "n.m. assumption not met, und. undetermined)", ha="center", va="bottom", fontsize=6, transform=a.transAxes)
     a.set_title("objective zoo: labels needed, collapse (effective rank = exp entropy of normalised singular "
                 "values) and Lemma 4.3 on every encoder", fontsize=8)
     return plotting.save(fig, out, stem)
 
 
-def fig_multimodal(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
+def fig_multimodal(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str) -> list[Path]:
     return _bench_figure(rows, out, stem, "multimodal")
 
 
-def fig_pretext(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
+def fig_pretext(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str) -> list[Path]:
     return _bench_figure(rows, out, stem, "pretext")
 
 
-def fig_graphs(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
+def fig_graphs(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str) -> list[Path]:
     """Deep Graph Infomax on the block model against raw features, the random and supervised GCN and the oracle
     top-K eigenvectors of the expected normalised adjacency; no Lemma 4.3 rows for this bench."""
     return _bench_figure(rows, out, stem, "graphs")
 
 
-def fig_sequences(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
+def fig_sequences(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str) -> list[Path]:
     """The permutation LM, ELECTRA and CPC on the HMM's windows against the one-hot window, the random and the
     supervised encoder, probed on the deterministic natural task; no Lemma 4.3 rows for this bench."""
     return _bench_figure(rows, out, stem, "sequences")

@@ -25,6 +25,7 @@ from experiments.engine.rng import numpy_rng
 from experiments.engine.train import gather_rows
 from synthetic_data.contrastive import DataSpec
 from theory import contrastive as th
+from theory.contrastive_terms import mc_terms
 
 
 @dataclass(frozen=True)
@@ -185,8 +186,8 @@ class EvalSet:
         G = mu.shape[0]
         out: dict[str, list] = {}
         for g in range(G):
-            terms = th.mc_terms(pools[0][g], pools[1][g], pools[2][g], mu[g], rho, cell.loss, cell.k,
-                                rng=np.random.default_rng(self.rng.integers(2**63)))
+            terms = mc_terms(pools[0][g], pools[1][g], pools[2][g], mu[g], rho, cell.loss, cell.k,
+                             rng=np.random.default_rng(self.rng.integers(2**63)))
             terms["tau_k"] = terms.pop("tau")  # mc_terms' tau is the k-negative collision probability
             terms["tau"] = th.tau(rho)
             for key, val in terms.items():

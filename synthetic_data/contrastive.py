@@ -37,7 +37,7 @@ import numpy as np
 from synthetic_data.checks import check_int as _check_int
 from synthetic_data.checks import check_real as _check_real
 from synthetic_data import plugins
-from theory.contrastive import sample_task_tuples
+from theory.contrastive_terms import sample_task_tuples
 
 CLASS_LAWS = ("uniform", "zipf", "explicit")
 FAMILIES = ("gaussian", "mixture", "discrete")  # built-in; "plugin" (PLUGIN_FAMILY) is a user generator

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analysis import figures as figs
 from analysis import plotting
 from conftest import cell_bytes
 from experiments.engine import chapters, cli, expected, runner, runs, store
@@ -79,6 +80,9 @@ def test_a_non_chapter_fails_the_protocol():
     assert any(p.startswith("theorems") for p in problems) and any(p.startswith("figures") for p in problems)
     foreign = dataclasses.replace(ch, name="other")
     assert any("does not belong" in p for p in chapters.conformance(foreign))
+    # a figure of the old protocol, draw(rows, out_dir, stem), would never see the judged table
+    old = dataclasses.replace(ch, figures={"old": lambda rows, out, stem: []})
+    assert "figures: 'old' must take (rows, judged, out_dir, stem)" in chapters.conformance(old)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -257,6 +261,13 @@ def test_every_figure_has_data_and_names_its_run(name, quick_results, tmp_path, 
     root = quick_results(name)
     seen = {}
     real_save = plotting.save
+    handed = []
+    real_draw = figs.draw
+
+    def draw_spy(figures, rows, judged, out, caption):
+        handed.append(judged)
+        return real_draw(figures, rows, judged, out, caption)
+    monkeypatch.setattr(figs, "draw", draw_spy)
 
     def spy(fig, directory, stem):
         paths = real_save(fig, directory, stem)  # adds the provenance line; the closed figure keeps its artists
@@ -279,6 +290,13 @@ def test_every_figure_has_data_and_names_its_run(name, quick_results, tmp_path, 
             assert labels and all(lbl.strip() for lbl in labels), f"{stem}: empty legend entry"
         assert info["caption"] and run.id in info["caption"][0] and "profile quick" in info["caption"][0], stem
     assert (tmp_path / name / "RUN").read_text().startswith(f"run {run.id}")
+    # the figures were handed the run's judged table: bounds.csv's rows of that run, verdict for verdict
+    table = pd.read_csv(root / "bounds.csv")
+    judged, = handed
+    assert set(judged["run"]) == {run.id} and len(judged) == len(table)
+    assert list(judged["verdict"]) == list(table["verdict"]) and list(judged["theorem"]) == list(table["theorem"])
+    np.testing.assert_allclose(judged["bound_value"].to_numpy(float), table["bound_value"].to_numpy(float),
+                               rtol=1e-15, atol=0, equal_nan=True)
 
 
 def test_the_cli_chooses_the_backend_not_the_import():

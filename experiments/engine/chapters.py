@@ -2,7 +2,9 @@
 
 A chapter is one result of the thesis, spread over one module of the same name in each package. Here it is one
 object: a :class:`Chapter` names its config dataclass and TOML profiles, its cells, their cost, ``run_cell``,
-its bound checks, figures and theorems. Chapters are registered as Python entry points in the group
+its bound checks, figures and theorems. A figure is ``draw(rows, judged, out_dir, stem) -> paths``: it gets the
+run's rows and the run's judged table (its rows of ``bounds.csv``) and reads every bound value and verdict from
+that table, never judging again. Chapters are registered as Python entry points in the group
 ``sslt.chapters`` (see ``pyproject.toml``), so a package outside this repository adds a chapter by declaring
 ``[project.entry-points."sslt.chapters"] name = "package.module:CHAPTER"``; nothing here imports a chapter
 by name.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import typing
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -44,7 +47,7 @@ class Chapter:
     cost: Callable[[Any], float]                        # cell -> rough relative cost (costly cells start first)
     run_cell: Callable[[Any, str, str], pd.DataFrame]   # (cell, cell id, device) -> tidy rows
     bound_checks: Callable[[pd.DataFrame], pd.DataFrame]  # rows -> one row per (theorem, point)
-    figures: Mapping[str, Callable]                     # name -> draw(rows, out_dir, stem) -> paths
+    figures: Mapping[str, Callable]                     # name -> draw(rows, judged, out_dir, stem) -> paths
     # One name per study: a figure is named after the config section (study) whose cells it draws and is drawn
     # by fig_<name>. A figure that is not one study's (a summary) is declared here with the studies it draws.
     summary_figures: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -83,6 +86,10 @@ def conformance(ch: Any) -> list[str]:
             problems.append(f"{name}: must be callable")
     if not ch.figures or not all(callable(f) for f in ch.figures.values()):
         problems.append("figures: must map names to drawing functions (at least one)")
+    else:
+        for fname, fn in ch.figures.items():
+            if not _takes(fn, 4):
+                problems.append(f"figures: {fname!r} must take (rows, judged, out_dir, stem)")
     if not ch.theorems:
         problems.append("theorems: must declare at least one theorem")
     for t in ch.theorems:
@@ -131,6 +138,14 @@ def _names(ch: Chapter, studies: tuple[str, ...]) -> list[str]:
         if name not in figures:
             problems.append(f"summary_figures: {name!r} is not a FIGURES key")
     return problems
+
+
+def _takes(fn: Callable, n: int) -> bool:
+    try:
+        inspect.signature(fn).bind(*([None] * n))
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 @functools.lru_cache(maxsize=1)

@@ -277,7 +277,7 @@ def run_check(path: Path, profile: str, out: Path | None, fig_root: Path | None,
     text = render(prep.name, prep.chapter, rep.run, records, prep.agreements, prep.estimated)
     figures_dir = Path(fig_root) if fig_root is not None else Path("figures") / "check" / prep.name
     rows = store.load_rows(root, prep.chapter.name, rep.run.cells)
-    figs.draw(prep.chapter.figures, rows, figures_dir, rep.run.describe())
+    figs.draw(prep.chapter.figures, rows, table, figures_dir, rep.run.describe())
     doc = {"name": prep.name, "chapter": prep.chapter.name, "assumption_file": str(prep.source),
            "run": rep.run.id, "code": rep.run.code, "profile": profile, "results": str(root),
            "figures": str(figures_dir),

@@ -96,8 +96,9 @@ def cmd_figures(args) -> int:
     for r in selected:
         ch = chapters.get(r.experiment)
         rows = store.load_rows(root, r.experiment, r.cells)
+        judged = runner.run_table(root, r)  # the run's rows of bounds.csv: figures read verdicts, never re-judge
         out = fig_root / r.experiment if not args.run else fig_root / "runs" / r.id
-        for p in figs.draw(ch.figures, rows, out, r.describe()):
+        for p in figs.draw(ch.figures, rows, judged, out, r.describe()):
             print(p)
         store.atomic_write_text(out / "RUN", r.describe() + "\n")
     return 0

@@ -105,12 +105,14 @@ def records(root: Path, run: runs.Run, table=None) -> list[dict]:
     return check.theorem_records(table, chapters.get(run.experiment).theorems)
 
 
-def draw(root: Path, run: runs.Run, names, out: Path) -> list[Path]:
-    """Draw the chapter's own figures ``names`` from the run's rows into ``out``; returns the PNG paths."""
+def draw(root: Path, run: runs.Run, names, out: Path, judged=None) -> list[Path]:
+    """Draw the chapter's own figures ``names`` from the run's rows and judged table (``verdict_table`` unless
+    given) into ``out``; returns the PNG paths."""
     ch = chapters.get(run.experiment)
     rows = store.load_rows(Path(root), run.experiment, run.cells)
+    judged = verdict_table(root, run) if judged is None else judged
     chosen = {n: ch.figures[n] for n in ([names] if isinstance(names, str) else names)}
-    return [p for p in figs.draw(chosen, rows, Path(out), run.describe()) if p.suffix == ".png"]
+    return [p for p in figs.draw(chosen, rows, judged, Path(out), run.describe()) if p.suffix == ".png"]
 
 
 # --------------------------------------------------------------------------------------------------------------

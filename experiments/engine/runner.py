@@ -12,6 +12,7 @@ from pathlib import Path
 import joblib
 import pandas as pd
 import torch
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from analysis import bounds as bound_table
@@ -44,8 +45,11 @@ def _quiet() -> bool:
 
 
 def run_one(experiment: str, cell, cell_id: str, root: str, device: str, code: str) -> str:
-    """Train and evaluate one cell in this process with one torch thread, then store it with its provenance."""
-    torch.set_num_threads(1)  # parallelism is across cells; one thread each keeps results independent of --jobs
+    """Train and evaluate one cell in this process with one torch thread and one BLAS thread, then store it with
+    its provenance. The one place thread counts are set: parallelism is across cells, so one thread each keeps
+    --jobs N workers from oversubscribing the cores and the numbers independent of --jobs and of the machine
+    (numpy's BLAS, used by the theory terms and probes, would otherwise start its own threads in every worker)."""
+    torch.set_num_threads(1)
     ch = chapters.get(experiment)
     fp = fingerprint(ch.run_module)
     if fp["code"] != code:
@@ -53,7 +57,8 @@ def run_one(experiment: str, cell, cell_id: str, root: str, device: str, code: s
                                  "every worker must run the same checkout")
     timing.reset()
     t0 = time.perf_counter()
-    rows = ch.run_cell(cell, cell_id, device)
+    with threadpool_limits(limits=1):
+        rows = ch.run_cell(cell, cell_id, device)
     seconds = time.perf_counter() - t0
     meta = {"code": code, "cell": cell_id, "modules": fp["modules"], "torch": fp["torch"], "numpy": fp["numpy"],
             "device": device, "seconds": seconds, "stages": timing.totals(), "peak_rss_mib": timing.peak_rss_mib(),

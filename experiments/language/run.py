@@ -13,7 +13,6 @@ import math
 import numpy as np
 import pandas as pd
 import torch
-from threadpoolctl import threadpool_limits
 
 from experiments.engine.config import to_json
 from experiments.engine.schedule import checkpoint_steps
@@ -31,13 +30,6 @@ _CHUNK = 8192  # contexts per forward pass at evaluation (bounds activation memo
 
 
 def run(cell: Cell, cell_id: str, device: str = "cpu") -> pd.DataFrame:
-    # One BLAS thread, as the runner gives torch one: parallelism is across cells, and numpy's own threads would
-    # oversubscribe the cores of a --jobs N sweep.
-    with threadpool_limits(1):
-        return _run(cell, cell_id, device)
-
-
-def _run(cell: Cell, cell_id: str, device: str) -> pd.DataFrame:
     world = World(cell)
     if cell.kind == "ref":
         points, curves = _reference_points(cell, world), []

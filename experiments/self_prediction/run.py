@@ -28,7 +28,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
-from threadpoolctl import threadpool_limits
 from torch import Tensor
 
 from experiments.engine.config import config_hash
@@ -117,13 +116,6 @@ def _representations(cell: Cell, dh: str, psi_map, x1_pre: Tensor, x2_pre: Tenso
 
 
 def run_cell(cell: Cell, cell_id: str, device: str = "cpu") -> pd.DataFrame:
-    # numpy's BLAS (the theory terms, e_apx) would start its own threads in every worker: one, like torch's,
-    # keeps --jobs workers from oversubscribing the cores and the numbers independent of the machine.
-    with threadpool_limits(limits=1):
-        return run(cell, cell_id, device)
-
-
-def run(cell: Cell, cell_id: str, device: str = "cpu") -> pd.DataFrame:
     dh = config_hash(cell.data)
     model = build_model(cell.data, numpy_rng(dh, 0, "model"))
     seeds, ns, ev = list(cell.seeds), list(cell.eval.probe_n), cell.eval

@@ -12,7 +12,7 @@ as the online parameters; the loss function updates them in place before each st
 so a batch of G models equals G models run one by one. MoCo's queue is (G, K, d), first in, first out.
 
 Measured at the last step, per seed: the probe curve (``probe_*`` rows), Lemma 4.3's terms (L_un, L_sup_mu,
-tau, ... from ``theory.contrastive.mc_terms``, base-2 logistic, k = 1), the collapse measures of
+tau, ... from ``theory.contrastive_terms.mc_terms``, base-2 logistic, k = 1), the collapse measures of
 ``theory.zoo.collapse_diagnostic`` on the test points, the final training loss, and for the reconstruction
 objectives the test reconstruction error (the VAE: its two ELBO terms).
 """

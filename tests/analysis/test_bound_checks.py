@@ -62,3 +62,28 @@ def test_judge_reads_the_assumption_column_and_summary_counts_it():
     line = bounds.summary(table).splitlines()[2].split()
     # points, holds, violated, vacuous, not met, undetermined, median slack (over the two points where it applies)
     assert line[-7:] == ["3", "2", "0", "0", "1", "0", "2"]
+
+
+def test_judge_takes_the_bound_from_the_theorem_not_the_chapter():
+    """bound_value is the theorem's bound(**terms): filled where the chapter leaves it out, and a supplied value
+    that disagrees (beyond rtol 1e-12; NaN only with NaN) stops the judging with the theorem and the row."""
+    import pytest
+    rho = np.full(4, 0.25)
+    checks = pd.concat([bound_checks(_rows(L_un=0.7, L_sup_mu=0.5, rho=rho)),
+                        bound_checks(_rows(L_un=0.9, L_sup_mu=0.5, rho=rho))], ignore_index=True)
+    supplied = bounds.judge(checks, THEOREMS)
+    filled = bounds.judge(checks.drop(columns="bound_value"), THEOREMS)
+    np.testing.assert_array_equal(filled["bound_value"], supplied["bound_value"])
+    assert list(filled["verdict"]) == list(supplied["verdict"])
+    assert np.isclose(filled["bound_value"].iloc[1], (0.9 - 0.25) / 0.75, rtol=1e-12)
+    off = checks.copy()
+    off.loc[1, "bound_value"] *= 1 + 1e-9
+    with pytest.raises(bounds.BoundMismatch, match=r"^contrastive\.lemma_4_3: row 1 "):
+        bounds.judge(off, THEOREMS)
+    nan = checks.copy()
+    nan.loc[0, "bound_value"] = np.nan   # the terms give a finite bound: NaN is a mismatch, not a pass
+    with pytest.raises(bounds.BoundMismatch, match="row 0"):
+        bounds.judge(nan, THEOREMS)
+    both = checks.copy()
+    both.loc[0, ["L_un", "bound_value"]] = np.nan   # NaN terms, NaN bound: they agree
+    assert bounds.judge(both, THEOREMS)["verdict"].iloc[0] == "undetermined"

@@ -171,6 +171,33 @@ def test_both_benches_off_is_refused():
                                               "graphs.enabled=false", "sequences.enabled=false"])
 
 
+def test_the_summary_counts_are_the_verdicts_of_bounds_csv(quick_results):
+    """The zoo summary reads Lemma 4.3's verdicts from the judged table: per (objective, variant) its counts are
+    bounds.csv's, every verdict included (a re-derived 'measured <= bound + 3 SE' would count vacuous and
+    assumption-not-met points as holding), and a changed verdict in the table changes the summary."""
+    root = quick_results("zoo")
+    rows = store.load_rows(root, "zoo", list(runs.latest(root, "zoo").cells))
+    table = pd.read_csv(root / "bounds.csv")
+    lemma = table[table["theorem"] == an.LEMMA]
+    assert len(lemma) and set(lemma["verdict"]) - {"holds"}, "the quick run has points that do not simply hold"
+    tab = an.summary_table(rows, table)
+    names = {"holds": "lemma_holds", "vacuous": "lemma_vacuous", "violated": "lemma_violated",
+             "assumption not met": "lemma_not_met", "undetermined": "lemma_undetermined"}
+    want = lemma.groupby(["objective", "variant"])["verdict"].value_counts().unstack(fill_value=0)
+    got = tab.drop_duplicates(["objective", "variant"]).set_index(["objective", "variant"])
+    for key, counts in want.iterrows():
+        assert got.loc[key, "lemma_points"] == counts.sum(), key
+        for verdict, col in names.items():
+            assert got.loc[key, col] == counts.get(verdict, 0), (key, verdict)
+    assert tab.drop_duplicates(["objective", "variant"])["lemma_points"].sum() == len(lemma)
+    flipped = table.copy()
+    first = lemma.index[0]
+    flipped.loc[first, "verdict"] = "violated" if lemma.loc[first, "verdict"] != "violated" else "holds"
+    again = an.summary_table(rows, flipped).set_index(["objective", "variant"])
+    key = (lemma.loc[first, "objective"], lemma.loc[first, "variant"])
+    assert again.loc[[key], "lemma_violated"].iloc[0] != got.loc[key, "lemma_violated"]
+
+
 def test_bound_checks_and_figures_from_a_quick_run(quick_results, tmp_path):
     root = quick_results("zoo")
     rows = store.load_rows(root, "zoo", list(runs.latest(root, "zoo").cells))
@@ -182,7 +209,7 @@ def test_bound_checks_and_figures_from_a_quick_run(quick_results, tmp_path):
     assert len(checks) == rows[~graph].groupby(["cell", "seed"]).ngroups
     assert not checks["variant"].isin(["sbm", "sbm_sparse", "hmm"]).any() and graph.any()
     assert set(checks["objective"]) >= {"raw", "random", "supervised", "simclr", "byol", "vae"}
-    tab = an.summary_table(rows)
+    tab = an.summary_table(rows, pd.read_csv(root / "bounds.csv"))
     assert set(tab["bench"]) == {"references", "two_views", "reconstruction", "multimodal", "pretext", "graphs",
                                 "sequences"}
     g = tab[tab["variant"] == "sbm"].set_index("objective")

@@ -1,4 +1,5 @@
-"""Tests of theory/contrastive.py against brute-force enumeration and known inequalities."""
+"""Tests of theory/contrastive.py and theory/contrastive_terms.py
+against brute-force enumeration and known inequalities."""
 
 import itertools
 import math
@@ -10,6 +11,7 @@ from hypothesis import given, settings, strategies as st
 from scipy.stats import chisquare
 
 from theory import contrastive as tc
+from theory import contrastive_terms as tt
 
 
 def _rand_rho(rng, C, zero=False):
@@ -141,7 +143,7 @@ def test_exact_terms_match_naive_loops(C, m, k, name):
     rng = np.random.default_rng(100 * C + 10 * m + k)
     emb, pmf = _rand_discrete(rng, C, m, 3)
     rho = _rand_rho(rng, C)
-    got = tc.exact_terms(emb, pmf, rho, name, k)
+    got = tt.exact_terms(emb, pmf, rho, name, k)
     ref = _naive_terms(emb, pmf, rho, name, k)
     for key in ("tau", "L_un", "L_un_eq", "L_un_neq", "L_sup_mu"):
         assert got[key] == pytest.approx(ref[key], rel=1e-10, abs=1e-12), key
@@ -166,11 +168,11 @@ def test_block_loss_naive_and_prop_6_2_chain(name):
     emb, pmf = _rand_discrete(rng, 3, 2, 2, scale=1.5)
     rho = _rand_rho(rng, 3)
     for b in (1, 2):
-        blk = tc.exact_block_loss(emb, pmf, rho, name, b)
+        blk = tt.exact_block_loss(emb, pmf, rho, name, b)
         assert blk == pytest.approx(_naive_block(emb, pmf, rho, name, b), rel=1e-10)
-    ex = tc.exact_terms(emb, pmf, rho, name, 1)
-    assert tc.exact_block_loss(emb, pmf, rho, name, 1) == pytest.approx(ex["L_un"], rel=1e-12)
-    blk2 = tc.exact_block_loss(emb, pmf, rho, name, 2)
+    ex = tt.exact_terms(emb, pmf, rho, name, 1)
+    assert tt.exact_block_loss(emb, pmf, rho, name, 1) == pytest.approx(ex["L_un"], rel=1e-12)
+    blk2 = tt.exact_block_loss(emb, pmf, rho, name, 2)
     t = tc.tau(rho)
     assert ex["L_sup_mu"] <= tc.block_bound(blk2, t, name) + 1e-12
     assert tc.block_bound(blk2, t, name) <= tc.mean_classifier_bound(ex["L_un"], t, name) + 1e-12
@@ -191,7 +193,7 @@ def test_mean_classifier_lemma_random_encoders(C, m, d, k, name, scale, seed):
     rho = _rand_rho(rng, C)
     if k + 1 > C:
         k = 1
-    ex = tc.exact_terms(emb, pmf, rho, name, k)
+    ex = tt.exact_terms(emb, pmf, rho, name, k)
     lhs = ex["p_distinct"] * ex["L_sup_mu"] + ex["collision_floor"]
     assert lhs <= ex["L_un"] + 1e-10
     assert ex["L_sup_mu"] <= tc.mean_classifier_bound(ex["L_un"], ex["tau"], name, k, rho=rho) + 1e-10
@@ -212,7 +214,7 @@ def test_lemma_is_tight_for_collapsed_classes():
     pmf = rng.dirichlet(np.ones(m), size=C)
     rho = _rand_rho(rng, C)
     for name in ("logistic", "hinge"):
-        ex = tc.exact_terms(emb, pmf, rho, name, 1)
+        ex = tt.exact_terms(emb, pmf, rho, name, 1)
         assert tc.mean_classifier_bound(ex["L_un"], ex["tau"], name) == pytest.approx(ex["L_sup_mu"], rel=1e-10)
 
 
@@ -231,11 +233,11 @@ def test_mc_terms_agree_with_exact(k, max_pairs, name):
     C, m = 4, 3
     emb, pmf = _rand_discrete(rng, C, m, 3)
     rho = _rand_rho(rng, C)
-    ex = tc.exact_terms(emb, pmf, rho, name, k)
+    ex = tt.exact_terms(emb, pmf, rho, name, k)
     mu = np.einsum("cm,cmd->cd", pmf, emb)  # exact means: SE is then the whole error
     n = 6000
     a, p, ng = _pools(rng, emb, pmf, n), _pools(rng, emb, pmf, n), _pools(rng, emb, pmf, n * k)
-    mc = tc.mc_terms(a, p, ng, mu, rho, name, k, rng, max_pairs=max_pairs)
+    mc = tt.mc_terms(a, p, ng, mu, rho, name, k, rng, max_pairs=max_pairs)
     assert mc["exact_over_classes"] == (k == 1 and max_pairs > 0)
     for key in ("L_un", "L_un_eq", "L_un_neq", "L_sup_mu"):
         se = mc[key + "_se"]
@@ -249,16 +251,16 @@ def test_mc_terms_rejects_too_many_tuples():
     pools = rng.normal(size=(3, 10, 2))
     rho = np.full(3, 1 / 3)
     with pytest.raises(ValueError, match="^emb_anchor"):
-        tc.mc_terms(pools, pools, pools, pools[:, 0], rho, "hinge", 2, rng, n_tuples=50)
+        tt.mc_terms(pools, pools, pools, pools[:, 0], rho, "hinge", 2, rng, n_tuples=50)
     with pytest.raises(ValueError, match="^n_tuples"):
-        tc.mc_terms(pools[:, :3], pools[:, :3], pools, pools[:, 0], rho, "hinge", 2, rng)
+        tt.mc_terms(pools[:, :3], pools[:, :3], pools, pools[:, 0], rho, "hinge", 2, rng)
 
 
 @pytest.mark.parametrize("k", [1, 3])
 def test_stratum_usage_matches_enumeration(k):
     rng = np.random.default_rng(k)
     rho = _rand_rho(rng, 4, zero=True)
-    use = tc._stratum_usage(rho, k)
+    use = tt._stratum_usage(rho, k)
     for name, cond in (("eq", lambda t: t[0] in t[1:]), ("neq", lambda t: t[0] not in t[1:])):
         table = _cond_table(rho, k, cond)
         anchor, neg = np.zeros(4), np.zeros(4)
@@ -277,10 +279,10 @@ def test_mc_terms_many_negatives_small_pools():
     C, m, k = 4, 2, 3
     emb, pmf = _rand_discrete(rng, C, m, 2)
     rho = np.full(C, 1 / C)
-    ex = tc.exact_terms(emb, pmf, rho, "logistic", k)
+    ex = tt.exact_terms(emb, pmf, rho, "logistic", k)
     mu = np.einsum("cm,cmd->cd", pmf, emb)
     a, p, ng = (_pools(rng, emb, pmf, 4000) for _ in range(3))
-    mc = tc.mc_terms(a, p, ng, mu, rho, "logistic", k, rng)
+    mc = tt.mc_terms(a, p, ng, mu, rho, "logistic", k, rng)
     assert not mc["exact_over_classes"]
     for key in ("L_un", "L_un_eq", "L_un_neq", "L_sup_mu"):
         assert abs(mc[key] - ex[key]) <= 4 * mc[key + "_se"], key
@@ -313,7 +315,7 @@ def _chi2_ok(samples, table):
 def test_sample_task_tuples_law(C, k):
     rng = np.random.default_rng(C + k)
     rho = _rand_rho(rng, C)
-    s = tc.sample_task_tuples(rho, k, 20000, rng)
+    s = tt.sample_task_tuples(rho, k, 20000, rng)
     table = _cond_table(rho, k, lambda t: len(set(t)) == len(t))
     assert _chi2_ok(s, table) > 1e-4
 
@@ -322,10 +324,10 @@ def test_sample_task_tuples_law(C, k):
 def test_collision_samplers_law(k):
     rng = np.random.default_rng(5 + k)
     rho = _rand_rho(rng, 3, zero=True)
-    cp, cn = tc._sample_collision(rho, k, 20000, rng)
+    cp, cn = tt._sample_collision(rho, k, 20000, rng)
     s = np.concatenate([cp[:, None], cn], axis=1)
     assert _chi2_ok(s, _cond_table(rho, k, lambda t: t[0] in t[1:])) > 1e-4
-    cp, cn = tc._sample_no_collision(rho, k, 20000, rng)
+    cp, cn = tt._sample_no_collision(rho, k, 20000, rng)
     s = np.concatenate([cp[:, None], cn], axis=1)
     assert _chi2_ok(s, _cond_table(rho, k, lambda t: t[0] not in t[1:])) > 1e-4
 
@@ -397,8 +399,9 @@ def test_gen_term_and_theorem_bound():
     g2 = tc.gen_term(math.sqrt(1e6), 1.0, 1, 10**6, 0.05, "hinge")
     assert g2 == pytest.approx(g1 / 10, rel=1e-12)
     t = 0.1
-    assert tc.theorem_bound(0.5, t, 0.0, "hinge") == pytest.approx(tc.mean_classifier_bound(0.5, t, "hinge"))
-    assert tc.theorem_bound(0.5, t, 0.2, "hinge") == pytest.approx((0.5 + 0.2 - t) / (1 - t))
+    # the registered Theorem 4.1 form: L^_un(f^) + Gen_M / 2 in place of L_un in Lemma 4.3
+    assert tc.gen_bound_from_terms(0.5, 0.0, t, 1 - t) == pytest.approx(tc.mean_classifier_bound(0.5, t, "hinge"))
+    assert tc.gen_bound_from_terms(0.5, 0.4, t, 1 - t) == pytest.approx((0.5 + 0.2 - t) / (1 - t))
     with pytest.raises(ValueError, match="^delta"):
         tc.gen_term(1.0, 1.0, 1, 10, 1.5, "hinge")
     with pytest.raises(ValueError, match="^M"):
@@ -438,8 +441,29 @@ def test_the_negatives_figure_reads_coverage_informative_and_plateau():
     from analysis.contrastive import coverage_view
     s = pd.DataFrame({"n_classes": 10, "tau": 0.1, "loss": "logistic", "k": [1, 2, 4, 8, 16, 32],
                       "bound": [0.5, 1.2, 3.0, 30.0, 1e3, 1e5],
+                      "verdict": ["holds", "holds", "vacuous", "vacuous", "vacuous", "vacuous"],
                       "mean_acc": [0.60, 0.65, 0.69, 0.705, 0.70, 0.71]})
     v = coverage_view(s)
-    # log2(k+1) = 1, 1.58, 2.32, ...: the bound is informative at k = 1 and 2 only
+    # log2(k+1) = 1, 1.58, 2.32, ...: the bound is informative at k = 1 and 2 only, and the judged verdicts
+    # (bounds.csv's, not judged again here) say so
     assert v["informative_k"] == 2 and v["plateau_k"] == 8
     assert abs(v["coverage"] - 29.2896825) < 1e-6
+    # the view reads the verdict column: a vacuous verdict at k = 2 makes k = 1 the last informative one
+    assert coverage_view(s.assign(verdict=["holds", "vacuous"] + ["vacuous"] * 4))["informative_k"] == 1
+
+
+def test_the_scalar_bounds_are_the_registered_functions():
+    """One formula per theorem: the scalar API the proofs test computes exactly what bounds.csv's rows use."""
+    reg = {t.id: t for t in tc.THEOREMS}
+    rho = np.array([0.5, 0.3, 0.2])
+    t = tc.tau(rho)
+    assert tc.block_bound(0.8, t, "hinge") == reg["contrastive.proposition_6_2"].bound_from(
+        {"L_block": [0.8], "tau": [t]})[0]
+    assert tc.mean_classifier_bound(0.8, t, "logistic") == reg["contrastive.lemma_4_3"].bound_from(
+        {"L_un": [0.8], "collision_floor": [t], "p_distinct": [1 - t]})[0]
+    terms = tc.collision_terms(rho, 2, "logistic")
+    assert tc.mean_classifier_bound(1.7, terms["tau"], "logistic", 2, rho) == \
+        reg["contrastive.lemma_4_3_k_negatives"].bound_from({"L_un": [1.7], **{k: [v] for k, v in terms.items()}})[0]
+    with pytest.raises(ValueError, match="^tau"):
+        tc.block_bound(0.8, 1.0, "hinge")
+    assert not hasattr(tc, "theorem_bound"), "Theorem 4.1 has one form: the registered gen_bound_from_terms"

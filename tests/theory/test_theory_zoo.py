@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from theory import contrastive as ctr
+from theory import contrastive_terms as ctr_terms
 from theory import zoo
 
 
@@ -76,7 +77,7 @@ def test_lemma_4_3_holds_for_any_encoder_on_exact_discrete_models(C, m, d, seed)
     emb = rng.standard_normal((C, m, d)) * rng.uniform(0.1, 3)
     pmf = rng.dirichlet(np.ones(m), size=C)
     rho = rng.dirichlet(np.ones(C))
-    terms = ctr.exact_terms(emb, pmf, rho, "logistic", 1)
+    terms = ctr_terms.exact_terms(emb, pmf, rho, "logistic", 1)
     t, = zoo.THEOREMS
     bound = float(t.bound_from({k: np.array([terms[k]]) for k in t.terms})[0])
     assert terms["L_sup_mu"] <= bound + 1e-9
