@@ -123,6 +123,15 @@ def cmd_theorems(args) -> int:
     return 0
 
 
+def cmd_readme(args) -> int:
+    from experiments.engine import readme
+    try:
+        return readme.main(args.path, args.write)
+    except readme.ReadmeError as err:
+        print(f"sslt readme: {err}", file=sys.stderr)
+        return 2
+
+
 def cmd_report(args) -> int:
     from experiments.engine import report
     return report.main(_root(args.out), Path(args.site), args.check)
@@ -170,6 +179,10 @@ def parser() -> argparse.ArgumentParser:
     t = sub.add_parser("theorems", help="the theorem registry")
     t.add_argument("--markdown", action="store_true", help="print docs/theorems.md")
     t.set_defaults(func=cmd_theorems)
+    rd = sub.add_parser("readme", help="the README's verdict table, from the reference answers (quick profile)")
+    rd.add_argument("--write", action="store_true", help="rewrite the table between README.md's markers")
+    rd.add_argument("--path", type=Path, default=Path("README.md"), help="the file to rewrite (default: README.md)")
+    rd.set_defaults(func=cmd_readme)
     rp = sub.add_parser("report", help="the theorem atlas: a static site from the latest run of each chapter")
     rp.add_argument("--out", type=Path, default=None, help="results directory to read (default: results/)")
     rp.add_argument("--site", type=Path, default=Path("report"), help="where to write the site (default: report/)")
