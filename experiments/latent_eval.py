@@ -176,8 +176,8 @@ class EvalSet:
         return (scores.argmax(-1) == y).double().mean(-1).cpu().numpy()
 
     def theory_terms(self, enc, params, loss_fn) -> dict:
-        cell, e = self.cell, self.cell.eval
-        C, n = cell.data.n_classes, e.n_per_class
+        cell = self.cell
+        C = cell.data.n_classes
         with torch.no_grad():
             # the theory runs in float64 on the CPU whatever the training device
             pools = [(z := enc(x).double().cpu()).reshape(z.shape[0], C, -1, z.shape[-1]) for x in self.pools]

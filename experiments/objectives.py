@@ -17,10 +17,44 @@ Normalisations (papers differ by factors of 2 and by the base of the log):
   log, no factor beyond the paper's ½ (its expectation is ``theory.language_softmax.quad_loss``).
 * "mse": squared error MEANED over the batch and the output coordinates (the self-prediction pretext loss
   E‖X2 − ψ(X1)‖² divided by the dimension, no ½), or over the masked coordinates only.
+The zoo's objectives (natural log everywhere, every loss a MEAN over the batch; docs/theory/zoo.md#the-objectives):
+
+* "infonce_queue" / "moco_v2": MoCo v2 (He et al. 2020; Chen, Fan, Girshick & He 2020), InfoNCE of a query
+  against its key and a queue of K negatives, cosine logits / T (T = 0.2 in v2). At equal embeddings: log(K + 1).
+* "byol": BYOL (Grill et al. 2020), 2 - 2 cos(q(z), sg(z')) summed over the two directions (the paper's
+  L + L~), each direction meaned over the batch; the target is detached here.
+* "simsiam": SimSiam (Chen & He 2021), -1/2 [cos(p1, sg z2) + cos(p2, sg z1)] (the paper's pseudocode).
+* "barlow_twins": Zbontar et al. (2021), C = cross-correlation of batch-standardised views (biased variance,
+  as the official code's BatchNorm1d(affine=False)), L = sum_i (1 - C_ii)^2 + lambda sum_{i!=j} C_ij^2,
+  lambda = 5e-3. Identical decorrelated views give 0 (up to the eps in the standardisation).
+* "vicreg": Bardes, Ponce & LeCun (2022), 25 MSE + 25 variance + 1 covariance, eps = 1e-4, as the official
+  code: MSE meaned over entries, the variance hinge meaned over dimensions and AVERAGED over the two branches,
+  the off-diagonal covariance squares summed / d and SUMMED over the two branches (unbiased (N - 1) moments).
+* "swav": SwAV (Caron et al. 2020), swapped prediction of Sinkhorn codes (eps = 0.05, 3 iterations) of cosine
+  scores against prototypes, -1/2 mean_b sum_k [q2 log softmax(s1/T) + q1 log softmax(s2/T)], T = 0.1.
+* "vae": the negative ELBO of a Gaussian VAE (Kingma & Welling 2014), per example, in nats; the decoder is
+  N(x_hat, sigma2 I) with fixed sigma2 (1 by default): reconstruction (1/2sigma2)||x - x_hat||^2 +
+  (D/2) log(2 pi sigma2) plus KL(N(mu, diag e^logvar) || N(0, I)). ``vae_terms`` gives both parts.
+* "autoencoder", "dae", "mae": the existing ``mse`` (no 1/2, meaned over the coordinates; MAE: over the masked
+  coordinates only, He et al. 2022).
+* "spectral": HaoChen et al. (2021)'s spectral contrastive loss, their unbiased batch estimator (no log).
+* "clip": CLIP (Radford et al. 2021), symmetric InfoNCE between two modalities, natural log, learned scale.
+* "dgi": Deep Graph Infomax (Velickovic et al. 2019), binary cross-entropy of a bilinear discriminator.
+* "plm" / "permutation_lm", "electra", "cpc": the zoo's sequence objectives on the language chapter's HMM
+  (XLNet's permutation LM, ELECTRA's generator + 50 x discriminator, CPC's InfoNCE per future step).
+* "rotation", "jigsaw": pretext classification (Gidaris et al. 2018; Noroozi & Favaro 2016), the cross-entropy
+  ``supervised_ce`` of a head that names the transformation applied to the image (4 rotations, 24 jigsaw
+  permutations); "masked_lm" / "mlm": the cross-entropy ``supervised_ce`` over the vocabulary of the word at
+  the masked position (the language chapter's masked LM, Devlin et al. 2019).
+
+``OBJECTIVES`` maps every objective the suite trains, under its usual name, to the function that computes it
+(several names share one function where the loss is the same and only its inputs differ). The chapters call the
+functions directly; the registry is the index a reader or a plug-in looks a name up in.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -29,7 +63,13 @@ from torch import Tensor
 
 from theory.contrastive import LOSSES
 
-__all__ = ["margins", "logistic", "hinge", "block", "ntxent", "supervised_ce", "quad", "mse", "OBJECTIVES"]
+__all__ = [
+    "margins", "logistic", "hinge", "block", "ntxent", "supervised_ce", "quad", "mse",
+    "infonce_queue", "byol", "simsiam", "barlow_twins", "vicreg_terms", "vicreg", "sinkhorn", "swav",
+    "vae_terms", "vae", "spectral", "clip", "dgi_readout", "dgi",
+    "permutation_lm", "electra_terms", "electra", "cpc_terms", "cpc",
+    "OBJECTIVES",
+]
 
 
 def _check(name: str, t: Tensor, ndim: int, lead: tuple[int, ...], last: int | None = None) -> None:
@@ -216,44 +256,6 @@ def mse(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
     return (err * mask).sum(dim=(1, 2)) / mask.sum(dim=(1, 2)).clamp_min(1.0)
 
 
-OBJECTIVES: dict[str, Callable[..., Tensor]] = {
-    "logistic": logistic,
-    "hinge": hinge,
-    "block": block,
-    "ntxent": ntxent,
-    "supervised_ce": supervised_ce,
-    "next_word_xent": supervised_ce,
-    "quad": quad,
-    "mse": mse,
-}
-
-
-# =============================================================================================================
-# The objective zoo (experiments/zoo*.py): the seed surveys' objectives, each a pure batched loss, (G,) out.
-# Normalisations (docs/theory/zoo.md#the-objectives): natural log everywhere; every loss is a MEAN over the batch.
-#
-# * "infonce_queue" / "moco_v2": MoCo v2 (He et al. 2020; Chen, Fan, Girshick & He 2020), InfoNCE of a query
-#   against its key and a queue of K negatives, cosine logits / T (T = 0.2 in v2). At equal embeddings: log(K + 1).
-# * "byol": BYOL (Grill et al. 2020), 2 - 2 cos(q(z), sg(z')) summed over the two directions (the paper's
-#   L + L~), each direction meaned over the batch; the target is detached here.
-# * "simsiam": SimSiam (Chen & He 2021), -1/2 [cos(p1, sg z2) + cos(p2, sg z1)] (the paper's pseudocode).
-# * "barlow_twins": Zbontar et al. (2021), C = cross-correlation of batch-standardised views (biased variance,
-#   as the official code's BatchNorm1d(affine=False)), L = sum_i (1 - C_ii)^2 + lambda sum_{i!=j} C_ij^2,
-#   lambda = 5e-3. Identical decorrelated views give 0 (up to the eps in the standardisation).
-# * "vicreg": Bardes, Ponce & LeCun (2022), 25 MSE + 25 variance + 1 covariance, eps = 1e-4, as the official
-#   code: MSE meaned over entries, the variance hinge meaned over dimensions and AVERAGED over the two branches,
-#   the off-diagonal covariance squares summed / d and SUMMED over the two branches (unbiased (N - 1) moments).
-# * "swav": SwAV (Caron et al. 2020), swapped prediction of Sinkhorn codes (eps = 0.05, 3 iterations) of cosine
-#   scores against prototypes, -1/2 mean_b sum_k [q2 log softmax(s1/T) + q1 log softmax(s2/T)], T = 0.1.
-# * "vae": the negative ELBO of a Gaussian VAE (Kingma & Welling 2014), per example, in nats; the decoder is
-#   N(x_hat, sigma2 I) with fixed sigma2 (1 by default): reconstruction (1/2sigma2)||x - x_hat||^2 +
-#   (D/2) log(2 pi sigma2) plus KL(N(mu, diag e^logvar) || N(0, I)). ``vae_terms`` gives both parts.
-# * "autoencoder", "dae", "mae": the existing ``mse`` (no 1/2, meaned over the coordinates; MAE: over the masked
-#   coordinates only, He et al. 2022).
-# =============================================================================================================
-import math as _math  # noqa: E402  (append-only edits: imports of the zoo's section sit with it)
-
-
 def _cos(a: Tensor, b: Tensor) -> Tensor:
     return (F.normalize(a, dim=-1) * F.normalize(b, dim=-1)).sum(-1)
 
@@ -388,8 +390,8 @@ def sinkhorn(scores: Tensor, eps: float = 0.05, n_iters: int = 3) -> Tensor:
     K, B = logq.shape[1], logq.shape[2]
     logq = logq - torch.logsumexp(logq.flatten(1), -1)[:, None, None]
     for _ in range(n_iters):
-        logq = logq - torch.logsumexp(logq, 2, keepdim=True) - _math.log(K)
-        logq = logq - torch.logsumexp(logq, 1, keepdim=True) - _math.log(B)
+        logq = logq - torch.logsumexp(logq, 2, keepdim=True) - math.log(K)
+        logq = logq - torch.logsumexp(logq, 1, keepdim=True) - math.log(B)
     return torch.softmax(logq, 1).transpose(1, 2)
 
 
@@ -424,7 +426,7 @@ def vae_terms(x: Tensor, x_hat: Tensor, mu: Tensor, logvar: Tensor, sigma2: floa
     _check("x_hat", x_hat, 3, (G, B), D)
     _check("mu", mu, 3, (G, B))
     _check("logvar", logvar, 3, (G, B), mu.shape[-1])
-    rec = (x - x_hat).pow(2).sum(-1) / (2 * sigma2) + 0.5 * D * _math.log(2 * _math.pi * sigma2)
+    rec = (x - x_hat).pow(2).sum(-1) / (2 * sigma2) + 0.5 * D * math.log(2 * math.pi * sigma2)
     kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(-1)
     return {"reconstruction": rec.mean(1), "kl": kl.mean(1)}
 
@@ -433,24 +435,6 @@ def vae(x: Tensor, x_hat: Tensor, mu: Tensor, logvar: Tensor, sigma2: float = 1.
     """Negative ELBO = reconstruction + KL (``vae_terms``), nats per example; (G,)."""
     t = vae_terms(x, x_hat, mu, logvar, sigma2)
     return t["reconstruction"] + t["kl"]
-
-
-OBJECTIVES.update({
-    "simclr": ntxent,
-    "infonce_queue": infonce_queue,
-    "moco_v2": infonce_queue,
-    "byol": byol,
-    "simsiam": simsiam,
-    "barlow_twins": barlow_twins,
-    "vicreg": vicreg,
-    "swav": swav,
-    "vae": vae,
-    "autoencoder": mse,
-    "dae": mse,
-    "mae": mse,
-})
-__all__ += ["infonce_queue", "byol", "simsiam", "barlow_twins", "vicreg_terms", "vicreg", "sinkhorn", "swav",
-            "vae_terms", "vae"]
 
 
 def spectral(z1: Tensor, z2: Tensor) -> Tensor:
@@ -478,9 +462,6 @@ def spectral(z1: Tensor, z2: Tensor) -> Tensor:
     return -2.0 * pos + off
 
 
-OBJECTIVES["spectral"] = spectral
-
-
 def clip(za: Tensor, zb: Tensor, log_scale: Tensor | float) -> Tensor:
     """CLIP (Radford et al. 2021): symmetric InfoNCE between two modalities, natural log, learned temperature.
 
@@ -503,10 +484,6 @@ def clip(za: Tensor, zb: Tensor, log_scale: Tensor | float) -> Tensor:
     logits = scale * torch.bmm(F.normalize(za, dim=-1), F.normalize(zb, dim=-1).transpose(1, 2))   # (G, B, B)
     diag = torch.diagonal(logits, dim1=1, dim2=2)
     return 0.5 * ((torch.logsumexp(logits, 2) - diag).mean(1) + (torch.logsumexp(logits, 1) - diag).mean(1))
-
-
-OBJECTIVES["clip"] = clip
-__all__ += ["clip"]
 
 
 def dgi_readout(h: Tensor) -> Tensor:
@@ -546,13 +523,6 @@ def dgi(h: Tensor, h_corrupt: Tensor, summary: Tensor, W: Tensor, bias: Tensor |
     return (F.softplus(-pos).sum(1) + F.softplus(neg).sum(1)) / (N + h_corrupt.shape[1])
 
 
-OBJECTIVES["dgi"] = dgi
-__all__ += ["dgi_readout", "dgi"]
-
-
-# =============================================================================================================
-# The zoo's sequence bench (experiments/zoo/run.py, the language chapter's HMM): three sequence objectives.
-# =============================================================================================================
 def permutation_lm(logits: Tensor, words: Tensor, order: Tensor) -> Tensor:
     """XLNet's permutation language modelling (Yang et al. 2019), the expected log-likelihood over factorisation
     orders, one order per window: loss_g = mean_b -(1/L) sum_t log softmax(logits[g, b, t])[words[g, b, order_t]],
@@ -627,5 +597,43 @@ def cpc(context: Tensor, future: Tensor, W: Tensor) -> Tensor:
     return cpc_terms(context, future, W).mean(1)
 
 
-OBJECTIVES.update({"plm": permutation_lm, "permutation_lm": permutation_lm, "electra": electra, "cpc": cpc})
-__all__ += ["permutation_lm", "electra_terms", "electra", "cpc_terms", "cpc"]
+OBJECTIVES: dict[str, Callable[..., Tensor]] = {
+    # contrastive learning with latent classes (Arora et al.) and its reference objectives
+    "logistic": logistic,
+    "hinge": hinge,
+    "block": block,
+    "ntxent": ntxent,
+    "simclr": ntxent,
+    "supervised_ce": supervised_ce,
+    # language: next-word and masked-word cross-entropy over the vocabulary, and Quad
+    "next_word_xent": supervised_ce,
+    "masked_lm": supervised_ce,
+    "mlm": supervised_ce,
+    "quad": quad,
+    # reconstruction and self-prediction (squared error; MAE and masked prediction on the masked coordinates)
+    "mse": mse,
+    "autoencoder": mse,
+    "dae": mse,
+    "mae": mse,
+    "vae": vae,
+    # pretext classification: the head names the transformation applied to the image
+    "rotation": supervised_ce,
+    "jigsaw": supervised_ce,
+    # the zoo's two-view objectives
+    "infonce_queue": infonce_queue,
+    "moco_v2": infonce_queue,
+    "byol": byol,
+    "simsiam": simsiam,
+    "barlow_twins": barlow_twins,
+    "vicreg": vicreg,
+    "swav": swav,
+    "clip": clip,
+    # the augmentation graph
+    "spectral": spectral,
+    # graphs and sequences
+    "dgi": dgi,
+    "plm": permutation_lm,
+    "permutation_lm": permutation_lm,
+    "electra": electra,
+    "cpc": cpc,
+}

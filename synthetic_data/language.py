@@ -31,7 +31,6 @@ Tasks defined from p* live in ``synthetic_data/language_tasks.py`` and are re-ex
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
 
 import numpy as np

@@ -25,7 +25,6 @@ Everything is float64 numpy, except ``spectral_loss_torch`` (the training loss's
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import torch

@@ -129,6 +129,8 @@ class CubeStudy:
 
 @dataclass(frozen=True)
 class Config:
+    """One profile of the augmentation-graph chapter: the cluster (or hypercube) data, encoder, training and
+    evaluation specs, then the overlap, matched-loss and hypercube studies."""
     seeds: int = 3
     data: DataSpec = field(default_factory=DataSpec)
     encoder: EncoderSpec = field(default_factory=EncoderSpec)
@@ -192,6 +194,12 @@ class Cell:
 
 
 def cells(cfg: Config) -> list[Cell]:
+    """One cell per (objective, data, d), training the union of the encoder classes the studies ask for.
+
+    All encoder classes of a cell train on the same pairs, which is what makes a matched-loss comparison
+    between them fair. With every study disabled, the base cluster data still gets one cell, so the exact theory
+    runs.
+    """
     seeds = tuple(range(cfg.seeds))
     enc = replace(cfg.encoder, out_dim=1)   # the cell's own out_dim field says d
 

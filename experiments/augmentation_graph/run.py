@@ -93,6 +93,12 @@ def _subspace_angle(f: np.ndarray, w: np.ndarray, U_top: np.ndarray) -> float:
 
 # ------------------------------------------------------------------------------------------- the cell
 def run(cell: Cell, cell_id: str, device: str = "cpu") -> pd.DataFrame:
+    """Train every encoder class of the cell on the same augmentation pairs, and set each beside the exact theory.
+
+    The augmentation graph is finite, so its eigenvalues, the spectral minimum and the exact minimiser's error
+    are computed, not estimated (SE 0); the trained encoders are measured at every checkpoint so that
+    ``analysis.augmentation_graph`` can pick checkpoints at a matched loss.
+    """
     model = build_model(cell.data, numpy_rng(config_hash(cell.data), 0, "cluster-coordinates"))
     N, D = model.X.shape
     d = cell.out_dim

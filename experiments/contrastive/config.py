@@ -119,6 +119,8 @@ class BlockStudy:
 
 @dataclass(frozen=True)
 class Config:
+    """One profile of the contrastive chapter: the shared data, encoder, training and evaluation specs, then one
+    section per study (figure). A study's ``enabled`` switches it off without changing the other cells' ids."""
     seeds: int = 4
     data: DataSpec = field(default_factory=DataSpec)
     encoder: EncoderSpec = field(default_factory=EncoderSpec)
@@ -163,6 +165,12 @@ class Cell:
 
 
 def cells(cfg: Config) -> list[Cell]:
+    """The cells the enabled studies ask for, one per distinct training run.
+
+    Two studies that need the same training (the bound study's k = 1 cell is also the negatives study's
+    k = 1 point) share one cell, probed at the union of their sizes, so nothing is trained twice and the cell id
+    (the hash of the cell) does not depend on which study asked first.
+    """
     seeds = tuple(range(cfg.seeds))
 
     curve = tuple(cfg.eval.probe_n)

@@ -61,7 +61,11 @@ def _objective(cell: Cell, model, rngs, n_variants: int, device: str):
         z, zp, zn = encode_tuple(p, xb, pb, nb)
         if obj == "block":
             return objectives.block(z, zp, zn, base=cell.loss)
-        return objectives.OBJECTIVES[obj](z, zp, zn)
+        if obj == "logistic":
+            return objectives.logistic(z, zp, zn)
+        if obj == "hinge":
+            return objectives.hinge(z, zp, zn)
+        raise ValueError(f"objective: unknown {obj!r}")
     loss_fn.train_tuples = (x, pos, neg)
     return loss_fn
 
@@ -88,6 +92,13 @@ def _encoder_fn(params, n_models: int):
 
 
 def run(cell: Cell, cell_id: str, device: str = "cpu") -> pd.DataFrame:
+    """Train one cell's objective (every seed and learning rate as one batched model) and measure it.
+
+    ``raw`` and ``random`` are the untrained references, measured at step 0 only. The paper's logistic and hinge
+    losses hand their own loss function to the evaluation, so L_hat_un at each checkpoint is the very objective
+    that was minimised. Returns the tidy rows (one per metric, seed, learning rate and checkpoint) that
+    ``analysis.contrastive.bound_checks`` turns into bound rows.
+    """
     model = build_model(cell.data, numpy_rng(config_hash(cell.data), 0, "latent-model"))
     seeds_lrs = [(s, lr) for s in cell.seeds for lr in cell.train.lr]
     V = len(cell.train.lr)

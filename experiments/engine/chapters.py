@@ -40,6 +40,14 @@ class CheckHooks:
 
 @dataclass(frozen=True)
 class Chapter:
+    """Everything the engine needs of one chapter, as data: the engine never imports a chapter by name.
+
+    The runner plans ``cells(config)``, starts the costliest first, trains each with ``run_cell`` in a worker and
+    stores its rows; ``bound_checks`` turns a run's rows into one row per (theorem, point), which the engine
+    judges against ``theorems``; ``figures`` draw from stored rows only. ``run_module`` (where ``run_cell`` lives)
+    is what the code fingerprint hashes, with everything it imports. ``conformance`` says what a registered
+    object lacks.
+    """
     name: str
     config: type                                        # frozen dataclass of one profile
     config_file: Path                                   # TOML with one table per profile

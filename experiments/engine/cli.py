@@ -136,6 +136,15 @@ def cmd_expected(args) -> int:
     return expected.main(_names(args.experiment), args.write, args.jobs)
 
 
+def cmd_readme(args) -> int:
+    from experiments.engine import readme
+    try:
+        return readme.main(args.path, args.write)
+    except readme.ReadmeError as err:
+        print(f"sslt readme: {err}", file=sys.stderr)
+        return 2
+
+
 def cmd_report(args) -> int:
     from experiments.engine import report
     return report.main(_root(args.out), Path(args.site), args.check)
@@ -192,6 +201,10 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--write", action="store_true", help="rewrite the files instead of comparing (exit 1 on a diff)")
     e.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="cells run in parallel")
     e.set_defaults(func=cmd_expected)
+    rd = sub.add_parser("readme", help="the README's verdict table, from the reference answers (quick profile)")
+    rd.add_argument("--write", action="store_true", help="rewrite the table between README.md's markers")
+    rd.add_argument("--path", type=Path, default=Path("README.md"), help="the file to rewrite (default: README.md)")
+    rd.set_defaults(func=cmd_readme)
     rp = sub.add_parser("report", help="the theorem atlas: a static site from the latest run of each chapter")
     rp.add_argument("--out", type=Path, default=None, help="results directory to read (default: results/)")
     rp.add_argument("--site", type=Path, default=Path("report"), help="where to write the site (default: report/)")

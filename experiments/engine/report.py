@@ -223,9 +223,10 @@ def _latest_figures(fig_root: Path | None, run: runs.Run, names) -> dict[str, Pa
     return found if all(p.is_file() for p in found.values()) else None
 
 
-def _chapter_page(ch, root: Path, site: Path, run, table, recs, notebook: str | None, fig_root) -> str:
+def _header_section(ch, root: Path, site: Path, run, notebook: str | None) -> list[str]:
+    """The page's title, summary, notebook link, the run it was built from and the command that rebuilds it."""
     name = ch.name
-    body = [f"<nav><a href=\"index.html\">&larr; all chapters</a></nav>", f"<h1>{_e(name)}</h1>",
+    body = ["<nav><a href=\"index.html\">&larr; all chapters</a></nav>", f"<h1>{_e(name)}</h1>",
             f"<p>{_e(ch.summary)}</p>"]
     if notebook:
         body.append(f"<p>Notebook: <a href=\"{_e(notebook)}\">the executed notebook of this chapter</a> "
@@ -240,8 +241,13 @@ def _chapter_page(ch, root: Path, site: Path, run, table, recs, notebook: str | 
         body.append(f"<p>Built from <code>{_e(run.describe())}</code> (finished {_e(run.finished)}, "
                     f"{len(run.cells)} cells).</p>")
     body.append(f"<p>Regenerate this page:</p><pre>{_e(_command(root, site, run, name))}</pre>")
+    return body
+
+
+def _theorems_section(ch, site: Path, recs) -> list[str]:
+    """Each theorem as the registry states it: formula, status, assumptions (with this run's counts), notes."""
     by_id = {r["theorem"]: r for r in recs}
-    body.append("<h2>Theorems</h2>")
+    body = ["<h2>Theorems</h2>"]
     for t in ch.theorems:
         formula, _ = _formula(t, site / "formulas")
         rec = by_id.get(t.id, {})
@@ -262,50 +268,68 @@ def _chapter_page(ch, root: Path, site: Path, run, table, recs, notebook: str | 
             body.append("<p>It assumes nothing beyond the definitions.</p>")
         if t.doc:
             body.append(f"<p class=\"muted\">Derivation and known looseness: <code>{_e(t.doc)}</code></p>")
-    if run is not None:
-        body.append("<h2>Verdicts of this run</h2>")
-        body.append("<table><tr><th>theorem</th><th>status</th><th>points</th><th colspan=\"5\">verdicts</th>"
-                    "<th>median slack</th><th>worst slack</th></tr>")
-        for r in recs:
-            ms = "" if r.get("median_slack") is None else _fmt(r["median_slack"])
-            ws = "" if r.get("worst_slack") is None else _fmt(r["worst_slack"])
-            body.append(f"<tr><td><a href=\"#{_e(r['theorem'])}\">{_e(r['theorem'])}</a></td><td>{_e(r['status'])}"
-                        f"</td><td>{r['points']}</td>{_counts_cells(r['kind'], r.get('counts', {}))}<td>{ms}</td>"
-                        f"<td>{ws}</td></tr>")
-        body.append("</table>")
-        body.append("<p class=\"muted\">Median slack = median bound ÷ measured over judged points; the worst point "
-                    "is the one whose measurement comes closest to (or furthest above) its bound, in combined "
-                    "standard errors.</p>")
-        for r in recs:
-            wp = r.get("worst_point")
-            if not wp:
-                if r.get("note"):
-                    body.append(f"<p><code>{_e(r['theorem'])}</code>: {_e(r['note'])}</p>")
-                continue
-            cells = "".join(f"<tr><th>{_e(k)}</th><td>{_e(_fmt(v))}</td></tr>" for k, v in wp.items())
-            body.append(f"<h3>Worst point of <code>{_e(r['theorem'])}</code></h3><table>{cells}</table>")
-        body.append("<h2>Figures</h2>")
-        figdir = site / "figures" / name
-        figdir.mkdir(parents=True, exist_ok=True)
-        ready = _latest_figures(fig_root, run, list(ch.figures))
-        if ready is None:
-            with tempfile.TemporaryDirectory() as tmp:
-                drawn = {p.stem: p for p in draw(root, run, list(ch.figures), Path(tmp))}
-                for stem, p in drawn.items():
-                    shutil.copy2(p, figdir / p.name)
-        else:
-            for p in ready.values():
+    return body
+
+
+def _verdicts_section(recs) -> list[str]:
+    """The run's verdict counts per theorem, then each theorem's worst point with its terms."""
+    body = ["<h2>Verdicts of this run</h2>",
+            "<table><tr><th>theorem</th><th>status</th><th>points</th><th colspan=\"5\">verdicts</th>"
+            "<th>median slack</th><th>worst slack</th></tr>"]
+    for r in recs:
+        ms = "" if r.get("median_slack") is None else _fmt(r["median_slack"])
+        ws = "" if r.get("worst_slack") is None else _fmt(r["worst_slack"])
+        body.append(f"<tr><td><a href=\"#{_e(r['theorem'])}\">{_e(r['theorem'])}</a></td><td>{_e(r['status'])}"
+                    f"</td><td>{r['points']}</td>{_counts_cells(r['kind'], r.get('counts', {}))}<td>{ms}</td>"
+                    f"<td>{ws}</td></tr>")
+    body.append("</table>")
+    body.append("<p class=\"muted\">Median slack = median bound ÷ measured over judged points; the worst point "
+                "is the one whose measurement comes closest to (or furthest above) its bound, in combined "
+                "standard errors.</p>")
+    for r in recs:
+        wp = r.get("worst_point")
+        if not wp:
+            if r.get("note"):
+                body.append(f"<p><code>{_e(r['theorem'])}</code>: {_e(r['note'])}</p>")
+            continue
+        cells = "".join(f"<tr><th>{_e(k)}</th><td>{_e(_fmt(v))}</td></tr>" for k, v in wp.items())
+        body.append(f"<h3>Worst point of <code>{_e(r['theorem'])}</code></h3><table>{cells}</table>")
+    return body
+
+
+def _figures_section(ch, root: Path, site: Path, run, fig_root) -> list[str]:
+    """The run's figures, copied from an up-to-date figures directory or drawn afresh, each with its caption."""
+    name = ch.name
+    body = ["<h2>Figures</h2>"]
+    figdir = site / "figures" / name
+    figdir.mkdir(parents=True, exist_ok=True)
+    ready = _latest_figures(fig_root, run, list(ch.figures))
+    if ready is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            drawn = {p.stem: p for p in draw(root, run, list(ch.figures), Path(tmp))}
+            for stem, p in drawn.items():
                 shutil.copy2(p, figdir / p.name)
-        for fname, fn in ch.figures.items():
-            png = figdir / f"{fname}.png"
-            if not png.is_file():
-                body.append(f"<p class=\"violated\">figure {_e(fname)}: not drawn</p>")
-                continue
-            doc = (fn.__doc__ or "").strip().split("\n")[0]
-            body.append(f"<figure><img src=\"figures/{_e(name)}/{_e(png.name)}\" alt=\"{_e(fname)}\">"
-                        f"<figcaption><b>{_e(fname)}</b>. {_e(doc)}<br><span class=\"muted\">from "
-                        f"{_e(run.describe())}</span></figcaption></figure>")
-    return _page(f"{name} — theorem atlas", "\n".join(body))
+    else:
+        for p in ready.values():
+            shutil.copy2(p, figdir / p.name)
+    for fname, fn in ch.figures.items():
+        png = figdir / f"{fname}.png"
+        if not png.is_file():
+            body.append(f"<p class=\"violated\">figure {_e(fname)}: not drawn</p>")
+            continue
+        doc = (fn.__doc__ or "").strip().split("\n")[0]
+        body.append(f"<figure><img src=\"figures/{_e(name)}/{_e(png.name)}\" alt=\"{_e(fname)}\">"
+                    f"<figcaption><b>{_e(fname)}</b>. {_e(doc)}<br><span class=\"muted\">from "
+                    f"{_e(run.describe())}</span></figcaption></figure>")
+    return body
+
+
+def _chapter_page(ch, root: Path, site: Path, run, table, recs, notebook: str | None, fig_root) -> str:
+    """One chapter's atlas page, section by section; a chapter without a run gets its theorems only."""
+    body = _header_section(ch, root, site, run, notebook) + _theorems_section(ch, site, recs)
+    if run is not None:
+        body += _verdicts_section(recs) + _figures_section(ch, root, site, run, fig_root)
+    return _page(f"{ch.name} — theorem atlas", "\n".join(body))
 
 
 def build(root: Path = store.RESULTS, site: Path = Path("report"), notebooks: Path | None = NOTEBOOK_HTML,

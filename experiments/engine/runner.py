@@ -103,6 +103,14 @@ def _execute(experiment, todo, root: Path, jobs: int, device: str, code: str, ba
 def run_sweep(experiment: str, cfg, out: Path | None = None, jobs: int = 1, device: str = "cpu",
               profile: str = "", overrides: list[str] = (), backend: str = "local",
               scheduler: str | None = None) -> SweepReport:
+    """Run one experiment's sweep as one recorded run and return it with its judged verdict table.
+
+    Only cells without a finished result for this code fingerprint are trained; the others are reused, so a
+    killed sweep resumes and a finished one does no work. The run record is saved before any cell starts (an
+    interrupted run stays visible as incomplete) and again when every cell is done, with its verdict counts. The
+    table returned is the run's one judged table: ``sslt run`` writes it and ``sslt check`` reads it, so nothing
+    judges the same cells twice.
+    """
     root = Path(out) if out is not None else store.RESULTS
     if backend == "dask":
         root = root.resolve()  # every worker must write to the same (shared) directory

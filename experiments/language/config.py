@@ -201,6 +201,8 @@ class MaskedStudy:
 
 @dataclass(frozen=True)
 class Config:
+    """One profile of the language chapter: the HMM, its tasks, the LM family and training, then one section per
+    study (figure). ``check`` also rejects a masked position outside the context."""
     seeds: int = 3
     data: DataSpec = field(default_factory=lambda: DataSpec(vocab=10, context_len=4))
     tasks: TaskSet = field(default_factory=TaskSet)
@@ -261,6 +263,11 @@ class Cell:
 
 
 def cells(cfg: Config) -> list[Cell]:
+    """The reference sweeps and trained LMs the enabled studies ask for; a run two studies need is one cell.
+
+    The tilt is a deterministic function of p*, so its cells use one seed; the masked study adds the
+    masked-word references and a masked LM on the same HMM.
+    """
     seeds = tuple(range(cfg.seeds))
     b, m = cfg.bound, cfg.masked
 

@@ -20,7 +20,7 @@ from experiments.language.config import Cell
 from experiments.language.eval import (NOT_NATURAL, Point, World, labelled_sample, model_terms, one_hot,
                                        population_probes, probe_curves)
 from experiments.language.models import LM, KGram, logit_noise, noise_direction, tilt
-from experiments.objectives import OBJECTIVES
+from experiments import objectives
 from experiments.engine.rng import numpy_rng, torch_generator
 from experiments.engine.timing import stage
 from experiments.engine.train import gather_rows, train
@@ -30,6 +30,11 @@ _CHUNK = 8192  # contexts per forward pass at evaluation (bounds activation memo
 
 
 def run(cell: Cell, cell_id: str, device: str = "cpu") -> pd.DataFrame:
+    """One language cell: a reference sweep (logit noise, tilt, k-gram: no training) or a trained LM.
+
+    Every term (epsilon, tau, B, gamma, the plug-in and fitted-probe losses) is computed exactly over all
+    contexts in the quick and default profiles; the rows feed ``analysis.language.bound_checks``.
+    """
     world = World(cell)
     if cell.kind == "ref":
         points, curves = _reference_points(cell, world), []
@@ -159,8 +164,8 @@ def _trained_points(cell: Cell, cell_id: str, world: World, device: str):
         f = lm.features(p, xb)
         Phi = p["Phi"] if learn else frozen
         if cell.model == "quad":
-            return OBJECTIVES["quad"](f, Phi, yb)
-        return OBJECTIVES["next_word_xent"](lm.logits(f, Phi), yb)
+            return objectives.quad(f, Phi, yb)
+        return objectives.supervised_ce(lm.logits(f, Phi), yb)   # next-word (or masked-word) cross-entropy
 
     lr = torch.tensor([lr for _, lr in models], device=device)
     ckpts = train(params, loss_fn, tr.steps, lr, checkpoint_steps(tr.steps, tr.n_checkpoints), context=to_json(cell),

@@ -167,6 +167,8 @@ class ObjectivesStudy:
 
 @dataclass(frozen=True)
 class Config:
+    """One profile of the self-prediction chapter: a base exact-CI data spec that every study moves to its own
+    family and knob, the pretext and evaluation specs, then one section per study (figure)."""
     seeds: int = 4
     topic_vocab: int = 40         # the topic family's vocabulary size: its d1 = d2 (other fields from data)
     data: DataSpec = field(default_factory=DataSpec)   # the base spec; each study sets its family and knob
@@ -211,6 +213,11 @@ class Cell:
 
 
 def cells(cfg: Config) -> list[Cell]:
+    """One cell per (data spec, n1) that any enabled study asks for, fitting the union of the learners asked.
+
+    The studies overlap (a dimension-study d1 can be the sample-complexity study's exact_ci spec); merging
+    keeps one training per distribution and budget, and the cell records which studies asked for it.
+    """
     seeds = tuple(range(cfg.seeds))
     asks: list[tuple[str, DataSpec, int, tuple[str, ...]]] = []   # (study, data, n1, learners)
     n1 = cfg.pretext.n1

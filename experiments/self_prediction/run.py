@@ -116,6 +116,13 @@ def _representations(cell: Cell, dh: str, psi_map, x1_pre: Tensor, x2_pre: Tenso
 
 
 def run_cell(cell: Cell, cell_id: str, device: str = "cpu") -> pd.DataFrame:
+    """Fit every pretext learner of the cell on n1 unlabelled pairs (seeds batched) and probe each representation.
+
+    psi* and raw X1 are always probed beside the learners, on the same labelled samples and the same probe, so
+    the rows compare representations and nothing else. The samples come from the data spec's hash, not the cell
+    id, so cells on one distribution share them. Returns tidy rows with the excess risk and the CI terms that
+    ``analysis.self_prediction.bound_checks`` needs.
+    """
     dh = config_hash(cell.data)
     model = build_model(cell.data, numpy_rng(dh, 0, "model"))
     seeds, ns, ev = list(cell.seeds), list(cell.eval.probe_n), cell.eval

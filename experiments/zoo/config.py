@@ -224,6 +224,8 @@ class Sequences(Bench):
 
 @dataclass(frozen=True)
 class Config:
+    """One profile of the zoo: the latent-class data, encoder, training and evaluation specs shared by every
+    bench, the grid, block-model and HMM specs of the benches that need other data, then one section per bench."""
     seeds: int = 3
     data: DataSpec = field(default_factory=DataSpec)
     encoder: EncoderSpec = field(default_factory=EncoderSpec)
@@ -284,6 +286,11 @@ def graph_probe_n(sbm: SBMSpec, ev: EvalSpec, test_per_class: int) -> tuple[int,
 
 
 def cells(cfg: Config) -> list[Cell]:
+    """One cell per (objective or reference, data variant) of every enabled bench.
+
+    The references (raw inputs, random and supervised encoders) are shared by the benches that use the same
+    variant, so each is one cell; the graph and sequence benches carry their own training lengths.
+    """
     seeds = tuple(range(cfg.seeds))
     out: list[Cell] = []
     for bench in (cfg.two_views, cfg.reconstruction, cfg.multimodal, cfg.pretext):

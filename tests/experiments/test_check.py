@@ -13,8 +13,6 @@ import pytest
 from experiments.contrastive import run as contrastive_run
 from experiments.engine import chapters, cli
 from experiments.engine import config as config_mod
-from synthetic_data.contrastive import DataSpec
-from theory.theorems import Theorem
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples" / "assumptions"

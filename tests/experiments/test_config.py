@@ -4,7 +4,6 @@ import pytest
 from experiments.engine import cli
 from experiments.engine import chapters
 from experiments.engine import config as config_mod
-from experiments.contrastive import Config
 
 BAD = [
     (["bogus=1"], "bogus"),

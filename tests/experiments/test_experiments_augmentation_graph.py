@@ -1,14 +1,13 @@
 """The augmentation-graph chapter's own checks: the spectral objective, a tiny cell end to end, impossible configs."""
 from __future__ import annotations
 
-from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
 from experiments import objectives
-from experiments.augmentation_graph.config import Cell, Config, EncoderSpec, EvalSpec, TrainSpec, cells
+from experiments.augmentation_graph.config import Cell, EncoderSpec, EvalSpec, TrainSpec, cells
 from experiments.augmentation_graph.run import run
 from experiments.engine import chapters
 from experiments.engine.config import ConfigError, config_hash

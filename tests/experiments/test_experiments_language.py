@@ -6,7 +6,6 @@ import pandas as pd
 import pytest
 import torch
 
-from analysis import figures as figs
 from experiments.engine import cli, runner
 from experiments.engine import chapters
 from experiments.engine import config as config_mod

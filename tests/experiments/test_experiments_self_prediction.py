@@ -7,12 +7,10 @@ import pandas as pd
 import pytest
 import torch
 
-from analysis import figures as figs
-from experiments.engine import cli, runner
+from experiments.engine import cli
 from experiments.engine import chapters
 from experiments.engine import config as config_mod
-from experiments.engine.rng import numpy_rng
-from experiments.self_prediction import Config, PretextSpec, cells, cost, run_cell
+from experiments.self_prediction import PretextSpec, cells, cost, run_cell
 from experiments.self_prediction.learners import fit, lstsq_intercept
 from synthetic_data.self_prediction import DataSpec, build_model
 from theory import self_prediction as th

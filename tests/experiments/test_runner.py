@@ -6,14 +6,10 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
-import pytest
 
 from conftest import cell_bytes
 from experiments.engine import cli, runner
 from experiments.engine import chapters
-from experiments.engine import config as config_mod
-from experiments.contrastive import Config
 
 # A sweep small enough for tests that still has every kind of cell (paper losses, k > 1, blocks, probes).
 TINY = ["seeds=2", "train.steps=20", "train.n_tuples=200", "train.batch_size=32", "train.n_checkpoints=3",

@@ -1,4 +1,4 @@
-"""Tests for experiments/train.py: Adam arithmetic, batched == looped, divergence guard."""
+"""Tests for experiments/engine/train.py: Adam arithmetic, batched == looped, divergence guard."""
 
 import json
 import pickle
