@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import plotting
+from analysis.bounds import CONSTRUCTED, ORACLE, TRAINED, UNTRAINED
 from theory import augmentation_graph as th
 
 T = {t.id.split(".", 1)[1]: t for t in th.THEOREMS}
@@ -46,6 +47,11 @@ def picked(rows: pd.DataFrame, role: str) -> pd.DataFrame:
     return w
 
 
+def trained_kind(step) -> np.ndarray:
+    """A trained encoder's checkpoint: "untrained" at step 0 (its initialisation), else "trained"."""
+    return np.where(np.asarray(step) == 0, UNTRAINED, TRAINED).astype(object)
+
+
 def bound_checks(rows: pd.DataFrame) -> pd.DataFrame:
     """Rows for bounds.csv, one per (theorem, point); docs/theory/augmentation_graph.md states each theorem."""
     if rows.empty or "encoder_class" not in rows:
@@ -59,13 +65,14 @@ def bound_checks(rows: pd.DataFrame) -> pd.DataFrame:
             "trivial": np.inf, "converged": True}
     keep = ["cell", "family", "objective", "overlap", "d", "encoder_class", "seed", "step"]
     f1 = loss[keep + ["gammas"]].assign(theorem=T["spectral_minimum"].id, bound="spectral_minimum", form="all f",
-                                        loss=loss["value"], **base)
+                                        loss=loss["value"], model_kind=trained_kind(loss["step"]), **base)
     f1["bound_value"] = T["spectral_minimum"].bound_from(f1)
     frames.append(f1)
     lin = loss[loss["encoder_class"] == "linear"]
     f2 = lin[keep + ["T_eigs"]].assign(theorem=T["linear_class_minimum"].id, bound="linear_minimum",
                                        form="linear class", loss=lin["value"], measured=-lin["value"].to_numpy(),
-                                       measured_se=0.0, bound_se=0.0, trivial=np.inf, converged=True)
+                                       measured_se=0.0, bound_se=0.0, trivial=np.inf, converged=True,
+                                       model_kind=trained_kind(lin["step"]))
     f2["bound_value"] = T["linear_class_minimum"].bound_from(f2)
     frames.append(f2)
     # 3, 4: HaoChen's bounds at the closed-form minimiser, from the data and augmentations only
@@ -74,7 +81,8 @@ def bound_checks(rows: pd.DataFrame) -> pd.DataFrame:
     e = e.drop_duplicates(["family", "overlap", "n_inputs", "alpha", "lambda_next"])
     e = e[cols + ["lambda_next", "gamma_d", "rho", "rho_exact", "fstar_ls_error", "fstar_probe_converged"]].copy()
     common = {"measured": e["fstar_ls_error"].to_numpy(), "measured_se": 0.0, "bound_se": 0.0,
-              "trivial": e["majority_error"].to_numpy(), "converged": True, "encoder_class": "exact"}
+              "trivial": e["majority_error"].to_numpy(), "converged": True, "encoder_class": "exact",
+              "model_kind": ORACLE}
     f3 = e.assign(theorem=T["eigenvalue_bound"].id, bound="probe_error", form="eigenvalue", **common)
     f3["bound_value"] = T["eigenvalue_bound"].bound_from(f3)
     f4 = e.assign(theorem=T["theorem_3_7_form"].id, bound="probe_error", form="sparsest partition",
@@ -92,14 +100,14 @@ def bound_checks(rows: pd.DataFrame) -> pd.DataFrame:
                               trivial=lin["majority_error"].to_numpy(), converged=lin["probe_converged"] > 0,
                               loss=lin["spectral"].to_numpy(), loss_min_linear=lin["linear_min"].to_numpy(),
                               label_dim=lin["label_dim"].to_numpy(), majority_error=lin["majority_error"].to_numpy(),
-                              alpha=lin["alpha"].to_numpy())
+                              alpha=lin["alpha"].to_numpy(), model_kind=trained_kind(lin["step"]))
         f5["bound_value"] = T["corollary_4_2b"].bound_from(f5)
         c = cube[cols + ["n_natural", "max_overlap", "permuted_probe_error", "permuted_probe_converged",
                          "permuted_loss", "perfect_loss"]]
         f6 = c.assign(theorem=T["lemma_4_1_permutation"].id, bound="probe_error", form="permuted minimiser",
                       measured=c["permuted_probe_error"].to_numpy(), measured_se=0.0, bound_se=0.0,
                       trivial=c["majority_error"].to_numpy(), converged=c["permuted_probe_converged"] > 0,
-                      encoder_class="permuted")
+                      encoder_class="permuted", model_kind=CONSTRUCTED)
         f6["bound_value"] = T["lemma_4_1_permutation"].bound_from(f6)
         frames += [f5, f6]
     out = pd.concat(frames, ignore_index=True)

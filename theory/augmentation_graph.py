@@ -307,6 +307,7 @@ THEOREMS: tuple[Theorem, ...] = (
         trivial_terms=("d",),
         trivial_value=_inf_trivial,
         measured=_NEG_LOSS,
+        identity=True,
         doc=f"{DOC}#spectral-minimum",
         notes="The identity L = ‖Ā − FFᵀ‖² − ‖Ā‖² and the minimiser (top-d eigenvectors scaled by √γ) are how "
               "HaoChen et al. introduce the loss; the statement is re-derived in the doc, so its status is derived. "
@@ -327,6 +328,7 @@ THEOREMS: tuple[Theorem, ...] = (
         trivial_value=_inf_trivial,
         assumptions=(LINEAR_CLASS,),
         measured=_NEG_LOSS + " (linear encoders only)",
+        identity=True,
         doc=f"{DOC}#linear-class-minimum",
         notes="With M = Σ^{1/2} B Bᵀ Σ^{1/2}, L = ‖M − T‖² − ‖T‖² over PSD M of rank <= d: the minimum is "
               "−Σ_{i<=d} (λ_i(T)₊)². The row's T_eigs are the top d eigenvalues of T. On the hypercube with one "
