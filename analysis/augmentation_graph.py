@@ -180,7 +180,7 @@ def fig_overlap(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
     a.plot(x, ex["fstar_ls_error"], "C3-o", ms=4, label="f* (exact minimiser), LS head, ties broken at random")
     if "fstar_ls_error_min" in ex:
         a.fill_between(x, ex["fstar_ls_error_min"], ex["fstar_ls_error_max"], color="C3", alpha=0.15, lw=0,
-                       label="f*: best to worst tie-break (γ_d = γ_{d+1}: f* is one pick of a tied eigenspace)")
+                       label="f*: best to worst tie-break (f* is one pick of a tied eigenspace)")
     fin = picked(rows, "final")
     fin = fin[fin["cell"].isin(ex["cell"])]
     for i, (cls, g) in enumerate(fin.groupby("encoder_class")):
@@ -347,17 +347,19 @@ def fig_frontier(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
         fn = lambda g: T["corollary_4_2b"].bound_from({"label_dim": [k], "loss": [g], "loss_min_linear": [0.0]})  # noqa
         g_star = vacuity_point(fn, triv, 0.0, 10.0)
         x = np.maximum(cor["gap"].to_numpy(), FLOOR)
-        styles = [("SGD, last checkpoint", (cor["pick"] == "final") & (cor["model_kind"] == TRAINED), "C0", "o"),
-                  ("exact full-batch GD path", (cor["pick"] == "path") & (cor["model_kind"] == TRAINED), "C3", "s"),
-                  ("untrained (step 0)", cor["model_kind"] == UNTRAINED, "0.5", "x"),
-                  (f"oracle: linear minimiser (gap 0, drawn at {FLOOR:g})", cor["model_kind"] == ORACLE, "k", "*")]
-        for label, m, color, marker in styles:
+        styles = [("trained: exact full-batch GD path", (cor["pick"] == "path") & (cor["model_kind"] == TRAINED),
+                   "C3", "s", 14),
+                  ("trained: SGD, last checkpoint", (cor["pick"] == "final") & (cor["model_kind"] == TRAINED),
+                   "C0", "o", 30),
+                  ("untrained (step 0)", cor["model_kind"] == UNTRAINED, "0.5", "x", 16),
+                  (f"oracle: linear minimiser (gap 0, drawn at {FLOOR:g})", cor["model_kind"] == ORACLE, "k", "*", 40)]
+        for label, m, color, marker, size in styles:
             m = m.to_numpy()
             if m.any():
-                ax[0, 0].scatter(x[m], np.maximum(cor["bound_value"].to_numpy()[m] / triv, FLOOR), s=16, c=color,
-                                 marker=marker, label=label)
-                ax[0, 1].scatter(x[m], cor["measured"].to_numpy()[m] / triv, s=16, c=color, marker=marker,
-                                 label=label)
+                ax[0, 0].scatter(x[m], np.maximum(cor["bound_value"].to_numpy()[m] / triv, FLOOR), s=size, c=color,
+                                 marker=marker, label=label, edgecolors="k" if marker == "o" else None, linewidths=0.4)
+                ax[0, 1].scatter(x[m], cor["measured"].to_numpy()[m] / triv, s=size, c=color, marker=marker,
+                                 label=label, edgecolors="k" if marker == "o" else None, linewidths=0.4)
         for a in ax[0, :2]:
             a.axvline(g_star, color="k", ls=":", lw=0.8, label=f"bound = trivial at gap {g_star:.3g}")
             a.set_xscale("log")
@@ -370,7 +372,7 @@ def fig_frontier(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
         ax[0, 1].set_ylim(-0.05, 1.1)
         ax[0, 1].set_ylabel("measured probe error ÷ trivial")
         ax[0, 1].set_title("measured, same points")
-        ax[0, 0].legend(fontsize=5)
+        ax[0, 0].legend(fontsize=5, loc="lower right")
         trained = cor[cor["model_kind"] == TRAINED]
         gap_t = float(cor["T_gap"].iloc[0])
         sentence.append(f"Corollary 4.2(b) stops saying anything once L − min_lin L ≥ {g_star:.3g} (k = {k:g}; "
@@ -380,6 +382,7 @@ def fig_frontier(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
         for a in ax[0, :2]:
             plotting.message(a, "the hypercube study is disabled")
     eig = judged[(judged["theorem"] == T["eigenvalue_bound"].id) & (judged["family"] == "clusters")]
+    eig = eig[eig["d"] == eig["d"].min()] if len(eig) else eig   # the overlap sweep: the knob that moves λ_{d+1}
     a = ax[0, 2]
     if len(eig):
         eig = eig.sort_values("lambda_next")
@@ -394,7 +397,7 @@ def fig_frontier(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
                    label="oracle f*: LS head, ties broken at random (bar: best to worst tie-break)")
         a.axhline(1.0, color="k", ls="--", lw=0.8, label="bound = trivial")
         a.axvline(lam_star, color="k", ls=":", lw=0.8, label=f"vacuous below λ_(d+1) = {lam_star:.3g}")
-        a.set_xlabel("λ_{d+1} = 1 − γ_{d+1} (cluster cells)")
+        a.set_xlabel(f"λ_(d+1) = 1 − γ_(d+1) (overlap sweep, d = {int(eig['d'].iloc[0])})")
         a.set_ylabel("÷ trivial (majority error)")
         a.set_title("eigenvalue bound at the exact minimiser")
         a.legend(fontsize=5)
