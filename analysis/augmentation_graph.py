@@ -114,7 +114,7 @@ def bound_checks(rows: pd.DataFrame) -> pd.DataFrame:
     # 3, 4: HaoChen's bounds at the closed-form minimiser, from the data and augmentations only
     # one row per data set: cells that differ only in the objective share the graph (keep the spectral one)
     e = ex.sort_values(["family", "overlap", "objective"], ascending=[True, True, False], na_position="last")
-    e = e.drop_duplicates(["family", "overlap", "n_inputs", "alpha", "lambda_next"])
+    e = e.drop_duplicates(["family", "overlap", "d", "n_inputs", "alpha", "lambda_next"])
     e = e[cols + ["lambda_next", "gamma_d", "rho", "rho_exact", "fstar_ls_error", "fstar_probe_converged",
                   "n_classes", "fstar_ls_error_min", "fstar_ls_error_max", "fstar_ls_tied"]].copy()
     # f* is one pick from the top-d eigenspace; where γ_d = γ_{d+1} its LS head can tie exactly, so the measured
