@@ -260,7 +260,8 @@ def _fullbatch(cell, cell_id, model, exact, add, W64, device) -> None:
             picks.append((FULLBATCH, g, "path", t, f[g], spec_loss[g]))
     final_step, final_B = path[-1]
     f = np.einsum("na,gai->gni", X, final_B)
-    picks += [(FULLBATCH, g, "final", final_step, f[g], th.spectral_loss(f[g], model.W)) for g in range(len(cell.seeds))]
+    picks += [(FULLBATCH, g, "final", final_step, f[g], th.spectral_loss(f[g], model.W))
+              for g in range(len(cell.seeds))]
     _measure(cell, model, exact, picks, {"gd_converged": converged}, add, device)
 
 
