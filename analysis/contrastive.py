@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import plotting, tables
+from analysis.bounds import TRAINED, UNTRAINED
 from theory import contrastive as th
 from theory.verdict import HOLDS
 
@@ -23,6 +24,14 @@ BLOCK = "contrastive.proposition_6_2"
 KEYS = ["cell", "objective", "loss", "n_classes", "k", "block_size", "seed", "lr", "step"]
 POINT = ["cell", "seed", "lr", "step"]   # one checkpoint of one seed: what a judged row of one theorem is at
 PAPER_LOSSES = ("logistic", "hinge")
+UNTRAINED_OBJECTIVES = ("raw", "random")   # experiments.contrastive.config.UNTRAINED: encoders nothing optimised
+
+
+def model_kinds(objective, step) -> np.ndarray:
+    """What each point's encoder is: "untrained" for raw inputs, the random encoder and step 0 of any objective
+    (its initialisation), else "trained" (optimised by the suite on its objective, the supervised one included)."""
+    objective, step = np.asarray(objective, dtype=object), np.asarray(step)
+    return np.where(np.isin(objective, UNTRAINED_OBJECTIVES) | (step == 0), UNTRAINED, TRAINED).astype(object)
 
 
 def terms_table(rows: pd.DataFrame) -> pd.DataFrame:
@@ -53,6 +62,7 @@ def bound_checks(rows: pd.DataFrame) -> pd.DataFrame:
     common = {c: t[c].to_numpy() for c in KEYS + ["tau", "tau_k", "p_distinct", "collision_floor", "L_un",
                                                     "L_un_se", "L_un_neq", "L_un_eq", "L_sup_mu", "L_sup_mu_se"]
               if c in t}
+    common["model_kind"] = model_kinds(t["objective"].to_numpy(), t["step"].to_numpy())
     floor, p_distinct = t["collision_floor"].to_numpy(), t["p_distinct"].to_numpy()
     frames = []
     pop = th.bound_from_terms(t["L_un"].to_numpy(), floor, p_distinct)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from analysis.bounds import CONSTRUCTED, ORACLE, TRAINED, UNTRAINED
 from theory import language as th
 
 KEYS = ["cell", "kind", "model", "arch", "phi", "d", "target", "level", "tilt_task", "seed", "lr", "step"]
@@ -79,6 +80,22 @@ def _converged(s: pd.DataFrame, col: str, form: str) -> np.ndarray:
     return ~(v == 0.0)
 
 
+ORACLE_MODELS, CONSTRUCTED_MODELS = ("p_star", "true", "bayes"), ("noise", "tilt", "softmax_noise")
+
+
+def model_kinds(model, step=None) -> np.ndarray:
+    """Provisional labels (issue 16 §1; the language branch refines them): the true next-word law p* is "oracle",
+    the reference families that perturb it on purpose (logit noise, tilts, in-class noise) are "constructed",
+    every LM the suite fits (xent, mlm, quad, and the smoothed k-gram estimated from the corpus) "trained", and
+    a trained LM's step 0 "untrained"."""
+    model = np.asarray(model, dtype=object)
+    kinds = np.where(np.isin(model, ORACLE_MODELS), ORACLE,
+                     np.where(np.isin(model, CONSTRUCTED_MODELS), CONSTRUCTED, TRAINED)).astype(object)
+    if step is not None:
+        kinds[(kinds == TRAINED) & (np.asarray(step) == 0) & ~np.isin(model, ("kgram",))] = UNTRAINED
+    return kinds
+
+
 def bound_checks(rows: pd.DataFrame) -> pd.DataFrame:
     """Rows for bounds.csv: one per (bound, form, point, task) where the bound's terms were measured."""
     if rows.empty:
@@ -105,6 +122,7 @@ def bound_checks(rows: pd.DataFrame) -> pd.DataFrame:
                 "bound_value": value,
                 "bound_se": th.bound_se(0.0, terms["B"], terms["epsilon"], s[eps_se].to_numpy(), terms["gamma"]),
                 "trivial": TRIVIAL, "converged": _converged(s, col, form), **terms,
+                "model_kind": model_kinds(s["model"].to_numpy(), s["step"].to_numpy()),
                 "natural_gap": s["natural_gap"].to_numpy(), "gap_max": s["gap_max"].to_numpy(),
                 "excess_slack": _excess_slack(s[col].to_numpy() - terms["tau"], value - terms["tau"]),
                 "epsilon_se": s[eps_se].to_numpy(), "task": s["task"].to_numpy(),

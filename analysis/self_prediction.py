@@ -39,6 +39,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from analysis.bounds import ORACLE, TRAINED, UNTRAINED
 from theory import self_prediction as th
 from theory.stats import ONE_SEED_SE, mean_se
 
@@ -179,6 +180,13 @@ def _chernoff_rows(curve, s, p: int, common) -> list[dict]:
     return out
 
 
+def model_kinds(representation) -> np.ndarray:
+    """Provisional labels (issue 16 §1; the self-prediction branch refines them): psi* is "oracle", the raw X1
+    "untrained", every learned psi (linear, rff, mlp, PCA-reduced or full) "trained"."""
+    rep = np.asarray(representation, dtype=object)
+    return np.where(np.isin(rep, PSI), ORACLE, np.where(rep == "raw", UNTRAINED, TRAINED)).astype(object)
+
+
 def bound_checks(rows: pd.DataFrame) -> pd.DataFrame:
     """Rows for bounds.csv (see the module docstring): ``theorem`` (the id in theory.self_prediction.THEOREMS)
     and every term its bound and assumptions take as columns (n, sigma2, p, eps_ci2, beta, pca, eps_pre,
@@ -224,6 +232,7 @@ def bound_checks(rows: pd.DataFrame) -> pd.DataFrame:
     table = pd.DataFrame(out)
     if len(table):
         table.insert(3, "form_note", table["form"].map(FORMS))
+        table["model_kind"] = model_kinds(table["representation"].to_numpy())
     return table
 
 

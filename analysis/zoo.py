@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import plotting, tables
+from analysis.bounds import ORACLE, TRAINED, UNTRAINED
 from analysis.contrastive import labels_needed
 from theory import contrastive as ctr
 from theory.verdict import HOLDS, NOT_MET, UNDETERMINED, VACUOUS, VIOLATED
@@ -30,6 +31,14 @@ NAMES = {"raw": "raw inputs", "random": "random encoder", "supervised": "supervi
 STYLE = {"raw": ("k", ":"), "random": ("0.5", "--"), "supervised": ("k", "-"), "spectral": ("0.3", "-.")}
 NO_BOUND = ("graphs", "sequences")   # no Lemma 4.3 rows: no i.i.d. positive pairs of the latent-class model
 PALETTE = ("C3", "C4", "C1", "C6", "C2", "C8", "C9", "C0", "C5", "#17becf", "#bcbd22")   # no grey: the references
+
+
+def model_kinds(objective) -> np.ndarray:
+    """Provisional labels (issue 16 §1; the zoo's own branch refines them): raw inputs and the random encoder are
+    "untrained", the graph's exact top-K eigenvectors "oracle", every objective the suite optimises "trained"."""
+    objective = np.asarray(objective, dtype=object)
+    return np.where(np.isin(objective, ("raw", "random")), UNTRAINED,
+                    np.where(objective == "spectral", ORACLE, TRAINED)).astype(object)
 
 
 def terms_table(rows: pd.DataFrame) -> pd.DataFrame:
@@ -57,7 +66,8 @@ def bound_checks(rows: pd.DataFrame) -> pd.DataFrame:
                          "measured": t["L_sup_mu"].to_numpy(), "measured_se": t["L_sup_mu_se"].to_numpy(),
                          "bound_value": ctr.bound_from_terms(t["L_un"].to_numpy(), t["collision_floor"].to_numpy(), p),
                          "bound_se": t["L_un_se"].to_numpy() / p,
-                         "trivial": ctr.trivial_from_terms(t["loss"].to_numpy(), t["k"].to_numpy()), **common})
+                         "trivial": ctr.trivial_from_terms(t["loss"].to_numpy(), t["k"].to_numpy()),
+                         "model_kind": model_kinds(t["objective"].to_numpy()), **common})
 
 
 def _target(rows: pd.DataFrame) -> float:

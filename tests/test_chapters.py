@@ -17,7 +17,7 @@ from analysis import plotting
 from conftest import cell_bytes
 from experiments.engine import chapters, cli, expected, runner, runs, store
 from theory.theorems import STATUSES, index
-from theory.verdict import BOUND_VERDICTS, REFERENCE_VERDICTS
+from theory.verdict import VERDICTS_OF
 
 NAMES = chapters.names()
 
@@ -100,11 +100,11 @@ def test_quick_profile_end_to_end(name, quick_results):
     for tid, g in table.groupby("theorem"):
         t = registry[tid]
         assert set(g["kind"]) == {t.kind}
-        allowed = BOUND_VERDICTS if t.kind == "bound" else REFERENCE_VERDICTS
-        assert set(g["verdict"]) <= set(allowed), tid
+        assert set(g["verdict"]) <= set(VERDICTS_OF[t.kind]), tid
         # the theorem's own function, fed the row's terms, gives the row's bound: nothing was fitted
         np.testing.assert_allclose(t.bound_from(g), g["bound_value"].to_numpy(), rtol=1e-12, atol=0,
                                    equal_nan=True, err_msg=tid)
+    assert table["model_kind"].isin(("trained", "oracle", "constructed", "untrained")).all()
     undetermined = table[table["verdict"] == "undetermined"]
     assert undetermined["reason"].notna().all(), "every undetermined point says why"
     data_cols = [c for c in table.columns if c.startswith("data.")]

@@ -12,6 +12,11 @@ Status says how much to trust the statement itself:
 - ``derived``: our own derivation (the proof is in ``docs/theory/<chapter>.md``);
 - ``reference``: not a theorem at all but a reference curve (an exact formula under a simpler model, a
   heuristic). A reference row reads above or below its reference; it is never "violated" or "holds".
+
+Kind says how a row is judged (theory.verdict): a ``bound`` holds, is violated or vacuous; a ``reference`` reads
+above or below; an ``identity`` (``identity=True``) is an exact statement of the suite's own algebra (an
+Eckart–Young minimum, say), true for every input, so it can fail only through an arithmetic bug: it is "exact"
+to rounding or "broken", and never counted among a bound's holds.
 """
 from __future__ import annotations
 
@@ -21,7 +26,8 @@ from typing import Callable, Iterable, Mapping
 import numpy as np
 
 STATUSES = ("paper", "reconstructed", "derived", "reference")
-BOUND, REFERENCE = "bound", "reference"
+BOUND, REFERENCE, IDENTITY = "bound", "reference", "identity"
+KINDS = (BOUND, REFERENCE, IDENTITY)
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,7 @@ class Theorem:
     notes: str = ""                      # known looseness, stand-ins
     study: str = ""                      # the config section (study) whose cells are built to check it
     figures: tuple[str, ...] = ()        # the chapter's FIGURES keys that draw it (empty: none draws it)
+    identity: bool = False               # an exact statement of the suite's algebra (kind IDENTITY)
 
     def __post_init__(self):
         if self.status not in STATUSES:
@@ -78,6 +85,8 @@ class Theorem:
             raise TypeError(f"{self.id}: trivial must be a theory.theorems.Trivial, got {type(self.trivial).__name__}")
         if isinstance(self.figures, str):
             raise TypeError(f"{self.id}: figures is a tuple of FIGURES keys, got the string {self.figures!r}")
+        if self.identity and self.status == "reference":
+            raise ValueError(f"{self.id}: a reference curve cannot be an identity")
 
     @property
     def chapter(self) -> str:
@@ -85,6 +94,8 @@ class Theorem:
 
     @property
     def kind(self) -> str:
+        if self.identity:
+            return IDENTITY
         return REFERENCE if self.status == "reference" else BOUND
 
     def bound_from(self, table: Mapping) -> np.ndarray:

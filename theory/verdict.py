@@ -16,6 +16,13 @@ A **reference** (``kind="reference"``) is a curve, not a theorem: exceeding it i
 reference. It reads "above reference" (measured exceeds it by more than the same tolerance) or "below
 reference", or "undetermined" for the same reasons as a bound; never holds / violated / vacuous.
 
+An **identity** (``kind="identity"``) is an exact statement of the suite's own algebra, "measured <= value" for
+every input (an Eckart–Young minimum: no encoder goes below it). It is checked to rounding only, with no
+Monte-Carlo allowance: "exact" where measured - value <= ``IDENTITY_RTOL`` · max(1, |value|, |measured|) (relative
+1e-9 of the larger magnitude, absolute 1e-9 below magnitude 1: float64 arithmetic on sums of a few thousand
+terms stays far inside it), else "broken", the sign of an arithmetic bug; "undetermined" or "assumption not met"
+as for a bound. An identity is never "holds": it says nothing about how good a model is.
+
 Standard errors: an across-seed SE from one seed is NaN (theory.stats), so a one-seed point is undetermined.
 """
 from __future__ import annotations
@@ -25,10 +32,14 @@ import numpy as np
 HOLDS, VIOLATED, VACUOUS, NOT_MET = "holds", "violated", "vacuous", "assumption not met"
 UNDETERMINED = "undetermined"
 ABOVE, BELOW = "above reference", "below reference"
+EXACT, BROKEN = "exact", "broken"
 BOUND_VERDICTS = (HOLDS, VIOLATED, VACUOUS, NOT_MET, UNDETERMINED)
 REFERENCE_VERDICTS = (ABOVE, BELOW, NOT_MET, UNDETERMINED)
+IDENTITY_VERDICTS = (EXACT, BROKEN, NOT_MET, UNDETERMINED)
+VERDICTS_OF = {"bound": BOUND_VERDICTS, "reference": REFERENCE_VERDICTS, "identity": IDENTITY_VERDICTS}
 N_SE = 3.0
 _ROUNDING = 1e-9  # relative slack for exact terms computed in float64
+IDENTITY_RTOL = 1e-9
 
 
 def _reasons(measured, bound, trivial, measured_se, bound_se, converged, is_bound) -> np.ndarray:
@@ -57,10 +68,11 @@ def verdicts(measured, bound, trivial, measured_se=0.0, bound_se=0.0, n_se: floa
     shape = measured.shape
     met = np.broadcast_to(np.asarray(assumption_met, dtype=bool), shape)
     conv = np.broadcast_to(np.asarray(converged, dtype=bool), shape)
-    is_bound = np.broadcast_to(np.asarray(kind, dtype=object) == "bound", shape)
-    bad_kind = ~np.isin(np.broadcast_to(np.asarray(kind, dtype=object), shape), ["bound", "reference"])
+    kinds = np.broadcast_to(np.asarray(kind, dtype=object), shape)
+    is_bound, is_identity = kinds == "bound", kinds == "identity"
+    bad_kind = ~np.isin(kinds, list(VERDICTS_OF))
     if bad_kind.any():
-        raise ValueError(f"kind: must be 'bound' or 'reference', got {np.asarray(kind)[bad_kind].ravel()[0]!r}")
+        raise ValueError(f"kind: must be one of {', '.join(VERDICTS_OF)}, got {kinds[bad_kind].ravel()[0]!r}")
     reason = _reasons(measured, bound, trivial, m_se, b_se, conv, is_bound)
     undetermined = reason != ""
     with np.errstate(invalid="ignore"):
@@ -68,7 +80,9 @@ def verdicts(measured, bound, trivial, measured_se=0.0, bound_se=0.0, n_se: floa
         tol = n_se * se + _ROUNDING * np.maximum(1.0, np.abs(bound))
         above = measured - bound > tol
         judged_bound = np.where(above, VIOLATED, np.where(bound >= trivial, VACUOUS, HOLDS))
-    judged = np.where(is_bound, judged_bound, np.where(above, ABOVE, BELOW))
+        rounding = IDENTITY_RTOL * np.maximum(1.0, np.maximum(np.abs(bound), np.abs(measured)))
+        judged_identity = np.where(measured - bound > rounding, BROKEN, EXACT)
+    judged = np.where(is_bound, judged_bound, np.where(is_identity, judged_identity, np.where(above, ABOVE, BELOW)))
     out = np.where(undetermined, UNDETERMINED, judged)
     out = np.where(met, out, NOT_MET)
     reason = np.where(met, reason, "assumption not met")

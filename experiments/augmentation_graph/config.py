@@ -4,6 +4,12 @@ A cell is one data set (a cluster model at one overlap, or the hypercube) and on
 it names (linear, mlp, mlp_wd, lookup) is trained on the same pairs, all seeds of a class as one batched model,
 so that checkpoints at a matched loss can be picked across classes inside the cell. Studies that need the same
 data and objective share one cell (the union of their encoder classes).
+
+Two studies put the theorems where they can speak: ``fullbatch`` adds to the hypercube cell the linear encoder
+trained by exact full-batch gradient descent on the finite population (class ``linear_fullbatch``, the same
+initialisation as ``linear``) until L − min_lin L < ``tol``, where Corollary 4.2(b) is below its trivial value
+(it needs L − min_lin L < 1/(64k)); ``partition`` adds cluster cells with d >= 2C + 2 and strong within-class
+overlap, where Theorem 3.7's ρ_{⌊d/2⌋} must cut inside a class instead of between classes.
 """
 from __future__ import annotations
 
@@ -13,6 +19,8 @@ from experiments.engine.config import positive as _positive
 from synthetic_data.augmentation_graph import DataSpec
 
 CLASSES = ("linear", "mlp", "mlp_wd", "lookup")
+FULLBATCH = "linear_fullbatch"            # the linear encoder by exact full-batch GD (the fullbatch study only)
+ALL_CLASSES = CLASSES + (FULLBATCH,)
 OBJECTIVES = ("spectral", "ntxent")
 _CLUSTER_FIELDS = ("n_classes", "n_natural", "n_aug", "dim", "overlap", "leak", "radius", "natural_spread",
                    "aug_spread")
@@ -128,6 +136,39 @@ class CubeStudy:
 
 
 @dataclass(frozen=True)
+class FullBatchStudy:
+    """The linear encoder on the hypercube by exact gradient descent on the population spectral loss."""
+    enabled: bool = True
+    tol: float = 1e-4             # stop once every seed has L − min_lin L < tol
+    lr: float = 0.1
+    max_steps: int = 20000
+
+    def check(self) -> None:
+        if not 0 < self.tol < 1:
+            raise ValueError(f"tol: must be in (0, 1), got {self.tol}")
+        if not 0 < self.lr < 1:
+            raise ValueError(f"lr: must be in (0, 1), got {self.lr}")
+        _positive("max_steps", self.max_steps)
+
+
+@dataclass(frozen=True)
+class PartitionStudy:
+    """Theorem 3.7's form where it is not vacuous by construction: d >= 2C + 2, strongly connected classes."""
+    enabled: bool = True
+    out_dim: int = 6
+    overlaps: tuple[float, ...] = (0.6, 0.8)
+    classes: tuple[str, ...] = ("linear",)
+
+    def check(self) -> None:
+        _positive("out_dim", self.out_dim)
+        if not self.overlaps or any(not 0 <= o <= 1 for o in self.overlaps):
+            raise ValueError(f"overlaps: needs values in [0, 1], got {self.overlaps}")
+        if list(self.overlaps) != sorted(set(self.overlaps)):
+            raise ValueError(f"overlaps: must be strictly increasing, got {self.overlaps}")
+        _check_classes("classes", self.classes)
+
+
+@dataclass(frozen=True)
 class Config:
     """One profile of the augmentation-graph chapter: the cluster (or hypercube) data, encoder, training and
     evaluation specs, then the overlap, matched-loss and hypercube studies."""
@@ -139,6 +180,8 @@ class Config:
     overlap: OverlapStudy = field(default_factory=OverlapStudy)
     matched: MatchedStudy = field(default_factory=MatchedStudy)
     hypercube: CubeStudy = field(default_factory=CubeStudy)
+    fullbatch: FullBatchStudy = field(default_factory=FullBatchStudy)
+    partition: PartitionStudy = field(default_factory=PartitionStudy)
 
     def check(self) -> None:
         _positive("seeds", self.seeds)
@@ -149,6 +192,14 @@ class Config:
         overlaps = list(self.overlap.overlaps) + [self.matched.overlap]
         for o in overlaps:
             _data_for(self.data, "overlap", o)
+        if self.partition.enabled:
+            for o in self.partition.overlaps:
+                _data_for(self.data, "partition", o)
+            C, n = self.data.n_classes, self.data.n_classes * self.data.n_natural * self.data.n_aug
+            if not max(2 * C + 2, self.encoder.out_dim + 1) <= self.partition.out_dim < n:
+                raise ValueError(f"partition.out_dim: must be >= 2C + 2 = {2 * C + 2}, > encoder.out_dim = "
+                                 f"{self.encoder.out_dim} (the overlap sweep's d) and < the {n} inputs, got "
+                                 f"{self.partition.out_dim}")
         if self.data.n_classes * self.data.n_natural * self.data.n_aug <= self.encoder.out_dim:
             raise ValueError(f"encoder.out_dim: must be < the number of inputs "
                              f"{self.data.n_classes * self.data.n_natural * self.data.n_aug}")
@@ -191,6 +242,7 @@ class Cell:
     encoder: EncoderSpec
     train: TrainSpec
     eval: EvalSpec
+    fullbatch: FullBatchStudy | None = None   # set on the hypercube cell when its class list has FULLBATCH
 
 
 def cells(cfg: Config) -> list[Cell]:
@@ -213,14 +265,20 @@ def cells(cfg: Config) -> list[Cell]:
     if cfg.matched.enabled:
         out += [cell(obj, cfg.matched.classes, _data_for(cfg.data, "matched", cfg.matched.overlap),
                      cfg.encoder.out_dim) for obj in cfg.matched.objectives]
+    if cfg.partition.enabled:
+        out += [cell("spectral", cfg.partition.classes, _data_for(cfg.data, "partition", o), cfg.partition.out_dim)
+                for o in cfg.partition.overlaps]
     if cfg.hypercube.enabled:
-        out.append(cell("spectral", cfg.hypercube.classes, _cube(cfg.data), cfg.hypercube.out_dim))
+        cube = cell("spectral", cfg.hypercube.classes, _cube(cfg.data), cfg.hypercube.out_dim)
+        if cfg.fullbatch.enabled:
+            cube = replace(cube, classes=cube.classes + (FULLBATCH,), fullbatch=cfg.fullbatch)
+        out.append(cube)
     if not out:   # every study disabled: the exact theory of the base cluster data still runs
         out.append(cell("spectral", ("linear",), _data_for(cfg.data, "data", cfg.data.overlap), cfg.encoder.out_dim))
     merged: dict[Cell, set[str]] = {}
     for c in out:
         merged.setdefault(replace(c, classes=()), set()).update(c.classes)
-    return [replace(c, classes=tuple(k for k in CLASSES if k in ks)) for c, ks in merged.items()]
+    return [replace(c, classes=tuple(k for k in ALL_CLASSES if k in ks)) for c, ks in merged.items()]
 
 
 def cost(cell: Cell) -> float:
@@ -228,4 +286,5 @@ def cost(cell: Cell) -> float:
     n = d.n_classes * d.n_natural * d.n_aug if d.family == "clusters" else 2 ** d.cube_dim * len(d.scales)
     train = cell.train.steps * cell.train.batch_size * (cell.encoder.width + cell.out_dim)
     evals = cell.train.n_checkpoints * n * n * cell.out_dim
-    return float(len(cell.seeds) * len(cell.classes) * (train + evals) + n ** 3)
+    full = cell.fullbatch.max_steps * d.cube_dim ** 2 * cell.out_dim if cell.fullbatch else 0
+    return float(len(cell.seeds) * (len(cell.classes) * (train + evals) + full) + n ** 3)

@@ -9,6 +9,10 @@ from (cell id, seed, stream).
 Rows (long): ``encoder_class``, ``seed``, ``step``, ``metric``, ``i`` (an index for list-valued terms, else 0),
 ``value``, plus the cell's ``family``, ``objective``, ``overlap`` and ``d``. Theory rows have encoder_class
 "exact" and seed -1.
+
+The ``linear_fullbatch`` class (the fullbatch study, hypercube cell) is not trained by SGD on sampled pairs but by
+exact gradient descent on the population loss, from the ``linear`` class's initialisation; its checkpoints are
+geometric in the step and every one is probed (role ``path``), so Corollary 4.2(b) can be read along the descent.
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ import torch
 
 from analysis.probes import fit_logistic_probes, probe_logits
 from experiments import objectives
-from experiments.augmentation_graph.config import Cell
+from experiments.augmentation_graph.config import FULLBATCH, Cell
 from experiments.encoders import encode, init_encoder
 from experiments.engine.config import config_hash, to_json
 from experiments.engine.rng import numpy_rng, torch_generator
@@ -134,6 +138,8 @@ def run(cell: Cell, cell_id: str, device: str = "cpu") -> pd.DataFrame:
 
     curves: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = {}
     for kind in cell.classes:
+        if kind == FULLBATCH:
+            continue
         params = _init(kind, cell, cell_id, N, D, device)
 
         def loss_fn(p, step, kind=kind):
@@ -159,6 +165,8 @@ def run(cell: Cell, cell_id: str, device: str = "cpu") -> pd.DataFrame:
         curves[kind] = curve
 
     _matched(cell, model, curves, exact, add, device)
+    if FULLBATCH in cell.classes:
+        _fullbatch(cell, cell_id, model, exact, add, W64, device)
     return pd.DataFrame(rows)
 
 
@@ -193,6 +201,12 @@ def _matched(cell, model, curves, exact, add, device) -> None:
             t = int(ok[0]) if len(ok) else len(curve) - 1
             picks.append((kind, g, "matched", curve[t][0], curve[t][1][g], objs[t, g]))
             picks.append((kind, g, "final", curve[-1][0], curve[-1][1][g], objs[-1, g]))
+    _measure(cell, model, exact, picks, {"target": target}, add, device)
+
+
+def _measure(cell, model, exact, picks, extra: dict, add, device) -> None:
+    """Probe, LS head, alignment/uniformity, subspace angle and exact loss at each pick (kind, g, role, step, f,
+    objective); ``extra`` maps a metric name to one value per seed."""
     with stage("probes"):
         feats = np.stack([p[4] for p in picks])
         err, conv = _probe_errors(feats, model.joint, cell.eval.probe_C, device)
@@ -202,10 +216,59 @@ def _matched(cell, model, curves, exact, add, device) -> None:
         align, unif = th.alignment_uniformity(f, model.W)
         ls = th.error_of(th.ls_head_prediction(f, model.w, model.joint), model.joint)
         vals = {"probe_error": e, "probe_converged": c, "ls_head_error": ls, "align": align, "uniform": unif,
-                "angle": _subspace_angle(f, model.w, U_top), "objective_loss": obj, "target": target[g],
-                "spectral": th.spectral_loss(f, model.W)}
+                "angle": _subspace_angle(f, model.w, U_top), "objective_loss": obj,
+                "spectral": th.spectral_loss(f, model.W), **{k: v[g] for k, v in extra.items()}}
         for metric, v in vals.items():
             add(kind, s, step, f"{role}_{metric}", v)
+
+
+def _geometric_steps(max_steps: int) -> set[int]:
+    """0, 1, 2, 4, 8, ...: the full-batch path's checkpoints (each one is probed), plus the last step."""
+    return {0} | {2 ** k for k in range(max_steps.bit_length() + 1) if 2 ** k <= max_steps}
+
+
+def _fullbatch(cell, cell_id, model, exact, add, W64, device) -> None:
+    """Exact gradient descent on L(B) = −2 tr(BᵀΣ₊B) + ‖BᵀΣB‖²_F, the population spectral loss of f(x) = Bᵀx
+    (gradient −4Σ₊B + 4ΣB(BᵀΣB)), float64, all seeds at once, from the linear class's initialisation, until every
+    seed has L − min_lin L < tol (or max_steps). The gap is read against the closed-form linear minimum."""
+    spec = cell.fullbatch
+    X, W, w = model.X, model.W, model.w
+    S = (X * w[:, None]).T @ X
+    Sp = X.T @ W @ X
+    S, Sp = 0.5 * (S + S.T), 0.5 * (Sp + Sp.T)
+    gens = [torch_generator(cell_id, s, "init-linear") for s in cell.seeds]
+    B = init_encoder("linear", X.shape[1], cell.out_dim, len(gens), gens)["W"].double().numpy()   # (G, D, d)
+    lmin = exact["scalars"]["linear_min"]
+
+    def loss(B):
+        P = np.einsum("gai,ab,gbj->gij", B, S, B)
+        return -2.0 * np.einsum("gai,ab,gbi->g", B, Sp, B) + np.sum(P * P, axis=(1, 2)), P
+
+    path, step, keep = [], 0, _geometric_steps(spec.max_steps)
+    with stage("train"):
+        L, P = loss(B)
+        while True:
+            done = bool(np.all(L - lmin < spec.tol)) or step >= spec.max_steps
+            if step in keep or done:
+                path.append((step, B.copy()))
+            if done:
+                break
+            B = B - spec.lr * (-4.0 * np.einsum("ab,gbi->gai", Sp, B) + 4.0 * np.einsum("ab,gbj,gji->gai", S, B, P))
+            step += 1
+            L, P = loss(B)
+    converged = (L - lmin < spec.tol).astype(np.float64)
+    picks = []
+    for t, Bt in path:
+        f = np.einsum("na,gai->gni", X, Bt)
+        spec_loss = spectral_loss(f, W64)
+        for g, s in enumerate(cell.seeds):
+            add(FULLBATCH, s, t, "spectral_loss", spec_loss[g])
+            picks.append((FULLBATCH, g, "path", t, f[g], spec_loss[g]))
+    final_step, final_B = path[-1]
+    f = np.einsum("na,gai->gni", X, final_B)
+    picks += [(FULLBATCH, g, "final", final_step, f[g], th.spectral_loss(f[g], model.W))
+              for g in range(len(cell.seeds))]
+    _measure(cell, model, exact, picks, {"gd_converged": converged}, add, device)
 
 
 def _theory(cell: Cell, cell_id: str, model, d: int, device: str) -> dict:
@@ -218,7 +281,7 @@ def _theory(cell: Cell, cell_id: str, model, d: int, device: str) -> dict:
     rho, source = th.rho_terms(model.W, gam, m)
     T_eigs = np.sort(np.linalg.eigvalsh(th.linear_T(model.X, model.W)))[::-1]
     top = gam >= gam[d - 1] - 1e-9
-    ls_err = th.error_of(th.ls_head_prediction(fstar, model.w, model.joint), model.joint)
+    ls = th.tie_aware_errors(th.ls_head_scores(fstar, model.w, model.joint), model.joint)
     probe_err, probe_conv = _probe_errors(fstar[None], model.joint, cell.eval.probe_C, device)
     # the largest mass two distinct natural points put on one input (0: disjoint augmentations)
     Am = model.A
@@ -226,7 +289,9 @@ def _theory(cell: Cell, cell_id: str, model, d: int, device: str) -> dict:
     scalars = {"alpha": a, "majority_error": 1.0 - float(py.max()), "lambda_next": 1.0 - float(gam[d]),
                "gamma_d": float(gam[d - 1]), "rho": rho, "rho_exact": float(source == "exact"), "m": m,
                "spectral_min": th.spectral_minimum(gam, d), "linear_min": th.linear_minimum(T_eigs, d),
-               "fstar_loss": th.spectral_loss(fstar, model.W), "fstar_ls_error": ls_err,
+               "fstar_loss": th.spectral_loss(fstar, model.W), "fstar_ls_error": ls["uniform"],
+               "fstar_ls_error_min": ls["min"], "fstar_ls_error_max": ls["max"], "fstar_ls_tied": ls["tied_mass"],
+               "n_classes": cell.data.n_classes,
                "fstar_probe_error": probe_err[0], "fstar_probe_converged": probe_conv[0],
                "n_inputs": N, "n_natural": model.A.shape[0], "n_components_eig1": int(np.sum(gam > 1 - 1e-9)),
                "max_overlap": shared, "label_dim": cell.data.label_dim if cell.data.family == "hypercube" else 0}
@@ -236,8 +301,10 @@ def _theory(cell: Cell, cell_id: str, model, d: int, device: str) -> dict:
         f_perfect = g_perfect[model.natural_of]
         perm = numpy_rng(cell_id, 0, "lemma-4-1-permutation").permutation(model.A.shape[0])
         f_perm = th.permuted_features(f_perfect, model.A, model.natural_of, perm)
-        errs, convs = _probe_errors(np.stack([f_perfect, f_perm]), model.joint, cell.eval.probe_C, device)
-        for name, f, e, c in (("perfect", f_perfect, errs[0], convs[0]), ("permuted", f_perm, errs[1], convs[1])):
+        f_lin = model.X @ th.linear_minimiser(model.X, model.W, d)
+        errs, convs = _probe_errors(np.stack([f_perfect, f_perm, f_lin]), model.joint, cell.eval.probe_C, device)
+        for name, f, e, c in (("perfect", f_perfect, errs[0], convs[0]), ("permuted", f_perm, errs[1], convs[1]),
+                              ("linear_opt", f_lin, errs[2], convs[2])):
             al, un = th.alignment_uniformity(f, model.W)
             scalars.update({f"{name}_loss": th.spectral_loss(f, model.W), f"{name}_probe_error": e,
                             f"{name}_probe_converged": c, f"{name}_align": al, f"{name}_uniform": un})

@@ -231,6 +231,9 @@ def render(name: str, ch, run, records: list[dict], agreements: list, estimated:
             lines.append(f"  verdicts: {c.get(HOLDS, 0)} holds, {c.get(VIOLATED, 0)} violated, {c.get(VACUOUS, 0)} "
                          f"vacuous, {c.get(NOT_MET, 0)} not met, {c.get(UNDETERMINED, 0)} undetermined "
                          f"of {r['points']}")
+        elif r["kind"] == "identity":
+            lines.append("  an identity of the suite's algebra, checked to rounding: "
+                         + ", ".join(f"{v} {k}" for k, v in sorted(c.items())))
         else:
             lines.append("  a reference, not a theorem: " + ", ".join(f"{v} {k}" for k, v in sorted(c.items())))
         if r.get("median_slack") is not None:

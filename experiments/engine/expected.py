@@ -19,14 +19,16 @@ import pandas as pd
 
 from analysis.bounds import _median_slack
 from experiments.engine import chapters, store
-from theory.theorems import REFERENCE
-from theory.verdict import ABOVE, BELOW, HOLDS, NOT_MET, UNDETERMINED, VACUOUS, VIOLATED
+from theory.theorems import IDENTITY, REFERENCE
+from theory.verdict import ABOVE, BELOW, BROKEN, EXACT, HOLDS, NOT_MET, UNDETERMINED, VACUOUS, VIOLATED
 
 PROFILE = "quick"
 # the file's count names -> the verdicts of theory.verdict they count
 BOUND_COUNTS = {"holds": HOLDS, "violated": VIOLATED, "vacuous": VACUOUS, "not met": NOT_MET,
                 "undetermined": UNDETERMINED}
 REFERENCE_COUNTS = {"above": ABOVE, "below": BELOW, "not met": NOT_MET, "undetermined": UNDETERMINED}
+IDENTITY_COUNTS = {"exact": EXACT, "broken": BROKEN, "not met": NOT_MET, "undetermined": UNDETERMINED}
+COUNTS_OF = {REFERENCE: REFERENCE_COUNTS, IDENTITY: IDENTITY_COUNTS}
 
 
 def path(name: str) -> Path:
@@ -40,7 +42,7 @@ def answers(name: str, table: pd.DataFrame) -> dict:
     table = table[table["experiment"] == name] if "experiment" in table.columns else table
     for (theorem, form), g in table.groupby(["theorem", "form"], sort=True):
         kind = str(g["kind"].iloc[0])
-        names = REFERENCE_COUNTS if kind == REFERENCE else BOUND_COUNTS
+        names = COUNTS_OF.get(kind, BOUND_COUNTS)
         seen = g["verdict"].value_counts()
         stray = sorted(set(seen.index) - set(names.values()))
         if stray:

@@ -30,8 +30,8 @@ from tqdm import tqdm
 from analysis import figures as figs
 from experiments.engine import chapters, check, runner, runs, store
 from experiments.engine.fingerprint import fingerprint
-from theory.verdict import (ABOVE, BELOW, BOUND_VERDICTS, HOLDS, NOT_MET, REFERENCE_VERDICTS, UNDETERMINED, VACUOUS,
-                            VIOLATED)
+from theory.verdict import (ABOVE, BELOW, BOUND_VERDICTS, BROKEN, EXACT, HOLDS, NOT_MET, UNDETERMINED, VACUOUS,
+                            VERDICTS_OF, VIOLATED)
 
 NOTEBOOK_HTML = Path("docs/notebooks")   # where `make notebooks` renders each chapter's notebook
 
@@ -160,9 +160,9 @@ font-size:.92em;vertical-align:top}th{background:#f3f3f3}code{background:#f6f6f6
 figure{margin:1em 0}figure img{max-width:100%;border:1px solid #ddd}pre{background:#f6f6f6;padding:.6em;
 overflow-x:auto}nav{margin-bottom:1em}"""
 
-_COUNT_COLUMNS = {"bound": BOUND_VERDICTS, "reference": REFERENCE_VERDICTS}
+_COUNT_COLUMNS = VERDICTS_OF
 _SHORT = {HOLDS: "holds", VIOLATED: "violated", VACUOUS: "vacuous", NOT_MET: "not met", UNDETERMINED: "undeterm.",
-          ABOVE: "above", BELOW: "below"}
+          ABOVE: "above", BELOW: "below", EXACT: "exact", BROKEN: "broken"}
 
 
 def _e(x) -> str:

@@ -55,13 +55,14 @@ def test_judge_reads_the_assumption_column_and_summary_counts_it():
     import pandas as pd
     checks = pd.DataFrame({"bound": ["b", "b", "b"], "form": ["f", "f", "f"], "measured": [2.0, 0.5, 0.5],
                            "measured_se": 0.0, "bound_value": [1.0, 1.0, 1.0], "bound_se": 0.0, "trivial": 9.0,
-                           "assumption": ["not met", "met", "met"]})
+                           "assumption": ["not met", "met", "met"], "model_kind": ["trained", "trained", "oracle"]})
     table = bounds.judge(checks)
     assert list(table["verdict"]) == ["assumption not met", "holds", "holds"]
     table.insert(0, "experiment", "x")
     line = bounds.summary(table).splitlines()[2].split()
-    # points, holds, violated, vacuous, not met, undetermined, median slack (over the two points where it applies)
-    assert line[-7:] == ["3", "2", "0", "0", "1", "0", "2"]
+    # points, holds, trained holds (of the trained points), violated, vacuous, not met, undetermined, median slack
+    # (over the two points where it applies)
+    assert line[-8:] == ["3", "2", "1/2", "0", "0", "1", "0", "2"]
 
 
 def test_judge_takes_the_bound_from_the_theorem_not_the_chapter():
@@ -87,3 +88,53 @@ def test_judge_takes_the_bound_from_the_theorem_not_the_chapter():
     both = checks.copy()
     both.loc[0, ["L_un", "bound_value"]] = np.nan   # NaN terms, NaN bound: they agree
     assert bounds.judge(both, THEOREMS)["verdict"].iloc[0] == "undetermined"
+
+
+def _two_rows(**extra):
+    return pd.DataFrame({"theorem": ["t.a", "t.a"], "bound": "b", "form": "f", "measured": [0.5, 0.5],
+                         "measured_se": 0.0, "bound_value": 1.0, "bound_se": 0.0, "trivial": 9.0, **extra})
+
+
+def test_model_kind_is_required_and_checked():
+    import pytest
+    with pytest.raises(ValueError, match="model_kind: missing .* t.a"):
+        bounds.judge(_two_rows())
+    with pytest.raises(ValueError, match="model_kind: 'fitted' in a row of t.a"):
+        bounds.judge(_two_rows(model_kind=["trained", "fitted"]))
+    table = bounds.judge(_two_rows(model_kind=["trained", "untrained"]))
+    assert list(table.columns[:7]) == ["theorem", "kind", "bound", "form", "model_kind", "measured", "measured_se"]
+
+
+def test_contrastive_rows_say_what_their_encoder_is():
+    rho = np.full(4, 0.25)
+    trained = bound_checks(_rows(L_un=0.7, L_sup_mu=0.5, rho=rho))
+    assert set(trained["model_kind"]) == {"trained"}      # step 10 of the logistic objective
+    rows = _rows(L_un=0.7, L_sup_mu=0.5, rho=rho)
+    start = bound_checks(rows.assign(step=0))
+    assert set(start["model_kind"]) == {"untrained"}      # the same objective at its initialisation
+    for name in ("raw", "random"):
+        assert set(bound_checks(rows.assign(objective=name))["model_kind"]) == {"untrained"}
+    assert set(bound_checks(rows.assign(objective="supervised"))["model_kind"]) == {"trained"}
+    assert set(bounds.judge(trained, THEOREMS)["model_kind"]) == {"trained"}
+
+
+def test_a_broken_identity_is_reported_and_never_counted_as_holds():
+    from theory.theorems import IDENTITY, Theorem, Trivial
+    ident = Theorem(id="t.identity", paper="p", number="n", statement="m <= b", status="derived", terms=("b",),
+                    bound=lambda b: b, trivial=Trivial("none"), identity=True)
+    assert ident.kind == IDENTITY
+    # exact to rounding (1e-12 over the value is float noise); 1e-6 over it is an arithmetic bug
+    checks = pd.DataFrame({"theorem": "t.identity", "bound": "b", "form": "f",
+                           "measured": [1.0, 1.0 + 1e-12, 1.0 + 1e-6, 0.2], "measured_se": 0.0,
+                           "bound_value": 1.0, "b": 1.0, "bound_se": 0.0, "trivial": np.inf,
+                           "model_kind": "trained"})
+    table = bounds.judge(checks, {"t.identity": ident})
+    assert list(table["kind"]) == ["identity"] * 4
+    assert list(table["verdict"]) == ["exact", "exact", "broken", "exact"]
+    assert "holds" not in set(table["verdict"])
+    table.insert(0, "experiment", "x")
+    text = bounds.summary(table)
+    bounds_block, ident_block = text.split("\n\nidentities")
+    assert "t.identity" not in bounds_block               # never among the bounds' holds
+    line = [ln for ln in ident_block.splitlines() if ln.startswith("x")][0].split()
+    assert line[-6:-1] == ["4", "3", "1", "0", "0"]        # points, exact, broken, not met, undetermined

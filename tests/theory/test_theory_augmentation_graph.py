@@ -168,3 +168,67 @@ def test_every_theorem_recomputes_from_its_terms():
     assert len(ids) == len(th.THEOREMS) and all(i.startswith("augmentation_graph.") for i in ids)
     assert th.eigen_bound_from_terms([0.1], [0.0])[0] == 1.0
     assert th.eigen_bound_from_terms([0.01], [0.5])[0] == pytest.approx(0.09)
+
+
+@pytest.mark.parametrize("alpha", [0.01, 0.05, 0.1, 0.2])
+def test_the_eigenvalue_bound_goes_vacuous_at_8_alpha_over_1_minus_2_alpha(alpha):
+    """The doc's threshold, from the bound function itself: min(1, α + 4α/λ) reaches the trivial ½ at λ*."""
+    from scipy.optimize import brentq
+    lam = brentq(lambda x: th.eigen_bound_from_terms([alpha], [x])[0] - 0.5, 1e-9, 10.0, xtol=1e-14)
+    assert lam == pytest.approx(8 * alpha / (1 - 2 * alpha), rel=1e-9)
+    assert th.eigen_vacuity_threshold(alpha, 0.5)[0] == pytest.approx(lam, rel=1e-9)
+    assert th.eigen_bound_from_terms([alpha], [lam * 1.001])[0] < 0.5
+    assert th.eigen_bound_from_terms([alpha], [lam])[0] == pytest.approx(0.5, abs=1e-9)
+    if alpha == 0.05:   # the number the doc states, and not the old 4α/(1 − 2α)
+        from pathlib import Path
+        doc = (Path(__file__).parents[2] / th.DOC).read_text()
+        assert "8α/(1 − 2α)" in doc and f"{lam:.2f} at α = 0.05" in doc
+        assert "4α / (1 − 2α)" not in doc and "≲ 4α/(1 − 2α)" not in doc
+
+
+def test_the_corollary_vacuity_gap_is_1_over_64k_from_its_bound_function():
+    from scipy.optimize import brentq
+    for k in (1, 3, 5):
+        g = brentq(lambda x: th.corollary_bound_from_terms([k], [x], [0.0])[0] - 0.5, 0.0, 1.0, xtol=1e-15)
+        assert g == pytest.approx(1 / (64 * k), rel=1e-9) == th.corollary_vacuity_gap(k, 0.5)[0]
+    assert th.corollary_vacuity_gap(3, 0.5)[0] == pytest.approx(0.0052, abs=1e-4)
+
+
+def test_the_linear_minimiser_reaches_the_linear_closed_form():
+    spec = DataSpec(family="hypercube", cube_dim=5, label_dim=3, scales=(0.5, 1.0))
+    m = build_model(spec, np.random.default_rng(0))
+    T = np.sort(np.linalg.eigvalsh(th.linear_T(m.X, m.W)))[::-1]
+    for d in (3, 4):
+        f = m.X @ th.linear_minimiser(m.X, m.W, d)
+        assert th.spectral_loss(f, m.W) == pytest.approx(th.linear_minimum(T, d), abs=1e-12)
+
+
+def test_ties_of_the_head_are_read_as_ties():
+    joint = np.array([[0.3, 0.1], [0.05, 0.25], [0.2, 0.1]])
+    flat = np.full((3, 2), 0.5) + np.array([[1e-16, 0], [0, 1e-16], [0, 0]])   # tied to rounding at every input
+    t = th.tie_aware_errors(flat, joint)
+    assert t["uniform"] == pytest.approx(0.5) and t["tied_mass"] == pytest.approx(1.0)
+    assert t["min"] == pytest.approx(1 - 0.3 - 0.25 - 0.2) and t["max"] == pytest.approx(1 - 0.1 - 0.05 - 0.1)
+    clear = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    t = th.tie_aware_errors(clear, joint)
+    expect = th.error_of(np.argmax(clear, 1), joint)
+    assert t["uniform"] == t["min"] == t["max"] == pytest.approx(expect) and t["tied_mass"] == 0.0
+
+
+def test_at_overlap_zero_the_head_on_any_pick_of_the_tied_eigenspace_is_constant():
+    """Why f*'s error at overlap 0 is a tie, not a number: γ_d = γ_{d+1}, and on every rotation of the tied space
+    the least-squares head's scores agree to rounding, so np.argmax only reads noise."""
+    m = build_model(DataSpec(n_classes=2, n_natural=4, n_aug=2, overlap=0.0, leak=0.05), np.random.default_rng(0))
+    gam, U = th.spectrum(m.W)
+    d = 4
+    assert gam[d - 1] == pytest.approx(gam[d], abs=1e-12)
+    above, tie = gam > gam[d - 1] + 1e-9, np.abs(gam - gam[d - 1]) <= 1e-9
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        Q, _ = np.linalg.qr(rng.standard_normal((tie.sum(), d - above.sum())))
+        f = np.hstack([U[:, above], U[:, tie] @ Q]) / np.sqrt(m.w)[:, None]
+        scores = th.ls_head_scores(f, m.w, m.joint)
+        assert np.ptp(scores[:, 0] - scores[:, 1]) < 1e-12
+        t = th.tie_aware_errors(scores, m.joint)
+        assert t["uniform"] == pytest.approx(0.5) and t["tied_mass"] == pytest.approx(1.0)
+        assert (t["min"], t["max"]) == (pytest.approx(0.05), pytest.approx(0.95))

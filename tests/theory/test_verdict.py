@@ -73,3 +73,23 @@ def test_an_unknown_kind_is_refused():
     import pytest
     with pytest.raises(ValueError, match="kind"):
         verdicts(1.0, 1.0, 1.0, kind="lemma")
+
+
+def test_identity_is_exact_to_rounding_scaled_to_magnitude_else_broken():
+    from theory.verdict import BROKEN, EXACT, IDENTITY_RTOL, NOT_MET, UNDETERMINED
+    big = 1e6
+    measured = np.array([1.0, 1.0 + 0.5e-9, 1.0 + 2e-9, big * (1 + 0.5e-9), big * (1 + 2e-9), 0.0, np.nan, 5.0])
+    bound = np.array([1.0, 1.0, 1.0, big, big, 1.0, 1.0, 1.0])
+    met = np.array([True] * 7 + [False])
+    got = verdicts(measured, bound, trivial=np.inf, kind="identity", assumption_met=met)
+    assert IDENTITY_RTOL == 1e-9
+    assert list(got) == [EXACT, EXACT, BROKEN, EXACT, BROKEN, EXACT, UNDETERMINED, NOT_MET]
+    # an SE does not excuse an identity: it is exact algebra, no Monte-Carlo allowance
+    assert verdicts(1.1, 1.0, np.inf, 0.5, 0.5, kind="identity")[()] == BROKEN
+    assert verdicts(1.1, 1.0, np.inf, 0.5, 0.5, kind="bound")[()] == HOLDS   # a bound with that SE holds
+
+
+def test_unknown_kind_is_refused():
+    import pytest
+    with pytest.raises(ValueError, match="kind: must be one of bound, reference, identity"):
+        verdicts(1.0, 1.0, 2.0, kind="lemma")
