@@ -629,3 +629,19 @@ def cpc(context: Tensor, future: Tensor, W: Tensor) -> Tensor:
 
 OBJECTIVES.update({"plm": permutation_lm, "permutation_lm": permutation_lm, "electra": electra, "cpc": cpc})
 __all__ += ["permutation_lm", "electra_terms", "electra", "cpc_terms", "cpc"]
+
+
+def infonce(z: Tensor, z_pos: Tensor, z_neg: Tensor) -> Tensor:
+    """InfoNCE with K negatives (the negatives chapter's objective), NATURAL log, mean over the batch:
+    mean_b [log(e^{s+} + sum_k e^{s_k}) - s+], s+ = z.z_pos, s_k = z.z_neg_k (no temperature: the features' norm
+    sets the scale). z, z_pos (G, B, d); z_neg (G, B, K, d). Equal scores give log(K + 1)."""
+    _check("z", z, 3, ())
+    G, B, d = z.shape
+    _check("z_pos", z_pos, 3, (G, B), d)
+    _check("z_neg", z_neg, 4, (G, B), d)
+    s = torch.cat([(z * z_pos).sum(-1, keepdim=True), torch.einsum("gbd,gbkd->gbk", z, z_neg)], dim=-1)
+    return (torch.logsumexp(s, -1) - s[..., 0]).mean(1)
+
+
+OBJECTIVES["infonce"] = infonce
+__all__ += ["infonce"]
