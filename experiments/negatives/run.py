@@ -47,7 +47,7 @@ def run(cell: Cell, cell_id: str, device: str = "cpu") -> pd.DataFrame:
         nb = gather_rows(pool, neg_idx[:, step])
         z = th.project(encode(p, torch.cat([xb, pb, nb], 1)), b)
         zx, zp, zn = z[:, :B], z[:, B:2 * B], z[:, 2 * B:]
-        return objectives.infonce(zx, zp, zn[:, None].expand(G, B, K, zn.shape[-1]))
+        return objectives.infonce(zx, zp, zn)
 
     gens = [torch_generator(cell_id, s, "init") for s in cell.seeds]
     enc = cell.encoder
