@@ -200,7 +200,9 @@ def compositions(K: int, N: int) -> np.ndarray:
 def _multinomial_weights(K: int, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n = compositions(K, p.size)
     with np.errstate(divide="ignore"):
-        logw = gammaln(K + 1) - gammaln(n + 1).sum(1) + (n * np.log(p)).sum(1, where=n > 0)
+        logp = np.log(p)
+    logw = gammaln(K + 1) - gammaln(n + 1).sum(1) + np.where(n > 0, n * np.where(p > 0, logp, 0.0), 0.0).sum(1)
+    logw = np.where(((n > 0) & (p == 0)).any(1), -np.inf, logw)   # a count on an input of mass 0 has weight 0
     return n, np.exp(logw)
 
 

@@ -135,7 +135,10 @@ class FiniteStudy:
         if not self.class_laws:
             raise ValueError("class_laws: needs at least one law")
         for spec in self.specs():
-            spec.check()
+            try:
+                spec.check()
+            except ValueError as err:   # the study's field is class_laws, the spec's class_law
+                raise ValueError(str(err).replace("class_law:", "class_laws:", 1)) from None
         _check_ks("k", self.k)
         _check_bs("b", self.b)
         for name in ("restarts", "n_random", "max_iter"):
