@@ -21,11 +21,11 @@ UPPER = ("arora_2019", "nozawa_sato_2021", "ash_2022", "bao_2022_upper")
 LOWER = "bao_2022_lower"
 LABELS = {"arora_2019": "Arora et al. 2019", "nozawa_sato_2021": "Nozawa & Sato 2021", "ash_2022": "Ash et al. 2022",
           "bao_2022_upper": "Bao et al. 2022 (upper)", LOWER: "Bao et al. 2022 (lower)"}
-EXACT = ("tau_K", "upsilon", "collision", "coupon", "Delta_U", "Delta_L", "rho_max", "H_rho")
+EXACT = ("tau_K", "no_collision", "upsilon", "collision", "coupon", "Delta_U", "Delta_L", "rho_max", "H_rho")
 MEASURED = ("R_cont", "R_mu_supv", "mean_acc")
-_BOUND = {"arora_2019": lambda t, R: th.arora_bound(R, t["collision"], t["tau_K"], t["upsilon"]),
+_BOUND = {"arora_2019": lambda t, R: th.arora_bound(R, t["collision"], t["no_collision"], t["upsilon"]),
           "nozawa_sato_2021": lambda t, R: th.nozawa_bound(R, t["collision"], t["upsilon"]),
-          "ash_2022": lambda t, R: th.ash_bound(R, t["collision"], t["tau_K"], t["K"], t["coupon"]),
+          "ash_2022": lambda t, R: th.ash_bound(R, t["collision"], t["no_collision"], t["K"], t["coupon"]),
           "bao_2022_upper": lambda t, R: th.bao_upper_bound(R, t["Delta_U"])}
 
 
@@ -66,7 +66,7 @@ def _frame(t: pd.DataFrame, form: str) -> list[pd.DataFrame]:
     K = t["K"].to_numpy(dtype=np.float64)
     frames = []
     for name in UPPER:
-        coef = th.coefficient(name, t["tau_K"].to_numpy(), t["upsilon"].to_numpy(), K, t["coupon"].to_numpy())
+        coef = th.coefficient(name, t["no_collision"].to_numpy(), t["upsilon"].to_numpy(), K, t["coupon"].to_numpy())
         with np.errstate(invalid="ignore"):
             b_se = np.abs(coef) * t["R_cont_se"].to_numpy()
         frames.append(pd.DataFrame({
@@ -93,7 +93,6 @@ def _optimum_frames(t: pd.DataFrame) -> list[pd.DataFrame]:
         return []
     o["R_cont"], o["R_mu_supv"] = o["R_cont_opt"], o["R_supv_opt"]
     common = {c: o[c].to_numpy() for c in ["cell", "study", "law", "C", "K", "b", "R_cont", "R_mu_supv", *EXACT]}
-    common["tau_K"] = o["tau_K"].to_numpy()
     return [pd.DataFrame({"theorem": f"negatives.optimum_{name}", "bound": "mean_classifier", "form": "optimum",
                           "measured": o["R_supv_opt"].to_numpy(), "measured_se": 0.0,
                           "bound_value": _BOUND[name](o, o["R_cont_opt"].to_numpy()), "bound_se": 0.0,

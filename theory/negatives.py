@@ -45,6 +45,12 @@ def _check_k(K) -> int:
     return int(K)
 
 
+def no_collision(rho, K: int) -> float:
+    """1 - tau_K = sum_c rho_c (1 - rho_c)^K, computed directly (1 - tau_K in float64 is 0 once it is < 1e-16)."""
+    r, K = _law(rho), _check_k(K)
+    return float(np.sum(r * (1.0 - r) ** K))
+
+
 def tau_k(rho, K: int) -> float:
     """P(some negative shares the anchor's class) = 1 - sum_c rho_c (1 - rho_c)^K; 1 - (1 - 1/C)^K if uniform."""
     r, K = _law(rho), _check_k(K)
@@ -167,7 +173,8 @@ def delta_lower(rho, K, b):
 def law_terms(rho, K: int, b: float) -> dict[str, float]:
     """Every exact term the five forms take at (rho, K, b)."""
     r = _law(rho)
-    return {"tau_K": tau_k(r, K), "upsilon": coverage(r, K + 1), "collision": collision(r, K),
+    return {"tau_K": tau_k(r, K), "no_collision": no_collision(r, K), "upsilon": coverage(r, K + 1),
+            "collision": collision(r, K),
             "coupon": coupon_constant(r), "Delta_U": float(delta_upper(r, K, b)),
             "Delta_L": float(delta_lower(r, K, b)), "rho_max": float(r.max()), "H_rho": entropy(r)}
 
@@ -247,9 +254,10 @@ def _div(num, den):
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.inf)
 
 
-def arora_bound(R_cont, collision, tau_K, upsilon):
-    """Arora et al. 2019's K-negative form as restated by Bao et al.: (R_cont - collision) / ((1 - tau_K) upsilon)."""
-    return _div(np.asarray(R_cont) - collision, (1 - np.asarray(tau_K)) * upsilon)
+def arora_bound(R_cont, collision, no_collision, upsilon):
+    """Arora et al. 2019's K-negative form as restated by Bao et al.: (R_cont - collision) / ((1 - tau_K) upsilon),
+    with no_collision = 1 - tau_K."""
+    return _div(np.asarray(R_cont) - collision, np.asarray(no_collision) * upsilon)
 
 
 def nozawa_bound(R_cont, collision, upsilon):
@@ -257,11 +265,11 @@ def nozawa_bound(R_cont, collision, upsilon):
     return _div(2 * np.asarray(R_cont) - collision, upsilon)
 
 
-def ash_bound(R_cont, collision, tau_K, K, coupon):
+def ash_bound(R_cont, collision, no_collision, K, coupon):
     """Ash et al. 2022's form as restated by Bao et al.: 2 max(1, 2 coupon / K) (R_cont - collision) / (1 - tau_K),
     coupon = (C - 1) H_{C-1} for the uniform law (exact H)."""
     coef = 2 * np.maximum(1.0, 2 * np.asarray(coupon) / np.asarray(K, dtype=np.float64))
-    return _div(coef * (np.asarray(R_cont) - collision), 1 - np.asarray(tau_K))
+    return _div(coef * (np.asarray(R_cont) - collision), no_collision)
 
 
 def bao_upper_bound(R_cont, Delta_U):
@@ -275,13 +283,13 @@ def bao_lower_as_upper(R_mu_supv, Delta_L):
     return np.asarray(R_mu_supv, dtype=np.float64) - Delta_L
 
 
-def coefficient(form: str, tau_K, upsilon, K, coupon):
+def coefficient(form: str, no_collision, upsilon, K, coupon):
     """The factor on R_cont of each upper form (figure 2); 1 for Bao et al.'s."""
     one = np.ones_like(np.asarray(K, dtype=np.float64))
-    return {"arora_2019": _div(one, (1 - np.asarray(tau_K)) * upsilon),
+    return {"arora_2019": _div(one, np.asarray(no_collision) * upsilon),
             "nozawa_sato_2021": _div(2 * one, upsilon),
             "ash_2022": _div(2 * np.maximum(1.0, 2 * np.asarray(coupon) / np.asarray(K, dtype=np.float64)),
-                             1 - np.asarray(tau_K)),
+                             no_collision),
             "bao_2022_upper": one}[form]
 
 
@@ -296,16 +304,16 @@ def _norm_bounded(b):
     return b, b > 0
 
 
-def _some_other_class(tau_K):
-    t = np.asarray(tau_K, dtype=np.float64)
-    return 1 - t, 1 - t > 0
+def _some_other_class(no_collision):
+    t = np.asarray(no_collision, dtype=np.float64)
+    return t, t > 0
 
 
 COVERED = Assumption("upsilon_{K+1}", "K + 1 draws can cover all C classes: upsilon_{K+1} > 0 (K + 1 >= C)",
                      ("upsilon",), _covered)
 NORM = Assumption("b", "features of norm <= b with b > 0 (the run projects them onto the sphere of radius b)",
                   ("b",), _norm_bounded)
-NO_COLLISION = Assumption("1 - tau_K", "a negative can miss the anchor's class: 1 - tau_K > 0", ("tau_K",),
+NO_COLLISION = Assumption("1 - tau_K", "a negative can miss the anchor's class: 1 - tau_K > 0", ("no_collision",),
                           _some_other_class)
 
 
@@ -347,7 +355,7 @@ def _upper(name, paper, number, statement, terms, bound, notes, assumptions=(NOR
 _FORMS = (
     ("arora_2019", "Arora et al. 2019 (as restated by Bao, Nagano & Nozawa 2022)", "the K-negative bound (restated)",
      r"R_{\mu\text{-supv}}(f) \le \frac{R_{cont}(f) - \mathbb{E}\log(1+m)}{(1 - \tau_K)\,\upsilon_{K+1}}",
-     ("R_cont", "collision", "tau_K", "upsilon"), arora_bound, (NORM, COVERED, NO_COLLISION),
+     ("R_cont", "collision", "no_collision", "upsilon"), arora_bound, (NORM, COVERED, NO_COLLISION),
      "Grows with K through 1/(1 - tau_K); defined only when K + 1 >= C (upsilon_{K+1} > 0)."),
     ("nozawa_sato_2021", "Nozawa & Sato, NeurIPS 2021 (as restated by Bao, Nagano & Nozawa 2022)",
      "the K-negative bound (restated)",
@@ -358,7 +366,7 @@ _FORMS = (
      "the K-negative bound (restated)",
      r"R_{\mu\text{-supv}}(f) \le 2\max\!\left(1, \frac{2(C-1)H_{C-1}}{K}\right)"
      r"\frac{R_{cont}(f) - \mathbb{E}\log(1+m)}{1 - \tau_K}",
-     ("R_cont", "collision", "tau_K", "K", "coupon"), ash_bound, (NORM, NO_COLLISION),
+     ("R_cont", "collision", "no_collision", "K", "coupon"), ash_bound, (NORM, NO_COLLISION),
      "coupon = (C - 1) H_{C-1} with the exact harmonic number (the file uses log n + 0.577); for a non-uniform "
      "law our generalisation (coupon_constant)."),
     ("bao_2022_upper", "Bao, Nagano & Nozawa, ICML 2022", "the upper bound (Delta_U of the code)",

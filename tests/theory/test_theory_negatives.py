@@ -67,8 +67,15 @@ def test_collision_and_tau_against_enumeration(law, C, K):
             tau += p * (m >= 1)
     assert th.collision(rho, K) == pytest.approx(coll, abs=1e-13)
     assert th.tau_k(rho, K) == pytest.approx(tau, abs=1e-13)
+    assert th.no_collision(rho, K) == pytest.approx(1 - tau, abs=1e-13)
     if law == "uniform":
         assert th.tau_k(rho, K) == pytest.approx(1 - (1 - 1 / C) ** K, abs=1e-15)
+
+
+def test_no_collision_keeps_its_precision_where_one_minus_tau_is_zero():
+    rho = np.full(10, 0.1)
+    assert 1 - th.tau_k(rho, 512) == 0.0
+    assert th.no_collision(rho, 512) == pytest.approx(0.9 ** 512, rel=1e-12)
 
 
 def test_harmonic_is_exact_and_the_file_approximation_differs():
@@ -126,9 +133,9 @@ def test_optimum_values_against_the_published_formulas(C, K, b):
     assert th.r_supv_optimum(C, b) == pytest.approx(ref["R_supv"], rel=1e-12)
     t = th.law_terms(np.full(C, 1.0 / C), K, b)
     R = th.r_cont_optimum(C, K, b)
-    got = {"arora_2019": th.arora_bound(R, t["collision"], t["tau_K"], t["upsilon"]),
+    got = {"arora_2019": th.arora_bound(R, t["collision"], t["no_collision"], t["upsilon"]),
            "nozawa_sato_2021": th.nozawa_bound(R, t["collision"], t["upsilon"]),
-           "ash_2022": th.ash_bound(R, t["collision"], t["tau_K"], K, t["coupon"]),
+           "ash_2022": th.ash_bound(R, t["collision"], t["no_collision"], K, t["coupon"]),
            "bao_2022_upper": th.bao_upper_bound(R, t["Delta_U"])}
     for name, value in got.items():
         if math.isinf(ref[name]):
@@ -184,9 +191,9 @@ def _violations(rho, D, F, K, b):
     r_supv = th.exact_supervised(F, rho, D)[0].numpy()
     t = th.law_terms(rho, K, b)
     out = set()
-    uppers = {"arora_2019": th.arora_bound(r_cont, t["collision"], t["tau_K"], t["upsilon"]),
+    uppers = {"arora_2019": th.arora_bound(r_cont, t["collision"], t["no_collision"], t["upsilon"]),
               "nozawa_sato_2021": th.nozawa_bound(r_cont, t["collision"], t["upsilon"]),
-              "ash_2022": th.ash_bound(r_cont, t["collision"], t["tau_K"], K, t["coupon"]),
+              "ash_2022": th.ash_bound(r_cont, t["collision"], t["no_collision"], K, t["coupon"]),
               "bao_2022_upper": th.bao_upper_bound(r_cont, t["Delta_U"])}
     for name, bound in uppers.items():
         if np.any(r_supv > bound + 1e-10):
