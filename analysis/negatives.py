@@ -301,7 +301,7 @@ def fig_finite(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
     a.set_xscale("log", base=2)
     a.set_xlabel("K (negatives)")
     a.set_ylabel("exact R_mu-supv of argmin R_cont (nats)")
-    a.set_title("does the optimum's downstream loss degrade with K?")
+    a.set_title("the optimum's downstream loss against K")
     a.legend(fontsize=6)
     c = bound_checks(rows)
     c = c[(c["form"] == "exact") & (c["model_kind"] == "oracle")]
