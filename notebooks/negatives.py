@@ -23,12 +23,15 @@
 import tempfile
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from IPython.display import Image, Markdown, display
+from matplotlib_inline.backend_inline import set_matplotlib_formats
 
 from experiments.engine import chapters
 from experiments.engine import report as lesson
+from synthetic_data import negatives as data
 from theory import negatives as th
 
 NAME = "negatives"
@@ -36,6 +39,7 @@ chapter = chapters.get(NAME)
 FORMS = ["negatives.arora_2019", "negatives.nozawa_sato_2021", "negatives.ash_2022", "negatives.bao_2022_upper",
          "negatives.bao_2022_lower"]
 work = Path(tempfile.mkdtemp(prefix="sslt-notebook-"))
+set_matplotlib_formats("png")   # display(fig) shows a PNG under any backend
 
 # %% [markdown]
 # ## 1. The five forms, as the registry states them
@@ -44,7 +48,26 @@ work = Path(tempfile.mkdtemp(prefix="sslt-notebook-"))
 display(Markdown(lesson.theorems_markdown(NAME, FORMS)))
 
 # %% [markdown]
-# ## 2. The terms that carry K
+# ## 2. The generator: latent classes, uniform or Zipf
+#
+# The contrastive chapter's latent-class generator (`synthetic_data.negatives` re-exports it). An anchor and its
+# positive share a class; the K negatives come from the marginal, so under a Zipf law they rarely show the rare
+# classes. Here six classes in two dimensions, Zipf law.
+
+# %%
+spec = data.DataSpec(n_classes=6, dim=2, spread=0.3, class_law="zipf")
+model = data.build_model(spec, np.random.default_rng(0))
+c = model.sample_classes(600, np.random.default_rng(1))
+X = model.sample_x(c, np.random.default_rng(2))
+print("class law rho =", np.round(model.rho, 3))
+fig, ax = plt.subplots(figsize=(4.5, 4))
+ax.scatter(X[:, 0], X[:, 1], c=c, cmap="tab10", s=8)
+ax.set_title("600 marginal draws (the negatives' law), Zipf over 6 classes")
+display(fig)
+plt.close(fig)
+
+# %% [markdown]
+# ## 3. The terms that carry K
 #
 # $\tau_K$ (a negative shares the anchor's class), $\upsilon_{K+1}$ (the anchor and its $K$ negatives cover all
 # $C$ classes), the collision term $\mathbb{E}\log(1+m)$ and Bao et al.'s $\Delta_U$, all exact, for ten uniform
@@ -59,7 +82,7 @@ display(table[["K", "tau_K", "upsilon", "collision", "Delta_U", "coef arora_2019
                "coef ash_2022"]].round(4))
 
 # %% [markdown]
-# ## 3. Train InfoNCE encoders, live, and judge the forms
+# ## 4. Train InfoNCE encoders, live, and judge the forms
 #
 # The quick profile trimmed to ten classes and two values of $K$, plus the finite instance (every quantity exact).
 
@@ -80,7 +103,7 @@ png, = lesson.draw(work, run, "bounds_vs_k", work / "figures")
 display(Image(filename=str(png)))
 
 # %% [markdown]
-# ## 4. Exercises: change a knob, predict, then run
+# ## 5. Exercises: change a knob, predict, then run
 #
 # **Exercise 1.** A skewed law: Zipf over ten classes. Predict $\upsilon_{K+1}$ at $K = 63$ against the uniform
 # law's, and what that does to Nozawa & Sato's coefficient $2/\upsilon_{K+1}$.
@@ -118,7 +141,7 @@ print(t2[(t2["theorem"] == "negatives.bao_2022_upper") & (t2["model_kind"] == "t
 # </details>
 
 # %% [markdown]
-# ## 5. What we computed
+# ## 6. What we computed
 #
 # No form is violated at any point, trained or exact, and some point holds.
 

@@ -170,7 +170,8 @@ def test_exact_r_cont_against_brute_force_enumeration_and_simulation():
         assert float(th.exact_r_cont(F, rho, D, K)[0]) == pytest.approx(brute, rel=1e-12)
     K = 6
     s = sample_finite(spec, 100_000, K, np.random.default_rng(2))
-    sc = np.concatenate([np.sum(f[s["x"]] * f[s["pos"]], 1)[:, None], np.einsum("nd,nkd->nk", f[s["x"]], f[s["neg"]])], 1)
+    sc = np.concatenate([np.sum(f[s["x"]] * f[s["pos"]], 1)[:, None],
+                         np.einsum("nd,nkd->nk", f[s["x"]], f[s["neg"]])], 1)
     per = np.log(np.exp(sc).sum(1)) - sc[:, 0]
     assert abs(float(th.exact_r_cont(F, rho, D, K)[0]) - per.mean()) < 4 * per.std() / math.sqrt(per.size)
 
