@@ -67,7 +67,7 @@ __all__ = [
     "margins", "logistic", "hinge", "block", "ntxent", "supervised_ce", "quad", "mse",
     "infonce_queue", "byol", "simsiam", "barlow_twins", "vicreg_terms", "vicreg", "sinkhorn", "swav",
     "vae_terms", "vae", "spectral", "clip", "dgi_readout", "dgi",
-    "permutation_lm", "electra_terms", "electra", "cpc_terms", "cpc",
+    "permutation_lm", "electra_terms", "electra", "cpc_terms", "cpc", "infonce",
     "OBJECTIVES",
 ]
 
@@ -597,6 +597,24 @@ def cpc(context: Tensor, future: Tensor, W: Tensor) -> Tensor:
     return cpc_terms(context, future, W).mean(1)
 
 
+def infonce(z: Tensor, z_pos: Tensor, z_neg: Tensor) -> Tensor:
+    """InfoNCE with K negatives (the negatives chapter's objective), NATURAL log, mean over the batch:
+    mean_b [log(e^{s+} + sum_k e^{s_k}) - s+], s+ = z.z_pos, s_k = z.z_neg_k (no temperature: the features' norm
+    sets the scale). z, z_pos (G, B, d); z_neg (G, B, K, d), or (G, K, d): K negatives shared by the batch's
+    anchors. Equal scores give log(K + 1)."""
+    _check("z", z, 3, ())
+    G, B, d = z.shape
+    _check("z_pos", z_pos, 3, (G, B), d)
+    if z_neg.ndim == 3:
+        _check("z_neg", z_neg, 3, (G,), d)
+        s_neg = torch.bmm(z, z_neg.transpose(1, 2))
+    else:
+        _check("z_neg", z_neg, 4, (G, B), d)
+        s_neg = torch.einsum("gbd,gbkd->gbk", z, z_neg)
+    s = torch.cat([(z * z_pos).sum(-1, keepdim=True), s_neg], dim=-1)
+    return (torch.logsumexp(s, -1) - s[..., 0]).mean(1)
+
+
 OBJECTIVES: dict[str, Callable[..., Tensor]] = {
     # contrastive learning with latent classes (Arora et al.) and its reference objectives
     "logistic": logistic,
@@ -636,4 +654,6 @@ OBJECTIVES: dict[str, Callable[..., Tensor]] = {
     "permutation_lm": permutation_lm,
     "electra": electra,
     "cpc": cpc,
+    # the negatives chapter
+    "infonce": infonce,
 }
