@@ -19,6 +19,11 @@ KEYS = ["cell", "study", "n_classes", "law", "K", "b", "model_kind", "seed", "st
 POINT = ["cell", "study", "n_classes", "law", "K", "b", "model_kind", "step"]
 UPPER = ("arora_2019", "nozawa_sato_2021", "ash_2022", "bao_2022_upper")
 LOWER = "bao_2022_lower"
+# Every registry id a row of bound_checks names, written out so that `sslt theorems --where` finds each one; the
+# rows are checked against it, so a renamed theorem cannot leave this list stale.
+ROW_THEOREMS = ("negatives.arora_2019", "negatives.nozawa_sato_2021", "negatives.ash_2022",
+                "negatives.bao_2022_upper", "negatives.bao_2022_lower", "negatives.optimum_arora_2019",
+                "negatives.optimum_nozawa_sato_2021", "negatives.optimum_ash_2022", "negatives.optimum_bao_2022_upper")
 LABELS = {"arora_2019": "Arora et al. 2019", "nozawa_sato_2021": "Nozawa & Sato 2021", "ash_2022": "Ash et al. 2022",
           "bao_2022_upper": "Bao et al. 2022 (upper)", LOWER: "Bao et al. 2022 (lower)"}
 EXACT = ("tau_K", "no_collision", "upsilon", "collision", "coupon", "Delta_U", "Delta_L", "rho_max", "H_rho")
@@ -120,6 +125,9 @@ def bound_checks(rows: pd.DataFrame) -> pd.DataFrame:
     if len(finite):
         frames += _frame(_finite_rows(tables.scalar_wide(finite, KEYS)), "exact")
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    stray = sorted(set(out.get("theorem", ())) - set(ROW_THEOREMS))
+    if stray:
+        raise KeyError(f"negatives.bound_checks: rows name theorems outside ROW_THEOREMS: {', '.join(stray)}")
     return out
 
 

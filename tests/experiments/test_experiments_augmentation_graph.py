@@ -180,8 +180,8 @@ def test_the_frontier_caption_is_computed_from_the_rows(quick_results, tmp_path,
         seen[stem] = fig._suptitle.get_text() if fig._suptitle is not None else ""
         return real(fig, directory, stem)
     monkeypatch.setattr(plotting, "save", spy)
-    ag.fig_frontier(rows, tmp_path, "frontier")
     t = _quick_table(quick_results)
+    ag.fig_frontier(rows, t, tmp_path, "frontier")
     cor = t[t["theorem"] == "augmentation_graph.corollary_4_2b"]
     trained = cor[cor["model_kind"] == "trained"]
     k = cor["label_dim"].iloc[0]
