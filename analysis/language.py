@@ -44,6 +44,11 @@ BOUNDS = {
                     "B_phi"),
     "quad": ({"plugin": "plugin_quad", "fitted probe": "probe_f"}, "eps_quad", "eps_quad_se", "tau_phi", "B_quad"),
 }
+QUAD_MODELS = ("quad", "quad_full")   # the cells Quad trained (minibatch, and full batch on a frozen Phi)
+# gamma_form -> the column holding each bound's gamma: the min-ratio form on every task; the covariance form (of the
+# bound's own error vector) where the task's context law differs from the LM's, the only rows where the two differ
+GAMMAS = {"min": {b: "gamma" for b in BOUNDS},
+          "cov": {"any_lm": "gamma_cov", "softmax_phi": "gamma_cov_phi", "quad": "gamma_cov_quad"}}
 
 
 def _wide(rows: pd.DataFrame, extra: list[str]) -> pd.DataFrame:
@@ -79,33 +84,68 @@ def _converged(s: pd.DataFrame, col: str, form: str) -> np.ndarray:
     return ~(v == 0.0)
 
 
+# reference families built from the ground truth: p* itself (or the in-class optimum theta*) at level 0, perturbed on
+# purpose above it
+_PERTURBED = ("noise", "tilt", "softmax_noise")
+
+
+def model_kind(rows: pd.DataFrame) -> np.ndarray:
+    """What each point is (issue 16, CONVENTIONS item 2), from its cell columns (kind, model, level, step).
+
+    * ``trained``: an LM the suite fitted to sampled text by its own objective: a trained softmax LM after step 0
+      (xent, quad, mlm), the Baum-Welch HMM (``hmm_em``), and the k-gram models (add-alpha counts on sampled text);
+    * ``untrained``: a trained LM's step 0 (its random initialisation);
+    * ``oracle``: a reference family at level 0, which is the ground truth: p* (noise, tilt) or the exact in-class
+      minimiser theta* = argmin_theta l_s(theta) for the frozen Phi (softmax_noise);
+    * ``constructed``: the same families at level > 0 (logit noise, an adversarial tilt, in-class noise).
+    """
+    kind, model = rows["kind"].to_numpy(dtype=object), rows["model"].to_numpy(dtype=object)
+    level = rows["level"].to_numpy(dtype=np.float64)
+    step = rows["step"].to_numpy(dtype=np.float64)
+    fitted = (kind == "lm") | (model == "kgram")
+    perturbed = (kind == "ref") & np.isin(model, _PERTURBED)
+    out = np.full(len(rows), "", dtype=object)
+    out[fitted] = "trained"
+    out[(kind == "lm") & (step == 0)] = "untrained"
+    out[perturbed & (level == 0)] = "oracle"
+    out[perturbed & (level != 0)] = "constructed"
+    unknown = sorted(set(model[out == ""]))
+    if unknown:
+        raise ValueError(f"model: no model_kind for {', '.join(map(str, unknown))}")
+    return out
+
+
 def bound_checks(rows: pd.DataFrame) -> pd.DataFrame:
     """Rows for bounds.csv: one per (bound, form, point, task) where the bound's terms were measured."""
     if rows.empty:
         return pd.DataFrame()
     t = task_table(rows)
     frames = []
-    for bound, (measured, eps, eps_se, tau, B) in BOUNDS.items():
+    for (bound, (measured, eps, eps_se, tau, B)), (gamma_form, gammas) in (
+            (b, g) for b in BOUNDS.items() for g in GAMMAS.items()):
+        gamma = gammas[bound]
         for form, col in measured.items():
-            if col not in t or eps not in t:
+            if col not in t or eps not in t or gamma not in t:
                 continue
-            s = t[t[col].notna() & t[eps].notna()]
+            s = t[t[col].notna() & t[eps].notna() & t[gamma].notna()]
             if bound == "quad":
-                s = s[s["model"] == "quad"]  # valid for any (f, Phi), but checked where Quad trained them
+                s = s[s["model"].isin(QUAD_MODELS)]  # valid for any (f, Phi), but checked where Quad trained them
             if s.empty:
                 continue
             se_col = f"{col}_se"
             terms = {"tau": s[tau].to_numpy(), "B": s[B].to_numpy(), "epsilon": s[eps].to_numpy(),
-                     "gamma": s["gamma"].to_numpy()}
+                     "gamma": s[gamma].to_numpy()}
             value = th.bound(terms["tau"], terms["B"], terms["epsilon"], terms["gamma"])
             frames.append(pd.DataFrame({
-                "theorem": THEOREM_OF[bound], "bound": bound, "form": form,
+                "theorem": THEOREM_OF[bound], "bound": bound, "form": form, "gamma_form": gamma_form,
+                "model_kind": model_kind(s),
                 "measured": s[col].to_numpy(),
                 "measured_se": s[se_col].to_numpy() if se_col in s else np.full(len(s), np.nan),
                 "bound_value": value,
                 "bound_se": th.bound_se(0.0, terms["B"], terms["epsilon"], s[eps_se].to_numpy(), terms["gamma"]),
                 "trivial": TRIVIAL, "converged": _converged(s, col, form), **terms,
                 "natural_gap": s["natural_gap"].to_numpy(), "gap_max": s["gap_max"].to_numpy(),
+                "gamma_min": s["gamma"].to_numpy(),
                 "excess_slack": _excess_slack(s[col].to_numpy() - terms["tau"], value - terms["tau"]),
                 "epsilon_se": s[eps_se].to_numpy(), "task": s["task"].to_numpy(),
                 **{k: s[k].to_numpy() for k in KEYS},
@@ -122,9 +162,10 @@ def _excess_slack(excess: np.ndarray, room: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------------------------- slopes
 FAMILIES = {"noise": "logit noise", "tilt": "adversarial tilt", "kgram": "k-gram", "xent": "trained (xent)",
-            "mlm": "trained (masked LM)"}
+            "mlm": "trained (masked LM)", "hmm_em": "trained (Baum-Welch HMM)"}
 # the softmax bound's figure: LMs that carry a Phi (in-class references and trained softmax LMs)
-SOFTMAX_FAMILIES = {"softmax_noise": "in-class noise, frozen Phi", "xent": "trained (xent), frozen Phi"}
+SOFTMAX_FAMILIES = {"softmax_noise": "in-class noise, frozen Phi", "xent": "trained (xent), frozen Phi",
+                    "xent_full": "trained full batch (xent), frozen Phi"}
 # bound -> (epsilon, plug-in loss, tau, B) columns of the task table
 EXCESS_TERMS = {"any_lm": ("eps", "plugin_p", "tau", "B"), "softmax_phi": ("eps_phi", "plugin_phi", "tau_phi", "B_phi")}
 
@@ -141,7 +182,7 @@ def excess_points(rows: pd.DataFrame, target: str = "next", bound: str = "any_lm
     t = task_table(rows)
     t = t[(t["target"] == target) & t["model"].isin(list(fams))].copy()
     t = t[(t["model"] != "tilt") | (t["tilt_task"] == t["task"].str.replace("masked_", "", regex=False))]
-    phis = ["learned"] if bound == "any_lm" else ["frozen"]
+    phis = ["learned", "none"] if bound == "any_lm" else ["frozen"]   # "none": the Baum-Welch HMM
     t = t[(t["kind"] == "ref") | ((t["step"] > 0) & t["phi"].isin(phis))]
     eps, plugin, tau, B = EXCESS_TERMS[bound]
     t["excess"] = t[plugin] - t[tau]

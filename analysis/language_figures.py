@@ -17,7 +17,8 @@ from analysis import plotting
 from theory import language as th
 
 FEATURES = {"f": "f(s)", "phi_p": "Phi p_f(s)", "p": "p_f(s)", "raw": "raw context one-hots"}
-MARKERS = {"noise": "o", "tilt": "^", "kgram": "s", "xent": "D", "mlm": "D", "softmax_noise": "v"}
+MARKERS = {"noise": "o", "tilt": "^", "kgram": "s", "xent": "D", "mlm": "D", "softmax_noise": "v", "hmm_em": "P",
+           "xent_full": "P"}
 
 
 def _mean_sd(df: pd.DataFrame, by: list[str], col: str) -> pd.DataFrame:

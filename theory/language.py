@@ -36,7 +36,7 @@ from theory import stats
 from theory.theorems import Assumption, Theorem
 
 __all__ = ["mean_se", "kl", "epsilon", "logistic_loss", "expected_logistic_loss", "plugin_loss", "tau",
-           "label_entropy", "tau_fit", "half_range", "transfer_coefficient", "bound", "bound_se", "l1_chain",
+           "label_entropy", "tau_fit", "half_range", "transfer_coefficient", "transfer_coefficient_cov", "bound", "bound_se", "l1_chain",
            "THEOREMS", "NATURALNESS", "TRIVIAL_LOSS"]
 
 
@@ -165,6 +165,41 @@ def transfer_coefficient(p_lm, p_task) -> float:
     if not np.any(sup):
         raise ValueError("p_task: has no positive entry")
     return float(np.min(a[sup] / t[sup]))
+
+
+def transfer_coefficient_cov(g, w_task, w_lm, rtol: float = 1e-10) -> float:
+    """gamma_cov = sup{gamma : Sigma_L >= gamma Sigma_T} = 1 / lambda_max(Sigma_L^{+1/2} Sigma_T Sigma_L^{+1/2}), with
+    Sigma_p = sum_rows p(s) g(s) g(s)^T for the LM's error vectors g (m, V) on the task's rows [recon: the
+    covariance form of the paper's transfer coefficient].
+
+    w_task: the task's law on the rows (renormalised to 1); w_lm: the LM's probability of each row, not renormalised
+    (the rows may cover only part of the LM's law, which only lowers Sigma_L in the PSD order, so the value is at
+    most the coefficient over the LM's whole law: still a valid constant). Never below ``transfer_coefficient``:
+    Sigma_T <= Sigma_L / gamma_min term by term. The change of measure it licenses,
+    E_T (u . g)^2 <= E_L (u . g)^2 / gamma_cov for every u, is the only one the proofs need. inf where g is 0 on
+    every row the task weighs (an LM exact there: the bound's sqrt term is 0 whatever gamma is).
+    """
+    G = _rows("g", g)
+    wt = np.asarray(w_task, dtype=np.float64).reshape(-1)
+    wl = np.asarray(w_lm, dtype=np.float64).reshape(-1)
+    if wt.shape != (G.shape[0],) or wl.shape != wt.shape:
+        raise ValueError(f"w_task: w_task {wt.shape} and w_lm {wl.shape} must both have shape ({G.shape[0]},)")
+    if np.any(wt < 0) or np.any(wl < 0) or not wt.sum() > 0:
+        raise ValueError("w_task: the laws must be >= 0, the task's with a positive sum")
+    if np.any((wt > 0) & (wl == 0)):
+        return 0.0  # the task weighs a context the LM never sees (gamma_min = 0 too)
+    # with p_L > 0 wherever p_T > 0, Sigma_T <= Sigma_L / gamma_min lies inside range(Sigma_L): the directions dropped
+    # below hold at most rtol lambda_max / gamma_min of it
+    wt = wt / wt.sum()
+    S_T = (G * wt[:, None]).T @ G
+    S_L = (G * wl[:, None]).T @ G
+    lam, U = np.linalg.eigh(S_L)
+    keep = lam > rtol * max(float(lam.max()), 0.0)
+    if not np.any(keep):
+        return float("inf")
+    W = U[:, keep] / np.sqrt(lam[keep])
+    top = float(np.linalg.eigvalsh(W.T @ S_T @ W).max())
+    return float("inf") if top <= 0 else 1.0 / top
 
 
 def bound(tau, B, eps, gamma):
