@@ -208,3 +208,45 @@ def slopes(rows: pd.DataFrame, target: str = "next", bound: str = "any_lm") -> p
         s, c, n = fit_slope(g["eps"].to_numpy(), g["excess"].to_numpy())
         out.append({"task": task, "family": fam, "slope": s, "intercept": c, "n_points": n})
     return pd.DataFrame(out, columns=["task", "family", "slope", "intercept", "n_points"])
+
+
+# ------------------------------------------------------------------------------------------- frontier
+FRONTIER_TASKS = ("logistic", "deterministic", "prompt")
+
+
+def eps_star(tau, B, gamma, trivial=TRIVIAL):
+    """The largest epsilon at which tau + sqrt(2 B^2 epsilon / gamma) is below the trivial loss: gamma (trivial -
+    tau)^2 / (2 B^2), 0 where tau is already at or above it. Beyond it the theorem says nothing."""
+    tau, B, gamma = (np.asarray(a, dtype=np.float64) for a in (tau, B, gamma))
+    out = gamma * np.maximum(trivial - tau, 0.0) ** 2 / (2.0 * B ** 2)
+    return float(out) if out.ndim == 0 else out
+
+
+def frontier_points(checks: pd.DataFrame) -> pd.DataFrame:
+    """The frontier figure's points: plug-in rows (the theorem's own probe) of the next-word natural tasks, with
+    bound / trivial, measured / trivial, and each row's own eps* and epsilon / eps*."""
+    c = checks[(checks["form"] == "plugin") & (checks["target"] == "next") & checks["task"].isin(FRONTIER_TASKS)]
+    c = c.copy()
+    c["bound_ratio"] = c["bound_value"] / c["trivial"]
+    c["measured_ratio"] = c["measured"] / c["trivial"]
+    c["eps_star"] = eps_star(c["tau"], c["B"], c["gamma"], c["trivial"])
+    return c
+
+
+def frontier_summary(checks: pd.DataFrame) -> pd.DataFrame:
+    """Per (theorem, task, gamma_form): eps* at the median tau, B, gamma of its trained points (their terms are
+    the task's), the smallest trained epsilon, and how many trained points fall below eps* (the bound is then below
+    log 2 by construction) and how many of those hold (measured <= bound, no SE needed: every term is recomputed)."""
+    pts = frontier_points(checks)
+    out = []
+    for (thm, task, gf), g in pts.groupby(["theorem", "task", "gamma_form"]):
+        tr = g[g["model_kind"] == "trained"]
+        ref = tr if len(tr) else g
+        star = eps_star(ref["tau"].median(), ref["B"].median(), ref["gamma"].median(), float(ref["trivial"].iloc[0]))
+        inside = tr[(tr["epsilon"] < tr["eps_star"]) & (tr["natural_gap"] <= tr["gap_max"])]
+        out.append({"theorem": thm, "task": task, "gamma_form": gf, "tau": ref["tau"].median(),
+                    "B": ref["B"].median(), "gamma": ref["gamma"].median(), "eps_star": star,
+                    "trained": len(tr), "trained_min_eps": tr["epsilon"].min() if len(tr) else np.nan,
+                    "trained_informative": len(inside),
+                    "trained_informative_hold": int((inside["measured"] <= inside["bound_value"]).sum())})
+    return pd.DataFrame(out)

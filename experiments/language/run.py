@@ -122,7 +122,9 @@ def _ref_point(world: World, lm, key: dict) -> Point:
 def _em_points(cell: Cell, cell_id: str, world: World) -> list[Point]:
     """The well-specified LM: per seed, an HMM with the true number of states fitted by EM to its own corpus (the
     seed's text stream, cut into documents), evaluated by exact forward filtering under the stationary law of its
-    fitted trans. One point per seed, at its EM step count."""
+    fitted trans, with the suite's emission floor (``synthetic_data.language._EMIT_FLOOR``: EM drives some emissions
+    to 1e-100 and below; floored, every word stays possible and the KL finite). One point per seed, at its EM step
+    count."""
     em, out = cell.em, []
     for seed in cell.seeds:
         docs, _ = world.hmm.sample(em.n_tokens // em.doc_len, em.doc_len, numpy_rng(world.data_id, seed, "em-text"))
@@ -264,7 +266,7 @@ def _features(lm: LM, params, words: np.ndarray, device: str) -> np.ndarray:
 
 # ----------------------------------------------------------------------------------------------- rows
 def _rows(cell: Cell, world: World, base: dict, points: list[Point]) -> list[dict]:
-    quad_bound = cell.model == "quad"
+    quad_bound = cell.model.startswith("quad")
     rows = []
     with stage("theory"):
         terms = [model_terms(world, pt, quad_bound) for pt in points]
