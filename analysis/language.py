@@ -23,6 +23,9 @@ counts tau on both sides). Every row carries ``natural_gap`` and ``gap_max``, th
 naturalness assumption (theory.language.NATURALNESS): the best probe on p* (||v||_inf <= tasks.check_B) must leave
 at most tasks.gap_max nats above the Bayes loss of y given s; ``analysis.bounds.judge(checks, index(THEOREMS))``
 marks a task that fails it "assumption not met". The trivial loss is log 2, the zero probe's.
+Every row carries ``gamma_form`` ("min": gamma is the min-ratio coefficient; "cov": its covariance form, rows of their
+own where the task's context law differs from the LM's, with ``gamma_min`` beside) and ``model_kind`` (``model_kind``:
+trained, untrained, oracle or constructed).
 Derivations and what is loose: docs/theory/language.md. The figures are in ``analysis.language_figures``
 (``FIGURES``); this module never imports it.
 """

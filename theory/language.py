@@ -6,7 +6,8 @@ Terms of the theorem on contexts s with the true next-word law p*_s in Delta_V a
 * tau: the logistic loss of the task's plug-in probe (v, b) on p*_s (the task is (tau, B)-natural);
 * B = half-range of v, (max v - min v) / 2 [derived: 1^T (p - p*) = 0 and the free bias make the half-range,
   not ||v||_inf, the constant of the Hoelder step];
-* gamma = min_s p_L(s) / p_T(s), the transfer coefficient between the LM's and the task's context laws [recon].
+* gamma = min_s p_L(s) / p_T(s), the transfer coefficient between the LM's and the task's context laws [recon];
+  its covariance form ``transfer_coefficient_cov`` (never smaller) is checked beside it as its own rows.
 
 Bound (any LM, features p_s), [recon statement, derived and tested constants]:
     l_T(v, b on p) <= tau + sqrt(2 B^2 epsilon / gamma),
@@ -301,8 +302,9 @@ _TERMS = ("tau", "B", "epsilon", "gamma")
 _TRIVIAL = "log 2: the logistic loss of the zero probe (v = 0, b = 0), reached without any feature"
 _NUMBERS = ("the statement number is our reading of the ICLR 2021 version and was not confirmed against the paper "
             "text (only its abstract was reachable)")
-_GAMMA = ("gamma is the min-ratio transfer coefficient min_s p_L(s)/p_T(s), a lower bound on the covariance form the "
-          "paper's proof may use: the bound checked is never tighter than the paper's")
+_GAMMA = ("gamma is the min-ratio transfer coefficient min_s p_L(s)/p_T(s) on rows with gamma_form = min, and on rows "
+          "with gamma_form = cov (tasks whose context law differs from the LM's) the covariance form 1 / lambda_max("
+          "Sigma_L^-1/2 Sigma_T Sigma_L^-1/2) of the bound's own error vector, never smaller")
 
 THEOREMS: tuple[Theorem, ...] = (
     Theorem(

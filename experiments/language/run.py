@@ -229,10 +229,12 @@ def _count_tables(X: list[np.ndarray], Y: list[np.ndarray], V: int) -> tuple[np.
     T[u, w] = #(context u, word w) / n, padded with zero-weight rows to a common count U: (G, U, L) int64, (G, U, V).
     Any objective linear in the one-hot target (cross-entropy, Quad) is the same on the table as on the corpus."""
     tables = []
+    n_tokens = int(max(x.max() for x in X)) + 1   # V, or V + 1 with the MASK token
     for x, y in zip(X, Y):
-        ctx, inv = np.unique(x, axis=0, return_inverse=True)
-        t = np.zeros((len(ctx), V))
-        np.add.at(t, (inv.reshape(-1), y), 1.0)
+        code = np.ravel_multi_index(x.T, (n_tokens,) * x.shape[1])   # one integer per context: a 1-d unique
+        keys, inv = np.unique(code, return_inverse=True)
+        ctx = np.stack(np.unravel_index(keys, (n_tokens,) * x.shape[1]), axis=1).astype(np.int64)
+        t = np.bincount(inv * V + y, minlength=len(keys) * V).reshape(len(keys), V).astype(np.float64)
         tables.append((ctx, t / len(y)))
     U = max(len(c) for c, _ in tables)
     Xu = np.zeros((len(tables), U, X[0].shape[1]), dtype=np.int64)
