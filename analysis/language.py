@@ -23,6 +23,9 @@ counts tau on both sides). Every row carries ``natural_gap`` and ``gap_max``, th
 naturalness assumption (theory.language.NATURALNESS): the best probe on p* (||v||_inf <= tasks.check_B) must leave
 at most tasks.gap_max nats above the Bayes loss of y given s; ``analysis.bounds.judge(checks, index(THEOREMS))``
 marks a task that fails it "assumption not met". The trivial loss is log 2, the zero probe's.
+Every row carries ``gamma_form`` ("min": gamma is the min-ratio coefficient; "cov": its covariance form, rows of their
+own where the task's context law differs from the LM's, with ``gamma_min`` beside) and ``model_kind`` (``model_kind``:
+trained, untrained, oracle or constructed).
 Derivations and what is loose: docs/theory/language.md. The figures are in ``analysis.language_figures``
 (``FIGURES``); this module never imports it.
 """
@@ -31,7 +34,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.bounds import CONSTRUCTED, ORACLE, TRAINED, UNTRAINED
 from theory import language as th
 
 KEYS = ["cell", "kind", "model", "arch", "phi", "d", "target", "level", "tilt_task", "seed", "lr", "step"]
@@ -45,6 +47,11 @@ BOUNDS = {
                     "B_phi"),
     "quad": ({"plugin": "plugin_quad", "fitted probe": "probe_f"}, "eps_quad", "eps_quad_se", "tau_phi", "B_quad"),
 }
+QUAD_MODELS = ("quad", "quad_full")   # the cells Quad trained (minibatch, and full batch on a frozen Phi)
+# gamma_form -> the column holding each bound's gamma: the min-ratio form on every task; the covariance form (of the
+# bound's own error vector) where the task's context law differs from the LM's, the only rows where the two differ
+GAMMAS = {"min": {b: "gamma" for b in BOUNDS},
+          "cov": {"any_lm": "gamma_cov", "softmax_phi": "gamma_cov_phi", "quad": "gamma_cov_quad"}}
 
 
 def _wide(rows: pd.DataFrame, extra: list[str]) -> pd.DataFrame:
@@ -80,20 +87,35 @@ def _converged(s: pd.DataFrame, col: str, form: str) -> np.ndarray:
     return ~(v == 0.0)
 
 
-ORACLE_MODELS, CONSTRUCTED_MODELS = ("p_star", "true", "bayes"), ("noise", "tilt", "softmax_noise")
+# reference families built from the ground truth: p* itself (or the in-class optimum theta*) at level 0, perturbed on
+# purpose above it
+_PERTURBED = ("noise", "tilt", "softmax_noise")
 
 
-def model_kinds(model, step=None) -> np.ndarray:
-    """Provisional labels (issue 16 §1; the language branch refines them): the true next-word law p* is "oracle",
-    the reference families that perturb it on purpose (logit noise, tilts, in-class noise) are "constructed",
-    every LM the suite fits (xent, mlm, quad, and the smoothed k-gram estimated from the corpus) "trained", and
-    a trained LM's step 0 "untrained"."""
-    model = np.asarray(model, dtype=object)
-    kinds = np.where(np.isin(model, ORACLE_MODELS), ORACLE,
-                     np.where(np.isin(model, CONSTRUCTED_MODELS), CONSTRUCTED, TRAINED)).astype(object)
-    if step is not None:
-        kinds[(kinds == TRAINED) & (np.asarray(step) == 0) & ~np.isin(model, ("kgram",))] = UNTRAINED
-    return kinds
+def model_kind(rows: pd.DataFrame) -> np.ndarray:
+    """What each point is (issue 16, CONVENTIONS item 2), from its cell columns (kind, model, level, step).
+
+    * ``trained``: an LM the suite fitted to sampled text by its own objective: a trained softmax LM after step 0
+      (xent, quad, mlm), the Baum-Welch HMM (``hmm_em``), and the k-gram models (add-alpha counts on sampled text);
+    * ``untrained``: a trained LM's step 0 (its random initialisation);
+    * ``oracle``: a reference family at level 0, which is the ground truth: p* (noise, tilt) or the exact in-class
+      minimiser theta* = argmin_theta l_s(theta) for the frozen Phi (softmax_noise);
+    * ``constructed``: the same families at level > 0 (logit noise, an adversarial tilt, in-class noise).
+    """
+    kind, model = rows["kind"].to_numpy(dtype=object), rows["model"].to_numpy(dtype=object)
+    level = rows["level"].to_numpy(dtype=np.float64)
+    step = rows["step"].to_numpy(dtype=np.float64)
+    fitted = (kind == "lm") | (model == "kgram")
+    perturbed = (kind == "ref") & np.isin(model, _PERTURBED)
+    out = np.full(len(rows), "", dtype=object)
+    out[fitted] = "trained"
+    out[(kind == "lm") & (step == 0)] = "untrained"
+    out[perturbed & (level == 0)] = "oracle"
+    out[perturbed & (level != 0)] = "constructed"
+    unknown = sorted(set(model[out == ""]))
+    if unknown:
+        raise ValueError(f"model: no model_kind for {', '.join(map(str, unknown))}")
+    return out
 
 
 def bound_checks(rows: pd.DataFrame) -> pd.DataFrame:
@@ -102,28 +124,31 @@ def bound_checks(rows: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     t = task_table(rows)
     frames = []
-    for bound, (measured, eps, eps_se, tau, B) in BOUNDS.items():
+    for (bound, (measured, eps, eps_se, tau, B)), (gamma_form, gammas) in (
+            (b, g) for b in BOUNDS.items() for g in GAMMAS.items()):
+        gamma = gammas[bound]
         for form, col in measured.items():
-            if col not in t or eps not in t:
+            if col not in t or eps not in t or gamma not in t:
                 continue
-            s = t[t[col].notna() & t[eps].notna()]
+            s = t[t[col].notna() & t[eps].notna() & t[gamma].notna()]
             if bound == "quad":
-                s = s[s["model"] == "quad"]  # valid for any (f, Phi), but checked where Quad trained them
+                s = s[s["model"].isin(QUAD_MODELS)]  # valid for any (f, Phi), but checked where Quad trained them
             if s.empty:
                 continue
             se_col = f"{col}_se"
             terms = {"tau": s[tau].to_numpy(), "B": s[B].to_numpy(), "epsilon": s[eps].to_numpy(),
-                     "gamma": s["gamma"].to_numpy()}
+                     "gamma": s[gamma].to_numpy()}
             value = th.bound(terms["tau"], terms["B"], terms["epsilon"], terms["gamma"])
             frames.append(pd.DataFrame({
-                "theorem": THEOREM_OF[bound], "bound": bound, "form": form,
+                "theorem": THEOREM_OF[bound], "bound": bound, "form": form, "gamma_form": gamma_form,
+                "model_kind": model_kind(s),
                 "measured": s[col].to_numpy(),
                 "measured_se": s[se_col].to_numpy() if se_col in s else np.full(len(s), np.nan),
                 "bound_value": value,
                 "bound_se": th.bound_se(0.0, terms["B"], terms["epsilon"], s[eps_se].to_numpy(), terms["gamma"]),
                 "trivial": TRIVIAL, "converged": _converged(s, col, form), **terms,
-                "model_kind": model_kinds(s["model"].to_numpy(), s["step"].to_numpy()),
                 "natural_gap": s["natural_gap"].to_numpy(), "gap_max": s["gap_max"].to_numpy(),
+                "gamma_min": s["gamma"].to_numpy(),
                 "excess_slack": _excess_slack(s[col].to_numpy() - terms["tau"], value - terms["tau"]),
                 "epsilon_se": s[eps_se].to_numpy(), "task": s["task"].to_numpy(),
                 **{k: s[k].to_numpy() for k in KEYS},
@@ -140,9 +165,10 @@ def _excess_slack(excess: np.ndarray, room: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------------------------- slopes
 FAMILIES = {"noise": "logit noise", "tilt": "adversarial tilt", "kgram": "k-gram", "xent": "trained (xent)",
-            "mlm": "trained (masked LM)"}
+            "mlm": "trained (masked LM)", "hmm_em": "trained (Baum-Welch HMM)"}
 # the softmax bound's figure: LMs that carry a Phi (in-class references and trained softmax LMs)
-SOFTMAX_FAMILIES = {"softmax_noise": "in-class noise, frozen Phi", "xent": "trained (xent), frozen Phi"}
+SOFTMAX_FAMILIES = {"softmax_noise": "in-class noise, frozen Phi", "xent": "trained (xent), frozen Phi",
+                    "xent_full": "trained full batch (xent), frozen Phi"}
 # bound -> (epsilon, plug-in loss, tau, B) columns of the task table
 EXCESS_TERMS = {"any_lm": ("eps", "plugin_p", "tau", "B"), "softmax_phi": ("eps_phi", "plugin_phi", "tau_phi", "B_phi")}
 
@@ -159,7 +185,7 @@ def excess_points(rows: pd.DataFrame, target: str = "next", bound: str = "any_lm
     t = task_table(rows)
     t = t[(t["target"] == target) & t["model"].isin(list(fams))].copy()
     t = t[(t["model"] != "tilt") | (t["tilt_task"] == t["task"].str.replace("masked_", "", regex=False))]
-    phis = ["learned"] if bound == "any_lm" else ["frozen"]
+    phis = ["learned", "none"] if bound == "any_lm" else ["frozen"]   # "none": the Baum-Welch HMM
     t = t[(t["kind"] == "ref") | ((t["step"] > 0) & t["phi"].isin(phis))]
     eps, plugin, tau, B = EXCESS_TERMS[bound]
     t["excess"] = t[plugin] - t[tau]
@@ -185,3 +211,48 @@ def slopes(rows: pd.DataFrame, target: str = "next", bound: str = "any_lm") -> p
         s, c, n = fit_slope(g["eps"].to_numpy(), g["excess"].to_numpy())
         out.append({"task": task, "family": fam, "slope": s, "intercept": c, "n_points": n})
     return pd.DataFrame(out, columns=["task", "family", "slope", "intercept", "n_points"])
+
+
+# ------------------------------------------------------------------------------------------- frontier
+FRONTIER_TASKS = ("logistic", "deterministic", "prompt")
+
+
+def eps_star(tau, B, gamma, trivial=TRIVIAL):
+    """The largest epsilon at which tau + sqrt(2 B^2 epsilon / gamma) is below the trivial loss: gamma (trivial -
+    tau)^2 / (2 B^2), 0 where tau is already at or above it. Beyond it the theorem says nothing."""
+    tau, B, gamma = (np.asarray(a, dtype=np.float64) for a in (tau, B, gamma))
+    out = gamma * np.maximum(trivial - tau, 0.0) ** 2 / (2.0 * B ** 2)
+    return float(out) if out.ndim == 0 else out
+
+
+def frontier_points(checks: pd.DataFrame) -> pd.DataFrame:
+    """The frontier figure's points: plug-in rows (the theorem's own probe) of the next-word natural tasks, with
+    bound / trivial, measured / trivial, and each row's own eps* and epsilon / eps*."""
+    c = checks[(checks["form"] == "plugin") & (checks["target"] == "next") & checks["task"].isin(FRONTIER_TASKS)]
+    c = c.copy()
+    c["bound_ratio"] = c["bound_value"] / c["trivial"]
+    c["measured_ratio"] = c["measured"] / c["trivial"]
+    c["eps_star"] = eps_star(c["tau"], c["B"], c["gamma"], c["trivial"])
+    return c
+
+
+def frontier_summary(checks: pd.DataFrame) -> pd.DataFrame:
+    """Per (theorem, task, gamma_form): eps* at the median tau, B, gamma of its trained points (their terms are
+    the task's), the smallest trained epsilon, and how many trained points fall below eps* (the bound is then below
+    log 2 by construction) and how many of those hold: ``checks`` is the run's judged table, and a hold is its
+    verdict, never judged again here."""
+    if "verdict" not in checks.columns:
+        raise ValueError("frontier_summary: needs the judged table (a 'verdict' column), not bare bound checks")
+    pts = frontier_points(checks)
+    out = []
+    for (thm, task, gf), g in pts.groupby(["theorem", "task", "gamma_form"]):
+        tr = g[g["model_kind"] == "trained"]
+        ref = tr if len(tr) else g
+        star = eps_star(ref["tau"].median(), ref["B"].median(), ref["gamma"].median(), float(ref["trivial"].iloc[0]))
+        inside = tr[(tr["epsilon"] < tr["eps_star"]) & (tr["natural_gap"] <= tr["gap_max"])]
+        out.append({"theorem": thm, "task": task, "gamma_form": gf, "tau": ref["tau"].median(),
+                    "B": ref["B"].median(), "gamma": ref["gamma"].median(), "eps_star": star,
+                    "trained": len(tr), "trained_min_eps": tr["epsilon"].min() if len(tr) else np.nan,
+                    "trained_informative": len(inside),
+                    "trained_informative_hold": int((inside["verdict"] == "holds").sum())})
+    return pd.DataFrame(out)

@@ -18,7 +18,8 @@ from analysis import plotting
 from theory import language as th
 
 FEATURES = {"f": "f(s)", "phi_p": "Phi p_f(s)", "p": "p_f(s)", "raw": "raw context one-hots"}
-MARKERS = {"noise": "o", "tilt": "^", "kgram": "s", "xent": "D", "mlm": "D", "softmax_noise": "v"}
+MARKERS = {"noise": "o", "tilt": "^", "kgram": "s", "xent": "D", "mlm": "D", "softmax_noise": "v", "hmm_em": "P",
+           "xent_full": "P"}
 
 
 def _mean_sd(df: pd.DataFrame, by: list[str], col: str) -> pd.DataFrame:
@@ -261,12 +262,79 @@ def fig_non_natural(rows, judged, out: Path, stem: str) -> list[Path]:
     return plotting.save(fig, out, stem)
 
 
+# --------------------------------------------------------------------------------------------- frontier
+KIND_STYLE = {"trained": dict(marker="o", color="C0"), "untrained": dict(marker="o", color="0.6", facecolors="none"),
+              "oracle": dict(marker="*", color="C2"), "constructed": dict(marker="x", color="C3")}
+_THEOREMS = (("language.theorem_4_1", "Theorem 4.1 (any LM)"), ("language.theorem_4_2", "Theorem 4.2 (softmax)"),
+             ("language.quad", "Quad bound"))
+_FLOOR = 1e-7  # epsilon = 0 (the oracle) drawn at this floor of the log axis
+
+
+def frontier_caption(summary: pd.DataFrame) -> str:
+    """One sentence per (theorem, task) on where the theorem stops saying anything, from ``frontier_summary``."""
+    parts = []
+    for _, r in summary[summary["gamma_form"] == "min"].iterrows():
+        parts.append(f"{r['theorem'].split('.')[-1]} on {r['task']}: vacuous beyond eps* = {r['eps_star']:.2g} "
+                     f"(tau {r['tau']:.3f}, B {r['B']:.2g}, gamma {r['gamma']:.2g}); "
+                     f"{r['trained_informative_hold']} of {r['trained']} trained points hold below log 2")
+    return "; ".join(parts)
+
+
+def fig_frontier(rows, judged, out: Path, stem: str) -> list[Path]:
+    """The frontier: bound / log 2 against the theorem's epsilon for every plug-in point of the natural next-word
+    tasks (min-ratio gamma), trained, untrained, oracle and constructed points marked apart, each with its measured
+    loss / log 2 beside it (small grey dot), the line bound = trivial and eps* = gamma (log 2 - tau)^2 / (2 B^2) drawn
+    at the trained points' terms; the title of each panel says where the theorem stops saying anything."""
+    checks = judged
+    tasks = [t for t in lt.FRONTIER_TASKS if len(checks) and t in set(checks["task"])]
+    fig, ax = plotting.new(max(len(tasks), 1), len(_THEOREMS), width=4.4, height=3.6)
+    if not tasks:
+        _empty(ax[0, 0], "no next-word natural task in these results")
+        return plotting.save(fig, out, stem)
+    pts = lt.frontier_points(checks)
+    pts = pts[pts["gamma_form"] == "min"]
+    summary = lt.frontier_summary(checks)
+    for i, (thm, name) in enumerate(_THEOREMS):
+        for j, task in enumerate(tasks):
+            a = ax[i, j]
+            s = pts[(pts["theorem"] == thm) & (pts["task"] == task)]
+            if s.empty:
+                _empty(a, f"no {name} points on {task}")
+                continue
+            x = np.maximum(s["epsilon"].to_numpy(), _FLOOR)
+            for kind, style in KIND_STYLE.items():
+                k = (s["model_kind"] == kind).to_numpy()
+                if k.any():
+                    a.scatter(x[k], s["bound_ratio"][k], s=16, alpha=0.8, label=f"{kind}: bound", **style)
+            a.scatter(x, s["measured_ratio"], s=4, color="0.35", alpha=0.6, label="measured loss (each point)")
+            a.axhline(1.0, color="k", lw=1.0, label="bound = trivial (log 2)")
+            r = summary[(summary["theorem"] == thm) & (summary["task"] == task)
+                        & (summary["gamma_form"] == "min")].iloc[0]
+            grid = np.geomspace(min(x.min(), r["eps_star"] / 10 if r["eps_star"] > 0 else x.min()), x.max(), 60)
+            a.plot(grid, th.bound(r["tau"], r["B"], grid, r["gamma"]) / lt.TRIVIAL, "k--", lw=0.8,
+                   label="bound at the trained terms")
+            if r["eps_star"] > 0:
+                a.axvline(r["eps_star"], color="C1", lw=1.0, label=f"eps* = {r['eps_star']:.2g}")
+            a.set_xscale("log")
+            a.set_yscale("log")
+            a.set_xlabel("epsilon of the theorem (nats; 0 drawn at 1e-7)")
+            a.set_ylabel("bound / log 2 (measured / log 2: grey)")
+            a.set_title(f"{name}, {task}: says nothing beyond eps* = {r['eps_star']:.2g}\n"
+                        f"{r['trained_informative_hold']} of {r['trained']} trained points hold below log 2",
+                        fontsize=8)
+            a.legend(fontsize=5)
+    fig.suptitle(frontier_caption(summary), fontsize=5.5, wrap=True)
+    return plotting.save(fig, out, stem)
+
+
 # One name per study: a figure named after a config section draws that study's cells. The others are not one
 # study's; SUMMARY_FIGURES lists the studies each draws (the chapter protocol accepts them by this declaration).
 FIGURES = {"bound": fig_bound, "training": fig_training, "feature_types": fig_feature_types, "quad": fig_quad,
-           "non_natural": fig_non_natural, "masked": fig_masked, "softmax": fig_softmax}
+           "non_natural": fig_non_natural, "masked": fig_masked, "softmax": fig_softmax,
+           "frontier": fig_frontier}
 SUMMARY_FIGURES = {
     "feature_types": ("training",),           # the training study's probe curves at the last checkpoint
     "non_natural": ("bound", "training"),     # every next-word task's naturalness check, and the trained LMs on it
     "softmax": ("bound", "training"),         # the bound study's in-class references and the trained softmax LMs
+    "frontier": ("bound", "training", "em", "full_batch"),   # every LM's epsilon against where the theorems stop
 }

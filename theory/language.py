@@ -6,7 +6,8 @@ Terms of the theorem on contexts s with the true next-word law p*_s in Delta_V a
 * tau: the logistic loss of the task's plug-in probe (v, b) on p*_s (the task is (tau, B)-natural);
 * B = half-range of v, (max v - min v) / 2 [derived: 1^T (p - p*) = 0 and the free bias make the half-range,
   not ||v||_inf, the constant of the Hoelder step];
-* gamma = min_s p_L(s) / p_T(s), the transfer coefficient between the LM's and the task's context laws [recon].
+* gamma = min_s p_L(s) / p_T(s), the transfer coefficient between the LM's and the task's context laws [recon];
+  its covariance form ``transfer_coefficient_cov`` (never smaller) is checked beside it as its own rows.
 
 Bound (any LM, features p_s), [recon statement, derived and tested constants]:
     l_T(v, b on p) <= tau + sqrt(2 B^2 epsilon / gamma),
@@ -36,7 +37,7 @@ from theory import stats
 from theory.theorems import Assumption, Theorem, Trivial
 
 __all__ = ["mean_se", "kl", "epsilon", "logistic_loss", "expected_logistic_loss", "plugin_loss", "tau",
-           "label_entropy", "tau_fit", "half_range", "transfer_coefficient", "bound", "bound_se", "l1_chain",
+           "label_entropy", "tau_fit", "half_range", "transfer_coefficient", "transfer_coefficient_cov", "bound", "bound_se", "l1_chain",
            "THEOREMS", "NATURALNESS", "TRIVIAL_LOSS"]
 
 
@@ -167,6 +168,41 @@ def transfer_coefficient(p_lm, p_task) -> float:
     return float(np.min(a[sup] / t[sup]))
 
 
+def transfer_coefficient_cov(g, w_task, w_lm, rtol: float = 1e-10) -> float:
+    """gamma_cov = sup{gamma : Sigma_L >= gamma Sigma_T} = 1 / lambda_max(Sigma_L^{+1/2} Sigma_T Sigma_L^{+1/2}), with
+    Sigma_p = sum_rows p(s) g(s) g(s)^T for the LM's error vectors g (m, V) on the task's rows [recon: the
+    covariance form of the paper's transfer coefficient].
+
+    w_task: the task's law on the rows (renormalised to 1); w_lm: the LM's probability of each row, not renormalised
+    (the rows may cover only part of the LM's law, which only lowers Sigma_L in the PSD order, so the value is at
+    most the coefficient over the LM's whole law: still a valid constant). Never below ``transfer_coefficient``:
+    Sigma_T <= Sigma_L / gamma_min term by term. The change of measure it licenses,
+    E_T (u . g)^2 <= E_L (u . g)^2 / gamma_cov for every u, is the only one the proofs need. inf where g is 0 on
+    every row the task weighs (an LM exact there: the bound's sqrt term is 0 whatever gamma is).
+    """
+    G = _rows("g", g)
+    wt = np.asarray(w_task, dtype=np.float64).reshape(-1)
+    wl = np.asarray(w_lm, dtype=np.float64).reshape(-1)
+    if wt.shape != (G.shape[0],) or wl.shape != wt.shape:
+        raise ValueError(f"w_task: w_task {wt.shape} and w_lm {wl.shape} must both have shape ({G.shape[0]},)")
+    if np.any(wt < 0) or np.any(wl < 0) or not wt.sum() > 0:
+        raise ValueError("w_task: the laws must be >= 0, the task's with a positive sum")
+    if np.any((wt > 0) & (wl == 0)):
+        return 0.0  # the task weighs a context the LM never sees (gamma_min = 0 too)
+    # with p_L > 0 wherever p_T > 0, Sigma_T <= Sigma_L / gamma_min lies inside range(Sigma_L): the directions dropped
+    # below hold at most rtol lambda_max / gamma_min of it
+    wt = wt / wt.sum()
+    S_T = (G * wt[:, None]).T @ G
+    S_L = (G * wl[:, None]).T @ G
+    lam, U = np.linalg.eigh(S_L)
+    keep = lam > rtol * max(float(lam.max()), 0.0)
+    if not np.any(keep):
+        return float("inf")
+    W = U[:, keep] / np.sqrt(lam[keep])
+    top = float(np.linalg.eigvalsh(W.T @ S_T @ W).max())
+    return float("inf") if top <= 0 else 1.0 / top
+
+
 def bound(tau, B, eps, gamma):
     """tau + sqrt(2 B^2 eps / gamma): the any-LM theorem [recon statement; derived constants], natural logs.
 
@@ -267,8 +303,9 @@ _TRIVIAL = Trivial("log 2: the logistic loss of the zero probe (v = 0, b = 0), r
                    _trivial)
 _NUMBERS = ("the statement number is our reading of the ICLR 2021 version and was not confirmed against the paper "
             "text (only its abstract was reachable)")
-_GAMMA = ("gamma is the min-ratio transfer coefficient min_s p_L(s)/p_T(s), a lower bound on the covariance form the "
-          "paper's proof may use: the bound checked is never tighter than the paper's")
+_GAMMA = ("gamma is the min-ratio transfer coefficient min_s p_L(s)/p_T(s) on rows with gamma_form = min, and on rows "
+          "with gamma_form = cov (tasks whose context law differs from the LM's) the covariance form 1 / lambda_max("
+          "Sigma_L^-1/2 Sigma_T Sigma_L^-1/2) of the bound's own error vector, never smaller")
 
 THEOREMS: tuple[Theorem, ...] = (
     Theorem(
@@ -285,7 +322,7 @@ THEOREMS: tuple[Theorem, ...] = (
         measured="the task's logistic loss of a linear probe on the LM's next-word law p_f(s): the task's own (v, b) "
                  "(form plugin) or the best probe fitted on the exact label law (form fitted probe)",
         doc=f"{DOC}#theorem-41-any-lm",
-        study="bound", figures=("bound", "masked", "non_natural"),
+        study="bound", figures=("bound", "masked", "non_natural", "frontier"),
         notes="B is the half-range of v (derived; the paper's ||v||_inf is at least it). " + _GAMMA + "; " + _NUMBERS
               + ". The fitted probe is L2-regularised (1 / population_C), a stand-in for the infimum over probes.",
     ),
@@ -304,7 +341,7 @@ THEOREMS: tuple[Theorem, ...] = (
         measured="the task's logistic loss of a linear probe on the conditional-mean features Phi p_f(s): "
                  "v_Phi = Phi^T lambda + c 1, the image of v in Phi's row space (plugin), or the best fitted probe",
         doc=f"{DOC}#theorem-42-softmax-lm",
-        study="bound", figures=("softmax",),
+        study="bound", figures=("softmax", "frontier"),
         notes="On these rows tau and B are tau_Phi and B_Phi, the loss and half-range of v_Phi (equal to the task's "
               "when v lies in Phi's row space; resid_phi says how far it is), and epsilon is eps_Phi, the excess over "
               "the best LM with this Phi (moment matching). " + _GAMMA + "; " + _NUMBERS + ".",
@@ -323,7 +360,7 @@ THEOREMS: tuple[Theorem, ...] = (
         measured="the task's logistic loss of a linear probe on Phi^T f(s) of a Quad-trained (f, Phi): u = Phi^T "
                  "lambda with the bias b + c (plugin), or the best probe fitted on f(s) (fitted probe)",
         doc=f"{DOC}#quad-bound",
-        study="quad", figures=("quad",),
+        study="quad", figures=("quad", "frontier"),
         notes="On these rows B is ||u||_2 (Phi^T f is not a distribution: no free shift, so no half-range), epsilon is "
               "eps_quad and tau is tau_Phi. Checked on Quad-trained cells only. " + _GAMMA + ".",
     ),

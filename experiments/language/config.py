@@ -66,6 +66,9 @@ class TrainSpec:
     lr: tuple[float, ...] = (3e-3,)      # variants; batched with the seeds as one model
     weight_decay: float = 0.0
     n_checkpoints: int = 6               # evaluated along training, step 0 (the random LM) included
+    # every step on the whole corpus (batch_size unused), through its table of distinct contexts and their next-word
+    # counts: the corpus's own cross-entropy (or Quad) exactly, at the cost of the distinct contexts, not of n_train
+    full_batch: bool = False
 
     def check(self) -> None:
         for name in ("n_train", "steps", "batch_size"):
@@ -183,6 +186,51 @@ class QuadStudy:
 
 
 @dataclass(frozen=True)
+class EMStudy:
+    """A well-specified LM: an HMM with the true number of states fitted by Baum-Welch (hmmlearn) on a sampled
+    corpus, restarts from random initialisations, the best likelihood kept; its p_f goes through every probe and
+    bound (Theorem 4.1). Its excess loss should be about (free parameters) / (2 tokens)."""
+    enabled: bool = True
+    n_tokens: int = 80000                # per seed, cut into documents of doc_len words
+    doc_len: int = 2000
+    restarts: int = 10                   # random initialisations, each run restart_iters EM steps on the first
+    restart_iters: int = 20              # restart_tokens of the corpus (a basin needs less text than convergence) ...
+    restart_tokens: int = 10000
+    max_iter: int = 300                  # ... then the best one to convergence (log-likelihood gain < tol)
+    tol: float = 1e-2
+
+    def check(self) -> None:
+        for name in ("n_tokens", "doc_len", "restarts", "restart_iters", "restart_tokens", "max_iter"):
+            _positive(name, getattr(self, name))
+        if self.doc_len > self.n_tokens:
+            raise ValueError(f"doc_len: {self.doc_len} exceeds n_tokens = {self.n_tokens}")
+        if not self.tol > 0:
+            raise ValueError(f"tol: must be > 0, got {self.tol}")
+
+
+@dataclass(frozen=True)
+class FullBatchStudy:
+    """Softmax LMs trained into the informative regime: full-batch Adam on a large sampled corpus (the count table of
+    its distinct contexts), frozen Phi (its rows span the natural tasks' v, so tau_Phi = tau), cross-entropy and Quad
+    (convex in f for a fixed Phi). Their models are named ``<objective>_full``."""
+    enabled: bool = True
+    objectives: tuple[str, ...] = ("xent", "quad")
+    n_train: int = 2_000_000             # training windows per seed
+    steps: int = 600
+    lr: float = 0.01
+    n_checkpoints: int = 4
+
+    def check(self) -> None:
+        _in("objectives", self.objectives, ("xent", "quad"))
+        for name in ("n_train", "steps"):
+            _positive(name, getattr(self, name))
+        if not 0 < self.lr < 10:
+            raise ValueError(f"lr: must be in (0, 10), got {self.lr}")
+        if self.n_checkpoints < 2:
+            raise ValueError(f"n_checkpoints: must be >= 2 (the start and the end), got {self.n_checkpoints}")
+
+
+@dataclass(frozen=True)
 class MaskedStudy:
     """Figure 6: a masked LM predicting word ``position`` of the context from the others, and reference sweeps."""
     enabled: bool = True
@@ -213,6 +261,8 @@ class Config:
     training: TrainingStudy = field(default_factory=TrainingStudy)
     quad: QuadStudy = field(default_factory=QuadStudy)
     masked: MaskedStudy = field(default_factory=MaskedStudy)
+    em: EMStudy = field(default_factory=EMStudy)
+    full_batch: FullBatchStudy = field(default_factory=FullBatchStudy)
 
     def check(self) -> None:
         _positive("seeds", self.seeds)
@@ -234,7 +284,7 @@ class Config:
             raise ValueError(f"lm.d: the feature dimension must be <= data.vocab = {V}, got {self.lm.d}")
         if self.quad.enabled and self.quad.d >= V:
             raise ValueError(f"quad.d: must be < data.vocab = {V}, got {self.quad.d}")
-        if "frozen" in self.training.phi and self.training.enabled:
+        if ("frozen" in self.training.phi and self.training.enabled) or self.full_batch.enabled:
             natural = [k for k in self.tasks.kinds if k != "non_natural"]
             if len(natural) > self.lm.d:
                 raise ValueError(f"lm.d: a frozen Phi spans the {len(natural)} natural tasks' v; d = {self.lm.d}")
@@ -260,6 +310,7 @@ class Cell:
     position: int                # masked position (target "masked"), else -1
     kgram_smoothing: float
     kgram_n_train: int
+    em: EMStudy | None = None    # the Baum-Welch cell (model "hmm_em") only
 
 
 def cells(cfg: Config) -> list[Cell]:
@@ -272,11 +323,12 @@ def cells(cfg: Config) -> list[Cell]:
     b, m = cfg.bound, cfg.masked
 
     def cell(kind, model, arch="none", phi="none", d=0, target="next", levels=(), tilt_tasks=(), probe_curves=False,
-             n_seeds=None):
+             n_seeds=None, train=None):
         return Cell(kind, model, arch, phi, d, target, tuple(float(x) for x in levels), tuple(tilt_tasks),
                     probe_curves, seeds if n_seeds is None else seeds[:n_seeds], cfg.data, cfg.tasks, cfg.lm,
-                    cfg.train, cfg.eval, m.position if target == "masked" else -1,
-                    b.kgram_smoothing if model == "kgram" else 0.0, b.kgram_n_train if model == "kgram" else 0)
+                    cfg.train if train is None else train, cfg.eval, m.position if target == "masked" else -1,
+                    b.kgram_smoothing if model == "kgram" else 0.0, b.kgram_n_train if model == "kgram" else 0,
+                    cfg.em if model == "hmm_em" else None)
 
     out: list[Cell] = []
     if b.enabled:
@@ -297,6 +349,13 @@ def cells(cfg: Config) -> list[Cell]:
         out += [cell("ref", "noise", target="masked", levels=m.noise_eta),
                 cell("ref", "tilt", target="masked", levels=m.tilt_eta, tilt_tasks=tilt, n_seeds=1),
                 cell("lm", "mlm", m.arch, "learned", cfg.lm.d, target="masked")]
+    if cfg.em.enabled:
+        out.append(cell("lm", "hmm_em"))
+    fb = cfg.full_batch
+    if fb.enabled:
+        tr = replace(cfg.train, n_train=fb.n_train, steps=fb.steps, lr=(fb.lr,), n_checkpoints=fb.n_checkpoints,
+                     batch_size=min(cfg.train.batch_size, fb.n_train), full_batch=True)
+        out += [cell("lm", f"{obj}_full", cfg.lm.arch, "frozen", cfg.lm.d, train=tr) for obj in fb.objectives]
     # A run two studies need is one cell; it draws probe curves if either asks.
     merged: dict[Cell, bool] = {}
     for c in out:
@@ -315,7 +374,12 @@ def cost(cell: Cell) -> float:
     n = n_contexts(cell) * len(cell.seeds)
     if cell.kind == "ref":
         return n * len(cell.levels) * (1 + len(cell.tilt_tasks)) * 4
-    per_step = cell.train.batch_size * (8 if cell.arch == "transformer" else 1)
+    if cell.em is not None:
+        em = cell.em
+        return (min(em.restart_tokens, em.n_tokens) * em.restarts * em.restart_iters + em.n_tokens * 50) \
+            * len(cell.seeds) // 20
+    batch = min(n_contexts(cell), cell.train.n_train) if cell.train.full_batch else cell.train.batch_size
+    per_step = batch * (8 if cell.arch == "transformer" else 1)
     train = cell.train.steps * per_step * len(cell.seeds) * len(cell.train.lr)
     evals = n * len(cell.train.lr) * cell.train.n_checkpoints * (12 if cell.arch == "transformer" else 6)
     return train + evals + (50_000 * len(cell.seeds) if cell.probe_curves else 0)

@@ -10,8 +10,10 @@ Monte-Carlo noise is shared; what decides a verdict is ``measured - tau``, and i
 difference (``*_se`` columns). On an enumerated set every SE is 0.
 
 Masked target: the "LM" predicts word ``position`` of the context from the others, p*_m = p*(w_pos | rest) from
-forward-backward; the tasks are the logistic and deterministic tasks' v on p*_m, with b re-centred to the weighted
-median of v . p*_m (balanced labels, as ``make_task`` does for p*).
+forward-backward; the tasks are the logistic and deterministic tasks' v on p*_m, with b re-centred on p*_m as
+``make_task`` sets it on p*: b = -``balanced_threshold`` of the margins v . p*_m over the cell's contexts (under their
+law), a threshold midway between two distinct margins that splits the mass as evenly as possible, so no context sits
+at margin 0 (the median itself is some context's margin, and every copy of it would cost log 2).
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ import torch
 from analysis.probes import fit_logistic_probes
 from experiments.engine.config import config_hash
 from experiments.engine.rng import numpy_rng
-from synthetic_data.language import build_model, make_task
+from synthetic_data.language import balanced_threshold, build_model, make_task
 from theory import language as th
 from theory import language_softmax as ths
 
@@ -44,6 +46,8 @@ class TaskEval:
     fit: np.ndarray                  # rows that fit population probes
     ev: np.ndarray                   # rows every term is measured on
     terms: dict                      # tau, B, gamma and the naturalness check
+    w_lm: np.ndarray | None = None   # the LM's probability of each row where the task's law differs (the prompt task;
+    # Monte-Carlo rows: P(prompt | s) / n, the importance weight of each sampled s), else None: the laws coincide
 
     def w_ev(self):
         return None if self.weights is None else self.weights[self.ev]
@@ -56,14 +60,6 @@ class TaskEval:
 def _halves(n: int, exact: bool) -> tuple[np.ndarray, np.ndarray]:
     idx = np.arange(n)
     return (idx, idx) if exact else (idx[: n // 2], idx[n // 2:])
-
-
-def _wmedian(x: np.ndarray, w: np.ndarray | None) -> float:
-    if w is None:
-        return float(np.median(x))
-    order = np.argsort(x)
-    cw = np.cumsum(w[order]) / np.sum(w)
-    return float(x[order][np.searchsorted(cw, 0.5)])
 
 
 class World:
@@ -95,27 +91,29 @@ class World:
     def _next_tasks(self) -> dict[str, TaskEval]:
         out = {}
         for kind, task in self.source.items():
+            w_lm = None
             if kind == "prompt":
-                s, w, gamma = self._prompt_contexts(task)
+                s, w, gamma, w_lm = self._prompt_contexts(task)
                 contexts = task.context(s)
                 p_star = task.features(self.hmm, s)
                 q = task.context_label_prob(self.hmm, s)
             else:
                 contexts, w, gamma, p_star = self.S, self.w, 1.0, self.p_star
                 q = task.context_label_prob(self.hmm, self.S)
-            out[kind] = self._task(kind, contexts, w, p_star, q, task.v, task.b, gamma)
+            out[kind] = self._task(kind, contexts, w, p_star, q, task.v, task.b, gamma, w_lm)
         return out
 
     def _prompt_contexts(self, task):
-        """Base contexts s of the prompt task, their law, and gamma = min_s P(s + prompt) / P(s) = min P(prompt | s)."""
+        """Base contexts s of the prompt task, their law, gamma = min_s P(s + prompt) / P(s) = min P(prompt | s), and
+        the LM's probability of each row (``TaskEval.w_lm``)."""
         e = self.cell.eval
         if self.exact:
             s, p_task, p_lm = task.context_laws(self.hmm, self.L, limit=e.enum_limit)
-            return s, p_task, th.transfer_coefficient(p_lm, p_task)
+            return s, p_task, th.transfer_coefficient(p_lm, p_task), p_lm
         # Monte-Carlo: gamma is the minimum over the sampled s, an estimate from above of the minimum over the support.
         s, _ = self.hmm.sample(e.n_mc, task.base_len(self.L), numpy_rng(self.data_id, 0, "eval-prompt"))
         ratio = np.exp(self.hmm.log_prob(task.context(s)) - self.hmm.log_prob(s))
-        return s, None, float(ratio.min())
+        return s, None, float(ratio.min()), ratio
 
     def _masked_tasks(self) -> dict[str, TaskEval]:
         out = {}
@@ -123,27 +121,31 @@ class World:
             if kind not in self.source:
                 continue
             v = self.source[kind].v
-            b = -_wmedian(self.p_star @ v, self.w)
+            b = -balanced_threshold(self.p_star @ v, self.w)
             m = self.p_star @ v + b
             q = (m > 0).astype(float) if kind == "deterministic" else np.exp(-np.logaddexp(0.0, -m))
             out[f"masked_{kind}"] = self._task(f"masked_{kind}", self.S, self.w, self.p_star, q, v, b, 1.0)
         return out
 
-    def _task(self, name, contexts, w, p_star, q, v, b, gamma) -> TaskEval:
+    def _task(self, name, contexts, w, p_star, q, v, b, gamma, w_lm=None) -> TaskEval:
         ts = self.cell.tasks
         fit, ev = _halves(len(contexts), w is not None)
         wf = None if w is None else w[fit]
         we = None if w is None else w[ev]
+        # The naturalness check's probe is fitted on the fit rows and, like every task term, scored on the evaluation
+        # rows, where the Bayes loss is measured too: natural_gap = tau_check - bayes on the same contexts (on an
+        # enumerated set both halves are every context, and tau_check is the exact minimum).
         bayes = th.label_entropy(q[ev], we)[0]
-        tau_check = th.tau_fit(p_star[fit], q[fit], ts.check_B, wf)[0]
+        _, v_check, b_check = th.tau_fit(p_star[fit], q[fit], ts.check_B, wf)
+        tau_check = th.tau(v_check, b_check, p_star[ev], q[ev], we)[0]
         if name == NOT_NATURAL:
             # Its own (v, b) is arbitrary: the best probe with ||v||_inf <= B stands in, as the definition asks.
             _, v, b = th.tau_fit(p_star[fit], q[fit], ts.B, wf)
         tau, tau_se = th.tau(v, b, p_star[ev], q[ev], we)
-        gap = tau_check - th.label_entropy(q[fit], wf)[0]
+        gap = tau_check - bayes
         terms = {"tau": tau, "tau_se": tau_se, "B": th.half_range(v), "gamma": gamma, "bayes": bayes,
                  "tau_check": tau_check, "natural_gap": gap, "gap_max": ts.gap_max}
-        return TaskEval(name, contexts, w, p_star, q, np.asarray(v, float), float(b), gamma, fit, ev, terms)
+        return TaskEval(name, contexts, w, p_star, q, np.asarray(v, float), float(b), gamma, fit, ev, terms, w_lm)
 
 
 # ------------------------------------------------------------------------------------------ measurements
@@ -204,8 +206,28 @@ def model_terms(world: World, pt: Point, quad_bound: bool) -> tuple[dict, dict]:
                 m["B_quad"] = float(np.linalg.norm(u))
                 m["plugin_quad"], _, m["plugin_quad_se"] = _paired(
                     th.expected_logistic_loss(fq @ u + t.b + c, q), ref_phi, we)
+        if t.w_lm is not None:
+            _gamma_cov(m, t, pt, name, quad_bound)
         per_task[name] = m
     return free, per_task
+
+
+def _gamma_cov(m: dict, t: TaskEval, pt: Point, name: str, quad_bound: bool) -> None:
+    """The covariance form of gamma for each bound's own error vector on the task's evaluation rows (its change of
+    measure is applied to that vector): p_f - p* (Theorem 4.1), p_f - p_theta* (4.2: the error along v_Phi is the
+    distance to the in-class optimum), Phi^T f - P_Phi p* (Quad)."""
+    ev = t.ev
+    w_task = np.ones(len(ev)) if t.weights is None else t.weights[ev]
+    w_lm = t.w_lm[ev] / (len(ev) if t.weights is None else 1.0)
+    Ps, pf = t.p_star[ev], pt.per_task[name]["p"][ev]
+    m["gamma_cov"] = th.transfer_coefficient_cov(pf - Ps, w_task, w_lm)
+    if pt.Phi is None:
+        return
+    best = ths.softmax(ths.best_logits(pt.Phi, Ps) @ pt.Phi)
+    m["gamma_cov_phi"] = th.transfer_coefficient_cov(pf - best, w_task, w_lm)
+    if quad_bound:
+        proj = ths.quad_optimal_f(pt.Phi, Ps) @ pt.Phi  # P_Phi p*_s: the projection on Phi's row space
+        m["gamma_cov_quad"] = th.transfer_coefficient_cov(pt.per_task[name]["f"][ev] @ pt.Phi - proj, w_task, w_lm)
 
 
 def _standardise(X: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

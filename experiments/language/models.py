@@ -202,3 +202,44 @@ class KGram:
         counts = np.where(seen[:, None], self.table[i], 0.0)
         p = counts + self.alpha
         return p / p.sum(axis=1, keepdims=True)
+
+
+# ------------------------------------------------------------------------------------------ Baum-Welch
+def fit_hmm_em(docs: np.ndarray, n_states: int, vocab: int, rng: np.random.Generator, restarts: int,
+               restart_iters: int, max_iter: int, tol: float, restart_docs: int | None = None):
+    """An HMM with ``n_states`` states fitted to documents (n_docs, T) by Baum-Welch (hmmlearn's CategoricalHMM).
+
+    ``restarts`` random initialisations (Dirichlet(1) rows of trans and emit drawn from ``rng``) each run ``restart_iters`` EM steps;
+    the one of highest log-likelihood then runs to convergence (gain < ``tol`` nats of the corpus, at most
+    ``max_iter`` steps): EM from one start lands in a poor local optimum for near-deterministic chains. The restarts
+    see only the first ``restart_docs`` documents (all by default): choosing a basin needs far less text than
+    converging in it. Returns
+    (trans (K, K), emit (K, V), EM steps taken in all, log-likelihood per token). The start law is not returned: the
+    contexts are windows of a stationary process, so the LM built from the fit uses the stationary law of its trans.
+    """
+    from hmmlearn.hmm import CategoricalHMM  # the only user of hmmlearn: imported where it is needed
+
+    X = np.asarray(docs, dtype=np.int64).reshape(-1, 1)
+    lengths = [docs.shape[1]] * docs.shape[0]
+    sub = docs[:docs.shape[0] if restart_docs is None else max(1, restart_docs)]
+    Xs, ls = sub.reshape(-1, 1), [sub.shape[1]] * sub.shape[0]
+
+    def model(**kw):
+        return CategoricalHMM(n_components=n_states, n_features=vocab, implementation="scaling", **kw)
+
+    starts = []
+    for _ in range(restarts):
+        # hmmlearn's own start has a uniform trans, so only the emissions break the symmetry; a random trans too
+        # reaches the right basin far more often on near-deterministic chains
+        m = model(n_iter=restart_iters, tol=0.0, init_params="")
+        m.startprob_ = np.full(n_states, 1.0 / n_states)
+        m.transmat_ = rng.dirichlet(np.ones(n_states), size=n_states)
+        m.emissionprob_ = rng.dirichlet(np.ones(vocab), size=n_states)
+        m.fit(Xs, ls)
+        starts.append((m.score(Xs, ls), m))
+    best = max(starts, key=lambda c: c[0])[1]
+    m = model(n_iter=max_iter, tol=tol, init_params="")
+    m.startprob_, m.transmat_, m.emissionprob_ = best.startprob_, best.transmat_, best.emissionprob_
+    m.fit(X, lengths)
+    steps = restarts * restart_iters + m.monitor_.iter
+    return m.transmat_.copy(), m.emissionprob_.copy(), steps, float(m.score(X, lengths)) / X.shape[0]

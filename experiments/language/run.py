@@ -19,11 +19,12 @@ from experiments.engine.schedule import checkpoint_steps
 from experiments.language.config import Cell
 from experiments.language.eval import (NOT_NATURAL, Point, World, labelled_sample, model_terms, one_hot,
                                        population_probes, probe_curves)
-from experiments.language.models import LM, KGram, logit_noise, noise_direction, tilt
+from experiments.language.models import LM, KGram, fit_hmm_em, logit_noise, noise_direction, tilt
 from experiments import objectives
 from experiments.engine.rng import numpy_rng, torch_generator
 from experiments.engine.timing import stage
 from experiments.engine.train import gather_rows, train
+from synthetic_data.language import HMM, stationary
 from theory import language_softmax as ths
 
 _CHUNK = 8192  # contexts per forward pass at evaluation (bounds activation memory)
@@ -38,6 +39,8 @@ def run(cell: Cell, cell_id: str, device: str = "cpu") -> pd.DataFrame:
     world = World(cell)
     if cell.kind == "ref":
         points, curves = _reference_points(cell, world), []
+    elif cell.model == "hmm_em":
+        points, curves = _em_points(cell, cell_id, world), []
     else:
         points, curves = _trained_points(cell, cell_id, world, device)
     base = {"kind": cell.kind, "model": cell.model, "arch": cell.arch, "phi": cell.phi, "d": cell.d,
@@ -112,6 +115,27 @@ def _ref_point(world: World, lm, key: dict) -> Point:
     return Point({"lr": 0.0, "step": 0, "tilt_task": "none", **key}, lm(world.S, world.p_star), per_task)
 
 
+# ---------------------------------------------------------------------------------------------- Baum-Welch
+def _em_points(cell: Cell, cell_id: str, world: World) -> list[Point]:
+    """The well-specified LM: per seed, an HMM with the true number of states fitted by EM to its own corpus (the
+    seed's text stream, cut into documents), evaluated by exact forward filtering under the stationary law of its
+    fitted trans, with the suite's emission floor (``synthetic_data.language._EMIT_FLOOR``: EM drives some emissions
+    to 1e-100 and below; floored, every word stays possible and the KL finite). One point per seed, at its EM step
+    count."""
+    em, out = cell.em, []
+    for seed in cell.seeds:
+        docs, _ = world.hmm.sample(em.n_tokens // em.doc_len, em.doc_len, numpy_rng(world.data_id, seed, "em-text"))
+        with stage("train"):
+            trans, emit, steps, _ = fit_hmm_em(docs, world.hmm.n_states, world.V, numpy_rng(cell_id, seed, "em-init"),
+                                               em.restarts, em.restart_iters, em.max_iter, em.tol,
+                                               restart_docs=-(-em.restart_tokens // em.doc_len))
+        fitted = HMM(stationary(trans), trans, emit)
+        per_task = {name: {"p": fitted.next_word(t.contexts)} for name, t in world.tasks.items()}
+        out.append(Point({"seed": seed, "lr": 0.0, "step": steps, "level": 0.0, "tilt_task": "none"},
+                         fitted.next_word(world.S), per_task))
+    return out
+
+
 # -------------------------------------------------------------------------------------------- training
 def fixed_phi(world: World, mode: str, d: int) -> np.ndarray:
     """A frozen Phi (d, V) with orthonormal rows scaled by sqrt(V) (entries of order 1).
@@ -149,23 +173,34 @@ def _trained_points(cell: Cell, cell_id: str, world: World, device: str):
                                    numpy_rng(world.data_id, s, "train-text"))
         X.append(_mask(text[:, :L], world))
         Y.append(text[:, world.position] if world.masked else text[:, L])
-    X = torch.as_tensor(np.stack(X), device=device).repeat_interleave(rep, 0)           # (G, n, L)
-    Y = torch.as_tensor(np.stack(Y), device=device).repeat_interleave(rep, 0)[..., None]  # (G, n, 1)
-    idx = np.stack([numpy_rng(cell_id, s, "batches").integers(0, tr.n_train, size=(tr.steps, tr.batch_size))
-                    for s in cell.seeds])
-    idx = torch.as_tensor(idx, device=device).repeat_interleave(rep, 0)                  # (G, steps, B)
     learn = cell.phi == "learned"
     params = lm.init([torch_generator(cell_id, s, "init") for s, _ in models], learn, device)
     frozen = None if learn else torch.as_tensor(fixed_phi(world, cell.phi, cell.d), dtype=torch.float32,
                                                 device=device).expand(G, -1, -1)
+    quad = cell.model.startswith("quad")
+    if tr.full_batch:
+        Xu, T = _count_tables(X, Y, V)
+        Xu = torch.as_tensor(Xu, device=device).repeat_interleave(rep, 0)                            # (G, U, L)
+        T = torch.as_tensor(T, dtype=torch.float32, device=device).repeat_interleave(rep, 0)         # (G, U, V)
 
-    def loss_fn(p, step):
-        xb, yb = gather_rows(X, idx[:, step]), gather_rows(Y, idx[:, step])[..., 0]
-        f = lm.features(p, xb)
-        Phi = p["Phi"] if learn else frozen
-        if cell.model == "quad":
-            return objectives.quad(f, Phi, yb)
-        return objectives.supervised_ce(lm.logits(f, Phi), yb)   # next-word (or masked-word) cross-entropy
+        def loss_fn(p, step):
+            f = lm.features(p, Xu)
+            Phi = p["Phi"] if learn else frozen
+            return (corpus_quad if quad else corpus_xent)(f, Phi, T)
+    else:
+        X = torch.as_tensor(np.stack(X), device=device).repeat_interleave(rep, 0)           # (G, n, L)
+        Y = torch.as_tensor(np.stack(Y), device=device).repeat_interleave(rep, 0)[..., None]  # (G, n, 1)
+        idx = np.stack([numpy_rng(cell_id, s, "batches").integers(0, tr.n_train, size=(tr.steps, tr.batch_size))
+                        for s in cell.seeds])
+        idx = torch.as_tensor(idx, device=device).repeat_interleave(rep, 0)                  # (G, steps, B)
+
+        def loss_fn(p, step):
+            xb, yb = gather_rows(X, idx[:, step]), gather_rows(Y, idx[:, step])[..., 0]
+            f = lm.features(p, xb)
+            Phi = p["Phi"] if learn else frozen
+            if quad:
+                return objectives.quad(f, Phi, yb)
+            return objectives.supervised_ce(lm.logits(f, Phi), yb)   # next-word (or masked-word) cross-entropy
 
     lr = torch.tensor([lr for _, lr in models], device=device)
     ckpts = train(params, loss_fn, tr.steps, lr, checkpoint_steps(tr.steps, tr.n_checkpoints), context=to_json(cell),
@@ -186,6 +221,39 @@ def _trained_points(cell: Cell, cell_id: str, world: World, device: str):
     return points, curves
 
 
+def _count_tables(X: list[np.ndarray], Y: list[np.ndarray], V: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each seed's corpus (contexts (n, L), next words (n,)) as its distinct contexts and their joint frequencies
+    T[u, w] = #(context u, word w) / n, padded with zero-weight rows to a common count U: (G, U, L) int64, (G, U, V).
+    Any objective linear in the one-hot target (cross-entropy, Quad) is the same on the table as on the corpus."""
+    tables = []
+    n_tokens = int(max(x.max() for x in X)) + 1   # V, or V + 1 with the MASK token
+    for x, y in zip(X, Y):
+        code = np.ravel_multi_index(x.T, (n_tokens,) * x.shape[1])   # one integer per context: a 1-d unique
+        keys, inv = np.unique(code, return_inverse=True)
+        ctx = np.stack(np.unravel_index(keys, (n_tokens,) * x.shape[1]), axis=1).astype(np.int64)
+        t = np.bincount(inv * V + y, minlength=len(keys) * V).reshape(len(keys), V).astype(np.float64)
+        tables.append((ctx, t / len(y)))
+    U = max(len(c) for c, _ in tables)
+    Xu = np.zeros((len(tables), U, X[0].shape[1]), dtype=np.int64)
+    T = np.zeros((len(tables), U, V))
+    for g, (c, t) in enumerate(tables):
+        Xu[g, :len(c)], T[g, :len(c)] = c, t
+    return Xu, T
+
+
+def corpus_xent(f, Phi, T):
+    """The corpus's cross-entropy -sum_{u, w} T[u, w] log p_f(u)_w from its count table (G, U, V): per model (G,).
+    The same number as ``next_word_xent`` on every window at once (a new objective of this chapter only)."""
+    return -(T * torch.log_softmax(LM.logits(f, Phi), dim=-1)).sum(dim=(1, 2))
+
+
+def corpus_quad(f, Phi, T):
+    """The corpus's Quad loss sum_u [-f(u) . Phi T[u] + 1/2 (sum_w T[u, w]) ||Phi^T f(u)||^2]: per model (G,),
+    ``objectives.quad`` on every window at once."""
+    lin = (f * torch.bmm(T, Phi.transpose(1, 2))).sum(dim=(1, 2))
+    return -lin + 0.5 * (T.sum(-1) * LM.logits(f, Phi).pow(2).sum(-1)).sum(-1)
+
+
 def _features(lm: LM, params, words: np.ndarray, device: str) -> np.ndarray:
     """f(s) of every model for shared contexts (n, L): (G, n, d) float64."""
     out = []
@@ -197,7 +265,7 @@ def _features(lm: LM, params, words: np.ndarray, device: str) -> np.ndarray:
 
 # ----------------------------------------------------------------------------------------------- rows
 def _rows(cell: Cell, world: World, base: dict, points: list[Point]) -> list[dict]:
-    quad_bound = cell.model == "quad"
+    quad_bound = cell.model.startswith("quad")
     rows = []
     with stage("theory"):
         terms = [model_terms(world, pt, quad_bound) for pt in points]

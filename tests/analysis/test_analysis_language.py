@@ -126,5 +126,60 @@ def test_bound_checks_do_not_import_the_figures_and_the_figures_map_lives_with_t
     subprocess.run([sys.executable, "-c", code], check=True)
     from analysis import language_figures
     assert list(language_figures.FIGURES) == ["bound", "training", "feature_types", "quad", "non_natural",
-                                              "masked", "softmax"]
+                                              "masked", "softmax", "frontier"]
     assert all(callable(f) and f.__module__ == "analysis.language_figures" for f in language_figures.FIGURES.values())
+
+
+def test_model_kind_labels_each_kind_of_point():
+    def one(**base):
+        return _rows(**base)
+    cases = [
+        (one(kind="lm", model="xent", step=10), "trained"),
+        (one(kind="lm", model="xent_full", phi="frozen", step=600), "trained"),
+        (one(kind="lm", model="hmm_em", arch="none", phi="none", d=0, step=120), "trained"),
+        (one(kind="ref", model="kgram", arch="none", phi="none", d=0, step=0, level=2.0), "trained"),
+        (one(kind="lm", model="xent", step=0), "untrained"),
+        (one(kind="ref", model="noise", arch="none", phi="none", step=0, level=0.0), "oracle"),
+        (one(kind="ref", model="softmax_noise", phi="frozen", step=0, level=0.0), "oracle"),
+        (one(kind="ref", model="tilt", arch="none", phi="none", step=0, level=0.3), "constructed"),
+        (one(kind="ref", model="softmax_noise", phi="frozen", step=0, level=0.01), "constructed"),
+    ]
+    for rows, want in cases:
+        table = lt.bound_checks(rows)
+        assert len(table) and (table["model_kind"] == want).all(), (rows.iloc[0][["kind", "model"]], want)
+    bad = _rows(kind="ref", model="mystery", step=0)
+    try:
+        lt.bound_checks(bad)
+    except ValueError as e:
+        assert "model" in str(e) and "mystery" in str(e)
+    else:
+        raise AssertionError("an unknown model got a model_kind")
+
+
+def test_covariance_gamma_rows_sit_beside_the_min_ratio_rows_where_the_laws_differ():
+    rows = _rows(task={"gamma": 0.01, "gamma_cov": 0.2, "gamma_cov_phi": 0.3}, task_name="prompt")
+    table = lt.bound_checks(rows)
+    for bound in ("any_lm", "softmax_phi"):
+        for form in ("plugin", "fitted probe"):
+            s = table[(table["bound"] == bound) & (table["form"] == form)].set_index("gamma_form")
+            assert set(s.index) == {"min", "cov"}
+            assert s.loc["min", "gamma"] == 0.01 and s.loc["cov", "gamma_min"] == 0.01
+            assert s.loc["cov", "gamma"] == (0.2 if bound == "any_lm" else 0.3)
+            assert s.loc["cov", "bound_value"] < s.loc["min", "bound_value"]
+    # a task on the LM's own law carries no covariance metric: min-ratio rows only
+    assert set(lt.bound_checks(_rows())["gamma_form"]) == {"min"}
+
+
+def test_eps_star_is_where_the_bound_meets_log_2():
+    for tau, B, gamma in ((0.28, 2.0, 1.0), (0.51, 2.0, 1.0), (0.4, 1.3, 0.01)):
+        star = lt.eps_star(tau, B, gamma)
+        assert math.isclose(tl_bound(tau, B, star, gamma), math.log(2), rel_tol=1e-12)
+    # the numbers: B = 2, gamma = 1
+    got = [lt.eps_star(t, 2.0, 1.0) for t in (0.28, 0.37, 0.45, 0.51)]
+    assert np.allclose(got, [0.021, 0.013, 0.0074, 0.0042], rtol=0.05)
+    assert lt.eps_star(0.7, 2.0, 1.0) == 0.0
+
+
+def tl_bound(tau, B, eps, gamma):
+    from theory.language import bound
+    return bound(tau, B, eps, gamma)

@@ -1,4 +1,5 @@
 """The language chapter's experiments: config errors, cells, LMs, reference models, determinism, end to end."""
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -262,7 +263,7 @@ def test_quick_profile_end_to_end_figures_and_bounds(quick_run, tmp_path):
     fig = tmp_path / "figures"
     assert cli.main(["figures", "language", "--out", str(quick_run), "--figures", str(fig)]) == 0
     names = list(chapters.get("language").figures)
-    assert len(names) == 7   # the issue's six and the softmax bound's own
+    assert len(names) == 8   # the issue's six, the softmax bound's own and the frontier (issue 16)
     for name in names:
         for ext in ("png", "pdf"):
             path = fig / "language" / f"{name}.{ext}"
@@ -287,3 +288,116 @@ def test_quick_profile_end_to_end_figures_and_bounds(quick_run, tmp_path):
     # the in-class softmax references make the softmax bound informative somewhere (not all vacuous)
     soft = table[(table["bound"] == "softmax_phi") & (table["model"] == "softmax_noise")]
     assert (soft["verdict"] == "holds").any()
+
+
+# ---------------------------------------------------------------------------------- issue 16: language
+def test_masked_tasks_put_no_context_at_margin_zero_as_make_task_sets_b():
+    """b of the masked tasks is -balanced_threshold of v . p*_m, as make_task sets it for p*: no context sits on the
+    boundary (the weighted median did put 8.3% / 4.7% of the mass there, each context costing log 2)."""
+    world = World(_cell(ONLY[:3], model="mlm"))
+    assert world.masked and world.exact
+    for name in ("masked_logistic", "masked_deterministic"):
+        t = world.tasks[name]
+        m = t.p_star @ t.v + t.b
+        assert t.weights[m == 0].sum() == 0.0, name
+        # and the labels stay balanced: the threshold splits the mass as evenly as two distinct margins allow
+        assert abs(t.weights[m > 0].sum() - 0.5) < 0.2
+    # the next-word tasks (make_task's own b) for comparison: no mass at 0 either
+    nxt = World(_cell(ONLY[1:], model="noise", target="next"))
+    for name in ("logistic", "deterministic"):
+        t = nxt.tasks[name]
+        assert t.weights[(t.p_star @ t.v + t.b) == 0].sum() == 0.0
+
+
+def test_monte_carlo_natural_gap_is_tau_check_minus_bayes_on_the_same_rows():
+    cell = _cell(ONLY[1:] + ["eval.enum_limit=100", "eval.n_mc=2000"], model="noise", target="next")
+    world = World(cell)
+    assert not world.exact
+    for name, t in world.tasks.items():
+        terms = t.terms
+        assert terms["natural_gap"] == terms["tau_check"] - terms["bayes"], name
+        assert math.isclose(terms["bayes"], th.label_entropy(t.q[t.ev])[0], rel_tol=1e-12), name
+        # tau_check is the check probe's loss on the evaluation rows: the same rows as bayes, so the gap is >= 0
+        assert terms["natural_gap"] >= 0, name
+        _, v, b = th.tau_fit(t.p_star[t.fit], t.q[t.fit], cell.tasks.check_B)
+        assert math.isclose(terms["tau_check"], th.tau(v, b, t.p_star[t.ev], t.q[t.ev])[0], rel_tol=1e-9), name
+
+
+def test_baum_welch_lm_eps_against_hmmlearns_forward_algorithm():
+    """The EM cell's eps recomputed from the fitted matrices by hmmlearn's own forward algorithm: p_f(w | s) =
+    exp(score(s + w) - score(s)) under the stationary start; and it is near (parameters) / (2 tokens)."""
+    from hmmlearn.hmm import CategoricalHMM
+    from experiments.engine.rng import numpy_rng
+    from experiments.language.models import fit_hmm_em
+    from synthetic_data.language import HMM, stationary
+    cell = _cell(ONLY, model="hmm_em")
+    cid = config_mod.config_hash(cell)
+    rows = L.run_cell(cell, cid)
+    world, em = World(cell), cell.em
+    eps_rows = _metric(rows, "eps").set_index("seed")["value"]
+    for seed in cell.seeds:
+        docs, _ = world.hmm.sample(em.n_tokens // em.doc_len, em.doc_len, numpy_rng(world.data_id, seed, "em-text"))
+        trans, emit, steps, _ = fit_hmm_em(docs, world.hmm.n_states, world.V, numpy_rng(cid, seed, "em-init"),
+                                           em.restarts, em.restart_iters, em.max_iter, em.tol,
+                                           restart_docs=-(-em.restart_tokens // em.doc_len))
+        m = CategoricalHMM(n_components=world.hmm.n_states, n_features=world.V, init_params="")
+        # the LM is the fit as the suite's HMM holds it: emissions floored at 1e-9 (every word possible, KL finite)
+        m.startprob_, m.transmat_, m.emissionprob_ = stationary(trans), trans, HMM(stationary(trans), trans, emit).emit
+        p = np.empty((len(world.S), world.V))
+        for i, s in enumerate(world.S):
+            base = m.score(s.reshape(-1, 1))
+            p[i] = [np.exp(m.score(np.append(s, w).reshape(-1, 1)) - base) for w in range(world.V)]
+        assert np.allclose(p.sum(axis=1), 1.0, atol=1e-9)
+        eps = th.epsilon(world.p_star, p, world.w)[0]
+        assert math.isclose(eps_rows.loc[seed], eps, rel_tol=1e-6, abs_tol=1e-12), (seed, eps_rows.loc[seed], eps)
+        K, V = world.hmm.n_states, world.V
+        params = (K - 1) + K * (K - 1) + K * (V - 1)
+        assert eps < 5 * params / (2 * em.n_tokens), (seed, eps, params / (2 * em.n_tokens))
+        assert int(_metric(rows, "eps").set_index("seed").loc[seed, "step"]) == steps
+
+
+def test_full_batch_objectives_are_the_minibatch_objectives_on_the_whole_corpus():
+    from experiments.language.run import _count_tables, corpus_quad, corpus_xent
+    from experiments.objectives import OBJECTIVES
+    rng = np.random.default_rng(0)
+    V, L_, n, d = 5, 2, 300, 3
+    X = [rng.integers(0, V, size=(n, L_)) for _ in range(2)]
+    Y = [rng.integers(0, V, size=n) for _ in range(2)]
+    Xu, T = _count_tables(X, Y, V)
+    assert np.allclose(T.sum(axis=(1, 2)), 1.0)
+    lm = LM("mlp", V, L_, d, 4, 8)
+    p = lm.init([torch_generator("ab", s, "init") for s in (0, 1)], learn_phi=True)
+    p = {k: v.double() for k, v in p.items()}
+    f_all = lm.features(p, torch.as_tensor(np.stack(X)))
+    y = torch.as_tensor(np.stack(Y))
+    f_u = lm.features(p, torch.as_tensor(Xu))
+    Tt = torch.as_tensor(T)
+    want_x = OBJECTIVES["next_word_xent"](lm.logits(f_all, p["Phi"]), y)
+    want_q = OBJECTIVES["quad"](f_all, p["Phi"], y)
+    assert torch.allclose(corpus_xent(f_u, p["Phi"], Tt), want_x, atol=1e-10)
+    assert torch.allclose(corpus_quad(f_u, p["Phi"], Tt), want_q, atol=1e-10)
+
+
+def test_quick_run_labels_its_points_and_trained_lms_hold_below_log_2(quick_run):
+    table = pd.read_csv(quick_run / "bounds.csv")
+    table = table[table["experiment"] == "language"]
+    kinds = table.groupby("model")["model_kind"].agg(set)
+    assert kinds["hmm_em"] == {"trained"} and kinds["kgram"] == {"trained"}
+    assert kinds["xent"] == {"trained", "untrained"} and kinds["xent_full"] == {"trained", "untrained"}
+    assert kinds["noise"] == {"oracle", "constructed"} and kinds["softmax_noise"] == {"oracle", "constructed"}
+    lm = table[table["model"] == "xent"]
+    assert (lm.loc[lm["step"] == 0, "model_kind"] == "untrained").all()
+    assert (lm.loc[lm["step"] > 0, "model_kind"] == "trained").all()
+    ref = table[table["model"] == "noise"]
+    assert ((ref["level"] == 0) == (ref["model_kind"] == "oracle")).all()
+    # a trained point holds below log 2 for both theorems, under the min-ratio gamma
+    held = table[(table["model_kind"] == "trained") & (table["verdict"] == "holds") & (table["gamma_form"] == "min")]
+    assert {"language.theorem_4_1", "language.theorem_4_2"} <= set(held["theorem"])
+    assert (held["bound_value"] < np.log(2)).all()
+    assert "hmm_em" in set(held.loc[held["theorem"] == "language.theorem_4_1", "model"])
+    # the covariance form: its own rows, only where the task's law differs from the LM's, never below gamma_min
+    cov = table[table["gamma_form"] == "cov"]
+    assert len(cov) and set(cov["task"]) == {"prompt"}
+    assert (cov["gamma"] >= cov["gamma_min"] * (1 - 1e-9)).all()
+    assert (table.loc[table["gamma_form"] == "min", "gamma"] == table.loc[table["gamma_form"] == "min",
+                                                                           "gamma_min"]).all()

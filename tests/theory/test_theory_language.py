@@ -412,3 +412,41 @@ def test_mean_se_follows_the_suite_convention():
     nan_m, _ = tl.mean_se([0.1, np.nan, 0.2])
     assert math.isnan(nan_m)
     assert tl.mean_se([0.4], weights=[1.0]) == (0.4, 0.0), "an exact (weighted) expectation has SE 0"
+
+
+# ------------------------------------------------------------------------------------ covariance gamma
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 6), st.integers(3, 12), st.integers(0, 10_000), st.floats(0.05, 1.0))
+def test_covariance_gamma_is_never_below_the_min_ratio_form_and_is_the_psd_supremum(V, m, seed, mix):
+    rng = np.random.default_rng(seed)
+    g = rng.standard_normal((m, V))
+    g -= g.mean(axis=1, keepdims=True)            # LM errors sum to 0 over the vocabulary
+    p_task = rng.dirichlet(np.ones(m))
+    p_lm = mix * p_task + (1 - mix) * rng.dirichlet(np.ones(m))   # p_L > 0 where p_T > 0
+    p_lm *= rng.uniform(0.2, 1.0)                 # the rows may carry only part of the LM's law
+    g_min = tl.transfer_coefficient(p_lm, p_task)
+    g_cov = tl.transfer_coefficient_cov(g, p_task, p_lm)
+    assert g_cov >= g_min * (1 - 1e-9)
+    S_T = (g * p_task[:, None]).T @ g
+    S_L = (g * p_lm[:, None]).T @ g
+    # Sigma_L - gamma Sigma_T is PSD at gamma_cov and not just above it (unless Sigma_T is 0)
+    assert np.linalg.eigvalsh(S_L - g_cov * S_T).min() > -1e-9 * np.abs(S_L).max()
+    assert np.linalg.eigvalsh(S_L - 1.001 * g_cov * S_T).min() < 0
+    # the change of measure it licenses, for any direction u
+    u = rng.standard_normal(V)
+    assert u @ S_T @ u <= u @ S_L @ u / g_cov * (1 + 1e-9) + 1e-15
+
+
+def test_covariance_gamma_is_one_when_the_laws_coincide_and_zero_off_the_lms_support():
+    rng = np.random.default_rng(3)
+    g = rng.standard_normal((20, 5))
+    w = rng.dirichlet(np.ones(20))
+    assert math.isclose(tl.transfer_coefficient_cov(g, w, w), 1.0, rel_tol=1e-9)
+    off = w.copy()
+    off[0] = 0.0
+    assert tl.transfer_coefficient_cov(g, w, off) == 0.0
+    # errors along one direction only: gamma_cov is the ratio of the two laws' second moments along it
+    d = np.outer(rng.standard_normal(20), np.array([1.0, -1.0, 0, 0, 0]))
+    wl = rng.dirichlet(np.ones(20))
+    expect = np.sum(wl * d[:, 0] ** 2) / np.sum(w * d[:, 0] ** 2)
+    assert math.isclose(tl.transfer_coefficient_cov(d, w, wl), expect, rel_tol=1e-9)
