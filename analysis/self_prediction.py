@@ -44,7 +44,7 @@ from theory.stats import ONE_SEED_SE, mean_se
 
 PARAMS = ["cell", "family", "k", "d1", "d2", "m", "alpha", "nuisance_scale", "n1", "studies", "n_fixed",
           "target_fraction"]
-REGRESSION = ("linear", "rff", "mlp")     # learners whose psi lives in R^d2 (eps_pre is defined)
+REGRESSION = ("linear", "rff", "mlp", "softmax")     # learners whose psi lives in R^d2 (eps_pre is defined)
 PSI = ("psi_star", "psi_star_full")
 # form -> what it is; the form's name stays short for the summary table, the note goes into bounds.csv.
 FORMS = {
@@ -179,6 +179,18 @@ def _chernoff_rows(curve, s, p: int, common) -> list[dict]:
     return out
 
 
+ORACLE = PSI      # psi* itself, reduced or whole: built from the ground truth
+UNTRAINED = ("raw",)
+
+
+def model_kind(rows: pd.DataFrame) -> np.ndarray:
+    """The model_kind of each bounds row, from its representation: "oracle" for psi* (the exact E[X2 | X1], PCA
+    fitted on the pretext sample or whole), "untrained" for raw X1, "trained" for every pretext learner's psi (its
+    PCA-reduced and whole forms). The chapter has no constructed model."""
+    rep = rows["representation"].astype(str)
+    return np.where(rep.isin(ORACLE), "oracle", np.where(rep.isin(UNTRAINED), "untrained", "trained"))
+
+
 def bound_checks(rows: pd.DataFrame) -> pd.DataFrame:
     """Rows for bounds.csv (see the module docstring): ``theorem`` (the id in theory.self_prediction.THEOREMS)
     and every term its bound and assumptions take as columns (n, sigma2, p, eps_ci2, beta, pca, eps_pre,
@@ -223,7 +235,8 @@ def bound_checks(rows: pd.DataFrame) -> pd.DataFrame:
             out += _learned_rows(curve, s, t, p, pca, common)
     table = pd.DataFrame(out)
     if len(table):
-        table.insert(3, "form_note", table["form"].map(FORMS))
+        table.insert(3, "model_kind", model_kind(table))
+        table.insert(4, "form_note", table["form"].map(FORMS))
     return table
 
 

@@ -19,8 +19,10 @@ from theory.zoo import BENCHES, CONTROLS, GRAPH_REFERENCES, REFERENCES
 LEMMA = "zoo.lemma_4_3_any_encoder"
 KEYS = ["cell", "objective", "variant", "n_classes", "loss", "k", "seed", "lr", "step"]
 NAMES = {"raw": "raw inputs", "random": "random encoder", "supervised": "supervised", "simclr": "SimCLR",
-         "moco_v2": "MoCo v2", "byol": "BYOL", "simsiam": "SimSiam", "barlow_twins": "Barlow Twins",
-         "vicreg": "VICReg", "swav": "SwAV", "logistic": "Arora logistic", "byol_nopred": "BYOL, no predictor",
+         "moco_v2": "MoCo v2", "byol": "BYOL", "simsiam": "SimSiam", "barlow_twins": "Barlow Twins (1/d)",
+         "vicreg": "VICReg (cov 25)", "barlow_twins_paper": "Barlow Twins, paper lambda",
+         "vicreg_paper": "VICReg, paper 25/25/1", "swav": "SwAV", "logistic": "Arora logistic",
+         "byol_nopred": "BYOL, no predictor",
          "clip": "CLIP (modality A)", "rotation": "rotation (4-way)", "jigsaw": "jigsaw (24-way)",
          "autoencoder": "autoencoder", "dae": "denoising AE", "vae": "VAE (mu)", "mae": "MAE-style",
          "dgi": "DGI", "spectral": "E[A^] top-K (oracle)", "plm": "permutation LM", "electra": "ELECTRA (disc.)",
@@ -39,23 +41,50 @@ def probe_table(rows: pd.DataFrame) -> pd.DataFrame:
     return tables.probe_wide(rows, KEYS)
 
 
+UNTRAINED = ("raw", "random")   # references the suite does not optimise: raw inputs, the random encoder at step 0
+SCALE_RULES = {"as_trained": "s = 1: the encoder as its objective left it",
+               "chosen": "s minimising the bound on the selection pool (its own EvalSet), reported on the report pool"}
+LEMMA_TERMS = ("tau", "tau_k", "p_distinct", "collision_floor", "L_un", "L_un_se", "L_sup_mu", "L_sup_mu_se")
+
+
+def model_kind(rows: pd.DataFrame) -> np.ndarray:
+    """The model_kind of each bounds row: "untrained" for raw inputs and the random encoder, "trained" for every
+    objective and the supervised reference (optimised by the suite; a rescaled trained encoder stays trained).
+    The latent-class benches have no oracle encoder (the graph bench's spectral oracle has no Lemma 4.3 rows)."""
+    return np.where(rows["objective"].isin(UNTRAINED), "untrained", "trained")
+
+
+def _lemma_rows(t: pd.DataFrame, rule: str, prefix: str = "") -> pd.DataFrame:
+    terms = {c: t[prefix + c].to_numpy() for c in LEMMA_TERMS if prefix + c in t}
+    rest = [c for c in KEYS + ["L_un_eq", "L_un_neq", "mean_acc", "effective_rank", "norm_std", "collapsed",
+                               "var_min", "var_mean", "var_max", "scale_selection_bound"] if c in t]
+    p = terms["p_distinct"]
+    scale = t["scale"].to_numpy() if rule == "chosen" else np.ones(len(t))
+    return pd.DataFrame({"theorem": LEMMA, "bound": "mean_classifier", "form": "population",
+                         "measured": terms["L_sup_mu"], "measured_se": terms["L_sup_mu_se"],
+                         "bound_value": ctr.bound_from_terms(terms["L_un"], terms["collision_floor"], p),
+                         "bound_se": terms["L_un_se"] / p,
+                         "trivial": ctr.trivial_from_terms(t["loss"].to_numpy(), t["k"].to_numpy()),
+                         "scale_rule": rule, "scale": scale, "pool": "report",
+                         "scale_pool": "selection" if rule == "chosen" else "none",
+                         **terms, **{c: t[c].to_numpy() for c in rest}})
+
+
 def bound_checks(rows: pd.DataFrame) -> pd.DataFrame:
-    """One ``zoo.lemma_4_3_any_encoder`` row per (cell, seed): L_sup^mu of the encoder's representation against
-    (L_un - tau) / (1 - tau), with every term and the collapse measures beside it (docs/theory/zoo.md)."""
+    """``zoo.lemma_4_3_any_encoder`` rows per (cell, seed): L_sup^mu of the encoder's representation against
+    (L_un - tau) / (1 - tau), with every term and the collapse measures beside it (docs/theory/zoo.md), twice:
+    scale_rule "as_trained" (s = 1) and "chosen" (s chosen on the selection pool, the terms of s f measured on
+    the report pool, column ``scale``). Both are instances of the lemma, which holds for every encoder."""
     t = terms_table(rows)
     if "L_un" not in t:
         return pd.DataFrame()
     t = t[t["L_un"].notna() & t["L_sup_mu"].notna() & (t["p_distinct"] > 0)].reset_index(drop=True)
-    cols = [c for c in KEYS + ["tau", "tau_k", "p_distinct", "collision_floor", "L_un", "L_un_se", "L_un_eq",
-                               "L_un_neq", "L_sup_mu", "L_sup_mu_se", "mean_acc", "effective_rank", "norm_std",
-                               "collapsed", "var_min", "var_mean", "var_max"] if c in t]
-    common = {c: t[c].to_numpy() for c in cols}
-    p = t["p_distinct"].to_numpy()
-    return pd.DataFrame({"theorem": LEMMA, "bound": "mean_classifier", "form": "population",
-                         "measured": t["L_sup_mu"].to_numpy(), "measured_se": t["L_sup_mu_se"].to_numpy(),
-                         "bound_value": ctr.bound_from_terms(t["L_un"].to_numpy(), t["collision_floor"].to_numpy(), p),
-                         "bound_se": t["L_un_se"].to_numpy() / p,
-                         "trivial": ctr.trivial_from_terms(t["loss"].to_numpy(), t["k"].to_numpy()), **common})
+    parts = [_lemma_rows(t, "as_trained")]
+    if "scaled_L_un" in t:
+        parts.append(_lemma_rows(t[t["scaled_L_un"].notna()], "chosen", "scaled_"))
+    out = pd.concat(parts, ignore_index=True)
+    out.insert(3, "model_kind", model_kind(out))
+    return out
 
 
 def _target(rows: pd.DataFrame) -> float:
@@ -93,6 +122,8 @@ def summary_table(rows: pd.DataFrame) -> pd.DataFrame:
                 c = cv[(cv["objective"] == obj) & (cv["variant"] == v)] if len(cv) else cv
                 b = from_bounds[(from_bounds["objective"] == obj) & (from_bounds["variant"] == v)] if len(checks) \
                     else checks
+                c_b = b[b["scale_rule"] == "chosen"] if len(b) else b
+                b = b[b["scale_rule"] == "as_trained"] if len(b) else b
                 out.append({"bench": bench, "objective": obj, "variant": v, "target_error": target,
                             "labels_needed": labels_needed(c, target) if len(c) else float("nan"),
                             "error_at_max_n": float(c.sort_values("n_per_class")["mean"].iloc[-1]) if len(c)
@@ -103,7 +134,8 @@ def summary_table(rows: pd.DataFrame) -> pd.DataFrame:
                             "L_un": float(s["L_un"].mean()) if "L_un" in s else float("nan"),
                             "L_sup_mu": float(s["L_sup_mu"].mean()) if "L_sup_mu" in s else float("nan"),
                             "lemma_slack": float(b["slack"].median()) if len(b) else float("nan"),
-                            "lemma_holds": int(b["holds"].sum()) if len(b) else 0, "lemma_points": len(b)})
+                            "lemma_holds": int(b["holds"].sum()) if len(b) else 0, "lemma_points": len(b),
+                            "chosen_bound": float(c_b["bound_value"].median()) if len(c_b) else float("nan")})
     return pd.DataFrame(out)
 
 
@@ -180,11 +212,11 @@ def fig_summary(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
         return "inf" if x == float("inf") else ("n/a" if not np.isfinite(x) else format(x, spec))
     body = [[r.bench, NAMES[r.objective], r.variant, fmt(r.labels_needed), fmt(r.error_at_max_n, ".2f"),
              fmt(r.effective_rank, ".2f"), fmt(r.norm_std, ".2f"), "yes" if r.collapsed >= 0.5 else "no",
-             fmt(r.L_un), fmt(r.L_sup_mu), fmt(r.lemma_slack),
+             fmt(r.L_un), fmt(r.L_sup_mu), fmt(r.lemma_slack), fmt(r.chosen_bound),
              f"{r.lemma_holds}/{r.lemma_points}" if r.lemma_points else "n/a (no pairs)"]
             for r in tab.itertuples()]
     head = ["bench", "objective", "variant", f"n* (err <= {tab['target_error'].iloc[0]:g})",
-            "err at max n", "eff. rank", "norm std", "collapsed", "L_un", "L_sup^mu", "Lemma 4.3 slack",
+            "err at max n", "eff. rank", "norm std", "collapsed", "L_un", "L_sup^mu", "Lemma 4.3 slack", "bound at chosen s",
             "L_sup^mu <= bound + 3SE"]
     table = a.table(cellText=body, colLabels=head, cellLoc="center", bbox=(0.0, 0.04, 1.0, 0.95))
     table.auto_set_font_size(False)
