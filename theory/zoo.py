@@ -74,6 +74,25 @@ def collapse_diagnostic(z) -> dict:
             "collapsed": ((norm_std < COLLAPSE_NORMALISED_STD) | (er < COLLAPSE_RANK)).astype(np.float64)}
 
 
+CORRELATION_TOL = 0.01   # correlation_rank counts eigenvalues of the output correlation above this share of the top one
+
+
+def correlation_rank(z, tol: float = CORRELATION_TOL) -> np.ndarray:
+    """The number of eigenvalues of the outputs' correlation matrix (d, d) above tol times the largest, z (..., N,
+    d); a constant output dimension counts as uncorrelated noise-free (its row and column are 0, no eigenvalue).
+    Unlike the effective rank it does not see scale: Barlow Twins with the paper's lambda at d = 16 gives outputs
+    that are copies of a few class directions (correlations up to 0.99), a correlation rank of about 3 where the
+    views share C - 1 = 9 class directions. Returns shape (...) as float64."""
+    z = _f64(z)
+    zc = z - z.mean(-2, keepdim=True)
+    sd = zc.pow(2).mean(-2).sqrt()
+    u = zc / torch.where(sd > 0, sd, torch.ones_like(sd))[..., None, :]
+    corr = u.transpose(-1, -2) @ u / z.shape[-2]
+    ev = torch.linalg.eigvalsh(corr)
+    top = ev[..., -1:].clamp_min(1e-300)
+    return (ev > tol * top).sum(-1).to(torch.float64).numpy()
+
+
 # --------------------------------------------------------------------------------------------- theorems
 _LEMMA = next(t for t in ctr.THEOREMS if t.id == "contrastive.lemma_4_3")
 
@@ -105,7 +124,7 @@ THEOREMS: tuple[Theorem, ...] = (
     ),
 )
 
-__all__ = ["THEOREMS", "effective_rank", "dimension_variance", "collapse_diagnostic", "COLLAPSE_RANK",
+__all__ = ["THEOREMS", "effective_rank", "correlation_rank", "dimension_variance", "collapse_diagnostic", "COLLAPSE_RANK",
            "COLLAPSE_NORMALISED_STD", "sbm_adjacency_spectrum", "sbm_normalised_spectrum", "sbm_eigengap",
            "sbm_top_eigenvectors"]
 

@@ -41,7 +41,7 @@ from synthetic_data.zoo import (
     rotation_maps,
 )
 from theory import contrastive as ctr
-from theory.zoo import BENCHES, collapse_diagnostic
+from theory.zoo import BENCHES, collapse_diagnostic, correlation_rank
 
 RECONSTRUCTION = BENCHES["reconstruction"]
 PRETEXT = BENCHES["pretext"]
@@ -317,6 +317,7 @@ def run_views(cell: Cell, model, data_id: str, device: str = "cpu") -> pd.DataFr
         z_test = f(ev.x_test)
         for key, val in collapse_diagnostic(z_test).items():
             values[key] = val
+        values["correlation_rank"] = correlation_rank(z_test)
         if cell.objective in RECONSTRUCTION:
             values.update(_reconstruction_metrics(cell, params, ev.x_test, data_id))
         with stage("theory"):
