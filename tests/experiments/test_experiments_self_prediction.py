@@ -230,7 +230,8 @@ def test_quick_profile_end_to_end_every_figure(quick_results, tmp_path):
     a, fig = quick_results(EXP), tmp_path / "fig"   # jobs 1 = jobs 2 is checked in test_chapters.py
     assert cli.main(["figures", EXP, "--out", str(a), "--figures", str(fig)]) == 0
     names = list(chapters.get(EXP).figures)
-    assert names == ["sample_complexity", "dimension", "approx_ci", "pretext_budget", "violation", "objectives"]
+    assert names == ["sample_complexity", "dimension", "approx_ci", "pretext_budget", "violation", "objectives",
+                     "frontier"]
     for name in names:
         for ext in ("png", "pdf"):
             path = fig / EXP / f"{name}.{ext}"
