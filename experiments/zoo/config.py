@@ -72,7 +72,8 @@ class TrainSpec:
     moco_queue: int = 1024               # K negatives in the queue
     momentum: float = 0.99               # MoCo's m and BYOL's base tau (cosine schedule to 1)
     predictor_width: int = 64            # BYOL / SimSiam predictor (one hidden layer)
-    barlow_lambda_dim: float = 1.0       # Barlow Twins: lambda = barlow_lambda_dim / d (Tsai et al. 2021's 1/d)
+    barlow_lambda_dim: float = 4.0       # Barlow Twins: lambda = barlow_lambda_dim / d (4/d: rank C - 1 at d = 16,
+    #                                      where Tsai et al. 2021's 1/d kept 7-8 of 9; docs/theory/zoo.md)
     barlow_lambda: float = 5e-3          # barlow_twins_paper: the paper's lambda (for its 8192-d projector)
     vicreg_sim: float = 25.0             # VICReg's invariance, variance and covariance weights; the covariance
     vicreg_std: float = 25.0             # weight 25 (the paper's 1) keeps the d = 16 outputs decorrelated;
