@@ -19,7 +19,7 @@ from theory.zoo import BENCHES, CONTROLS, GRAPH_REFERENCES, REFERENCES
 LEMMA = "zoo.lemma_4_3_any_encoder"
 KEYS = ["cell", "objective", "variant", "n_classes", "loss", "k", "seed", "lr", "step"]
 NAMES = {"raw": "raw inputs", "random": "random encoder", "supervised": "supervised", "simclr": "SimCLR",
-         "moco_v2": "MoCo v2", "byol": "BYOL", "simsiam": "SimSiam", "barlow_twins": "Barlow Twins (1/d)",
+         "moco_v2": "MoCo v2", "byol": "BYOL", "simsiam": "SimSiam", "barlow_twins": "Barlow Twins (c/d)",
          "vicreg": "VICReg (cov 25)", "barlow_twins_paper": "Barlow Twins, paper lambda",
          "vicreg_paper": "VICReg, paper 25/25/1", "swav": "SwAV", "logistic": "Arora logistic",
          "byol_nopred": "BYOL, no predictor",
@@ -249,5 +249,73 @@ def fig_sequences(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
     return _bench_figure(rows, out, stem, "sequences")
 
 
+def frontier_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per (objective, variant, scale rule): the median over seeds of s, bound / trivial and measured / trivial,
+    with model_kind and how many seeds hold (judged by the theorem's declaration)."""
+    from analysis.bounds import judge
+    from theory.theorems import index
+    from theory.zoo import THEOREMS
+    c = bound_checks(rows)
+    if c.empty:
+        return c
+    c = judge(c, index(THEOREMS))
+    c = c.assign(bound_ratio=c["bound_value"] / c["trivial"], measured_ratio=c["measured"] / c["trivial"],
+                 held=(c["verdict"] == "holds").astype(int))
+    g = c.groupby(["objective", "variant", "scale_rule", "model_kind"])
+    return g.agg(scale=("scale", "median"), bound_ratio=("bound_ratio", "median"),
+                 measured_ratio=("measured_ratio", "median"), held=("held", "sum"), seeds=("held", "size")).reset_index()
+
+
+def frontier_caption(tab: pd.DataFrame) -> str:
+    """One sentence from the rows: how many trained (objective, variant) pairs are informative at s = 1 and at the
+    chosen s, and which stay at or above the trivial value at every scale the search tried."""
+    tr = tab[tab["model_kind"] == "trained"]
+    at = {r: tr[tr["scale_rule"] == r] for r in ("as_trained", "chosen")}
+    ok = {r: int((t["bound_ratio"] < 1).sum()) for r, t in at.items()}
+    never = at["chosen"].loc[at["chosen"]["bound_ratio"] >= 1, ["objective", "variant"]]
+    names = ", ".join(f"{NAMES.get(o, o)} ({v})" for o, v in never.itertuples(index=False)) or "none"
+    return (f"Lemma 4.3 is informative (median bound < trivial) for {ok['as_trained']} of {len(at['as_trained'])} "
+            f"trained (objective, variant) at s = 1 and {ok['chosen']} of {len(at['chosen'])} at the s chosen on the "
+            f"selection pool (reported on the report pool); it stops saying anything at every scale for: {names}")
+
+
+def fig_frontier(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
+    """Lemma 4.3's bound / trivial against the scale s of s f: each (objective, variant) at s = 1 and at the chosen
+    s (median over seeds), joined by a line; trained filled, untrained (raw, random) hollow; measured L_sup^mu /
+    trivial beside (x); the line bound = trivial."""
+    import textwrap
+    tab = frontier_table(rows)
+    fig, ax = plotting.new(1, width=9.0, height=5.0)
+    a = ax[0, 0]
+    if tab.empty:
+        plotting.message(a, "no Lemma 4.3 rows (no latent-class bench enabled)")
+        return plotting.save(fig, out, stem)
+    objs = [o for o in dict.fromkeys(tab["objective"])]
+    for i, obj in enumerate(objs):
+        color = STYLE.get(obj, (PALETTE[i % len(PALETTE)], "-"))[0]
+        first = True
+        for v, g in tab[tab["objective"] == obj].groupby("variant"):
+            g = g.set_index("scale_rule")
+            if not {"as_trained", "chosen"} <= set(g.index):
+                continue
+            untrained = (g["model_kind"] == "untrained").all()
+            pts = g.loc[["as_trained", "chosen"]]
+            a.plot(pts["scale"], pts["bound_ratio"], "-", color=color, lw=0.6, alpha=0.6)
+            a.plot(pts["scale"], pts["bound_ratio"], "s" if untrained else "o", ms=4, color=color,
+                   mfc="none" if untrained else color, ls="none",
+                   label=f"{NAMES.get(obj, obj)} ({'untrained' if untrained else 'trained'})" if first else None)
+            a.plot(pts["scale"].iloc[1:], pts["measured_ratio"].iloc[1:], "x", ms=4, color=color, ls="none")
+            first = False
+    a.axhline(1.0, color="k", lw=1, ls=":", label="bound = trivial (l(0) = 1)")
+    a.set_xscale("log")
+    a.set_yscale("log")
+    a.set_xlabel("scale s of the encoder s f (s = 1: as trained; the other end: chosen on the selection pool)")
+    a.set_ylabel("Lemma 4.3 bound / trivial  (x: measured L_sup^mu / trivial at the chosen s)")
+    a.legend(fontsize=5, ncol=2)
+    a.set_title(textwrap.fill(frontier_caption(tab), 140), fontsize=7)
+    return plotting.save(fig, out, stem)
+
+
 FIGURES = {"two_views": fig_two_views, "reconstruction": fig_reconstruction, "multimodal": fig_multimodal,
-           "pretext": fig_pretext, "graphs": fig_graphs, "sequences": fig_sequences, "summary": fig_summary}
+           "pretext": fig_pretext, "graphs": fig_graphs, "sequences": fig_sequences, "summary": fig_summary,
+           "frontier": fig_frontier}
