@@ -237,7 +237,7 @@ def test_the_new_benches_have_cells_and_figures():
     cfg = chapters.load_config("zoo", "default")
     objs = {(c.objective, c.variant) for c in cells(cfg)}
     assert {("clip", "class"), ("rotation", "grid"), ("jigsaw", "grid_zipf"), ("raw", "grid")} <= objs
-    assert {"two_views", "reconstruction", "multimodal", "pretext", "graphs", "sequences", "summary"} == \
+    assert {"two_views", "reconstruction", "multimodal", "pretext", "graphs", "sequences", "summary", "frontier"} == \
         set(chapters.get("zoo").figures)
     assert {("dgi", "sbm"), ("spectral", "sbm_sparse"), ("supervised", "sbm")} <= objs
 
