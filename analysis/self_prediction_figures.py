@@ -25,7 +25,8 @@ from theory.theorems import index
 from theory.verdict import NOT_MET, VACUOUS, VIOLATED
 
 LABELS = {"psi_star": "psi* (top r PCs)", "psi_star_full": "psi* (all d2)", "raw": "raw X1", "linear": "OLS psi",
-          "rff": "RFF ridge psi", "mlp": "MLP psi", "softmax": "softmax-head psi", "dae": "DAE hidden", "masked": "masked-pred. hidden"}
+          "rff": "RFF ridge psi", "mlp": "MLP psi", "softmax": "softmax-head psi", "dae": "DAE hidden",
+          "masked": "masked-pred. hidden"}
 COLORS = {"psi_star": "C0", "psi_star_full": "C9", "raw": "k", "linear": "C1", "rff": "C2", "mlp": "C3",
           "softmax": "C6", "dae": "C4", "masked": "C5"}
 for _r in sp.REGRESSION:   # a learned psi probed whole (p = d2): same colour, its own label

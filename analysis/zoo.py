@@ -216,7 +216,8 @@ def fig_summary(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
              f"{r.lemma_holds}/{r.lemma_points}" if r.lemma_points else "n/a (no pairs)"]
             for r in tab.itertuples()]
     head = ["bench", "objective", "variant", f"n* (err <= {tab['target_error'].iloc[0]:g})",
-            "err at max n", "eff. rank", "norm std", "collapsed", "L_un", "L_sup^mu", "Lemma 4.3 slack", "bound at chosen s",
+            "err at max n", "eff. rank", "norm std", "collapsed", "L_un", "L_sup^mu", "Lemma 4.3 slack",
+            "bound at chosen s",
             "L_sup^mu <= bound + 3SE"]
     table = a.table(cellText=body, colLabels=head, cellLoc="center", bbox=(0.0, 0.04, 1.0, 0.95))
     table.auto_set_font_size(False)
@@ -263,7 +264,8 @@ def frontier_table(rows: pd.DataFrame) -> pd.DataFrame:
                  held=(c["verdict"] == "holds").astype(int))
     g = c.groupby(["objective", "variant", "scale_rule", "model_kind"])
     return g.agg(scale=("scale", "median"), bound_ratio=("bound_ratio", "median"),
-                 measured_ratio=("measured_ratio", "median"), held=("held", "sum"), seeds=("held", "size")).reset_index()
+                 measured_ratio=("measured_ratio", "median"), held=("held", "sum"),
+                 seeds=("held", "size")).reset_index()
 
 
 def frontier_caption(tab: pd.DataFrame) -> str:

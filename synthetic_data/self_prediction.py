@@ -169,7 +169,8 @@ class SelfPredictionModel:
     Attributes (float64): spec, k, d1, d2, n_latent, class_probs (k,), latent_probs (n_latent,),
     latent_label (n_latent,) int64, A (k, d2) rows E[X2 | Y = y], A_latent (n_latent, d2) rows E[X2 | Ybar].
     Family internals: M1 (n_latent, d1) latent means of X1 (Gaussian families); M2 (n_latent, d2) latent means
-    of X2hat; L1, L2, G (nuisance); centres, map_W, map_b, map_B, quad_nodes, quad_error (nonlinear); topics (k, V) (topic).
+    of X2hat; L1, L2, G (nuisance); centres, map_W, map_b, map_B, quad_nodes, quad_error (nonlinear); topics (k, V)
+    (topic).
     """
 
     def __init__(self, spec: DataSpec, rng: np.random.Generator):
@@ -238,7 +239,8 @@ class SelfPredictionModel:
         nodes was up to 1.7e-4 from converged where the likelihood in u is narrow (small noise1 against |h'|); the
         rule converges exponentially, so the last change bounds the error of the coarser rule and, in practice,
         overstates that of the finer one. Stops before a rule of more than _MAX_REFINED nodes or _MAX_GH_NODES per
-        dimension (numpy's hermgauss overflows beyond), where quad_error says how far from converged it is (nan: not even one doubling fits)."""
+        dimension (numpy's hermgauss overflows beyond), where quad_error says how far from converged it is (nan: not
+        even one doubling fits)."""
         q, n = self.spec.latent_dim, self.spec.quad_nodes
         self.quad_logw, self.quad_h = self._quadrature(n)
         x1, _, _ = self.sample(256, np.random.default_rng(rng.integers(2 ** 63)))

@@ -124,7 +124,8 @@ THEOREMS: tuple[Theorem, ...] = (
     ),
 )
 
-__all__ = ["THEOREMS", "effective_rank", "correlation_rank", "dimension_variance", "collapse_diagnostic", "COLLAPSE_RANK",
+__all__ = ["THEOREMS", "effective_rank", "correlation_rank", "dimension_variance", "collapse_diagnostic",
+           "COLLAPSE_RANK",
            "COLLAPSE_NORMALISED_STD", "sbm_adjacency_spectrum", "sbm_normalised_spectrum", "sbm_eigengap",
            "sbm_top_eigenvectors"]
 

@@ -365,9 +365,9 @@ def choose_scales(sel: EvalSet, f, rho) -> tuple[np.ndarray, np.ndarray]:
 
 def _chosen_scale_terms(cell: Cell, model, data_id: str, device: str, f, ev: EvalSet) -> dict:
     """Lemma 4.3 holds for every rescaling s f, so the scale is chosen where the bound is smallest on a selection
-    pool (its own EvalSet, independent of ``ev``: its streams' identity hashes the data id with "scale-selection") and the lemma's terms at
-    that scale are measured on ``ev``, the pool every other term of the cell reads: metrics "scale",
-    "scale_selection_bound" and "scaled_<term>" for the terms of SCALED."""
+    pool (its own EvalSet, independent of ``ev``: its streams' identity hashes the data id with "scale-selection")
+    and the lemma's terms at that scale are measured on ``ev``, the pool every other term of the cell reads:
+    metrics "scale", "scale_selection_bound" and "scaled_<term>" for the terms of SCALED."""
     sel = EvalSet(_target(cell), model, config_hash({"data": data_id, "pool": "scale-selection"}), device)
     s, sel_bound = choose_scales(sel, f, model.rho)
     terms = ev.theory_terms(_scaled(f, s), None, None)
