@@ -468,7 +468,8 @@ def fig_frontier(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
         if s.empty:
             _empty(a, "this form")
             continue
-        xs = np.linspace(0, max(1.2 * s["x"].max(), 1e-3), 200)
+        pos = s["x"][s["x"] > 0]
+        xs = np.geomspace(max(0.5 * pos.min(), 1e-3) if len(pos) else 1e-3, max(2 * s["x"].max(), 1e-2), 200)
         a.plot(xs, c * xs ** 2 / s["trivial"].median(), color="0.6", lw=0.8, label=f"{c:g} x^2 / median trivial")
         a.axhline(1.0, color="k", lw=1, ls=":", label="bound = trivial")
         for rep in _reps(s, learned_full=True):
@@ -481,6 +482,7 @@ def fig_frontier(rows: pd.DataFrame, out: Path, stem: str) -> list[Path]:
             a.plot(r["x"], np.maximum(m, FLOOR), "x", ms=4, color=COLORS[base], ls="none")
             a.plot(r["x"][m < FLOOR], np.full(int((m < FLOOR).sum()), FLOOR), "v", ms=4, color=COLORS[base], ls="none")
         a.axvline(float(s["x_frontier"].median()), color="0.3", lw=0.8, ls="--")
+        a.set_xscale("log")
         a.set_yscale("log")
         a.set_ylim(bottom=FLOOR)
         a.set_xlabel("(eps_CI + eps_pre) / beta   (eps_pre: mean over seeds; 0 for psi*)")
