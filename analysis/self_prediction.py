@@ -39,13 +39,12 @@ import math
 import numpy as np
 import pandas as pd
 
-from analysis.bounds import ORACLE, TRAINED, UNTRAINED
 from theory import self_prediction as th
 from theory.stats import ONE_SEED_SE, mean_se
 
 PARAMS = ["cell", "family", "k", "d1", "d2", "m", "alpha", "nuisance_scale", "n1", "studies", "n_fixed",
           "target_fraction"]
-REGRESSION = ("linear", "rff", "mlp")     # learners whose psi lives in R^d2 (eps_pre is defined)
+REGRESSION = ("linear", "rff", "mlp", "softmax")     # learners whose psi lives in R^d2 (eps_pre is defined)
 PSI = ("psi_star", "psi_star_full")
 # form -> what it is; the form's name stays short for the summary table, the note goes into bounds.csv.
 FORMS = {
@@ -180,11 +179,16 @@ def _chernoff_rows(curve, s, p: int, common) -> list[dict]:
     return out
 
 
-def model_kinds(representation) -> np.ndarray:
-    """Provisional labels (issue 16 §1; the self-prediction branch refines them): psi* is "oracle", the raw X1
-    "untrained", every learned psi (linear, rff, mlp, PCA-reduced or full) "trained"."""
-    rep = np.asarray(representation, dtype=object)
-    return np.where(np.isin(rep, PSI), ORACLE, np.where(rep == "raw", UNTRAINED, TRAINED)).astype(object)
+ORACLE = PSI      # psi* itself, reduced or whole: built from the ground truth
+UNTRAINED = ("raw",)
+
+
+def model_kind(rows: pd.DataFrame) -> np.ndarray:
+    """The model_kind of each bounds row, from its representation: "oracle" for psi* (the exact E[X2 | X1], PCA
+    fitted on the pretext sample or whole), "untrained" for raw X1, "trained" for every pretext learner's psi (its
+    PCA-reduced and whole forms). The chapter has no constructed model."""
+    rep = rows["representation"].astype(str)
+    return np.where(rep.isin(ORACLE), "oracle", np.where(rep.isin(UNTRAINED), "untrained", "trained"))
 
 
 def bound_checks(rows: pd.DataFrame) -> pd.DataFrame:
@@ -231,8 +235,8 @@ def bound_checks(rows: pd.DataFrame) -> pd.DataFrame:
             out += _learned_rows(curve, s, t, p, pca, common)
     table = pd.DataFrame(out)
     if len(table):
-        table.insert(3, "form_note", table["form"].map(FORMS))
-        table["model_kind"] = model_kinds(table["representation"].to_numpy())
+        table.insert(3, "model_kind", model_kind(table))
+        table.insert(4, "form_note", table["form"].map(FORMS))
     return table
 
 

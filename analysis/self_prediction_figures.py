@@ -12,6 +12,7 @@ a grey square marks a bound whose assumption is not met. The dotted grey line is
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +24,10 @@ from theory import self_prediction as th
 from theory.verdict import NOT_MET, VACUOUS, VIOLATED
 
 LABELS = {"psi_star": "psi* (top r PCs)", "psi_star_full": "psi* (all d2)", "raw": "raw X1", "linear": "OLS psi",
-          "rff": "RFF ridge psi", "mlp": "MLP psi", "dae": "DAE hidden", "masked": "masked-pred. hidden"}
+          "rff": "RFF ridge psi", "mlp": "MLP psi", "softmax": "softmax-head psi", "dae": "DAE hidden",
+          "masked": "masked-pred. hidden"}
 COLORS = {"psi_star": "C0", "psi_star_full": "C9", "raw": "k", "linear": "C1", "rff": "C2", "mlp": "C3",
-          "dae": "C4", "masked": "C5"}
+          "softmax": "C6", "dae": "C4", "masked": "C5"}
 for _r in sp.REGRESSION:   # a learned psi probed whole (p = d2): same colour, its own label
     LABELS[f"{_r}_full"], COLORS[f"{_r}_full"] = f"{LABELS[_r]} (all d2)", COLORS[_r]
 ORDER = list(LABELS)
@@ -408,7 +410,88 @@ def fig_objectives(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: st
     return plotting.save(fig, out, stem)
 
 
+# ------------------------------------------------------------------------------------------- frontier
+FLOOR = 1e-3   # the frontier's ratio axis stops here (psi* unreduced has e_apx ~ 1e-31: marked "v" at the floor)
+
+
+def frontier_table(judged: pd.DataFrame) -> pd.DataFrame:
+    """Theorem 4.2's population rows, judged, with the knob x = (eps_CI + eps_pre) / beta (eps_pre: the mean over
+    seeds, 0 for psi*), bound / trivial and measured / trivial; the bound is c_PCA x^2 up to the across-seed
+    spread, so it passes the trivial risk at x = sqrt(trivial / c_PCA). ``judged``: the run's judged table."""
+    c = judged[judged["theorem"].str.startswith("self_prediction.")] if "theorem" in judged.columns else judged
+    if c.empty:
+        return c
+    pop = c[c["form"] == sp.POPULATION].copy()
+    pop["x"] = (pop["epsilon_CI"] + pop["eps_pre_mean"]) / pop["beta"]
+    pop["c_pca"] = np.where(pop["pca"].astype(bool), 4.0, 1.0)
+    pop["x_frontier"] = np.sqrt(pop["trivial"] / pop["c_pca"])
+    pop["bound_ratio"] = pop["bound_value"] / pop["trivial"]
+    pop["measured_ratio"] = pop["measured"] / pop["trivial"]
+    return pop
+
+
+def frontier_caption(pop: pd.DataFrame) -> str:
+    """One sentence from the rows: where the bound stops saying anything, and what the trained points reach."""
+    parts = []
+    for pca, name in ((True, "after PCA (c = 4)"), (False, "whole (c = 1)")):
+        s = pop[pop["pca"].astype(bool) == pca]
+        if len(s):
+            parts.append(f"{s['x_frontier'].min():.2f}-{s['x_frontier'].max():.2f} {name}")
+    trained = pop[pop["model_kind"] == "trained"]
+    held = trained[trained["verdict"] == "holds"]
+    best = trained.loc[trained["bound_ratio"].idxmin()] if len(trained) else None
+    tail = (f"; trained psi: {len(held)} of {len(trained)} hold, best {best['representation']} at "
+            f"(eps_CI + eps_pre)/beta = {best['x']:.2f}, bound = {best['bound_ratio']:.2f} x trivial"
+            if best is not None else "; no trained psi")
+    return "the bound stops saying anything once (eps_CI + eps_pre)/beta > " + ", ".join(parts) + tail
+
+
+def fig_frontier(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str) -> list[Path]:
+    """Theorem 4.2's population bound / trivial risk against (eps_CI + eps_pre) / beta, trained psi (filled) and
+    psi* (oracle, hollow) apart, measured e_apx / trivial beside each (x), the line bound = trivial, one panel per
+    PCA factor."""
+    pop = frontier_table(judged)
+    fig, ax = plotting.new(2, width=4.8, height=3.8)
+    if pop.empty:
+        _empty(ax[0, 0], "the population form")
+        _empty(ax[0, 1], "the population form")
+        return plotting.save(fig, out, stem)
+    for a, pca in zip(ax[0], (True, False)):
+        s = pop[(pop["pca"].astype(bool) == pca) & np.isfinite(pop["bound_ratio"])]
+        c = 4.0 if pca else 1.0
+        if s.empty:
+            _empty(a, "this form")
+            continue
+        pos = s["x"][s["x"] > 0]
+        xs = np.geomspace(max(0.5 * pos.min(), 1e-3) if len(pos) else 1e-3, max(2 * s["x"].max(), 1e-2), 200)
+        a.plot(xs, c * xs ** 2 / s["trivial"].median(), color="0.6", lw=0.8, label=f"{c:g} x^2 / median trivial")
+        a.axhline(1.0, color="k", lw=1, ls=":", label="bound = trivial")
+        for rep in _reps(s, learned_full=True):
+            r = s[s["representation"] == rep]
+            base = rep.removesuffix("_full") if rep not in sp.PSI else rep
+            oracle = (r["model_kind"] == "oracle").all()
+            a.plot(r["x"], r["bound_ratio"], "D" if oracle else "o", ms=5, color=COLORS[base], mfc="none" if oracle
+                   else COLORS[base], ls="none", label=f"{LABELS[rep]} ({'oracle' if oracle else 'trained'})")
+            m = r["measured_ratio"].to_numpy()
+            a.plot(r["x"], np.maximum(m, FLOOR), "x", ms=4, color=COLORS[base], ls="none")
+            a.plot(r["x"][m < FLOOR], np.full(int((m < FLOOR).sum()), FLOOR), "v", ms=4, color=COLORS[base], ls="none")
+        a.axvline(float(s["x_frontier"].median()), color="0.3", lw=0.8, ls="--")
+        a.set_xscale("log")
+        a.set_yscale("log")
+        a.set_ylim(bottom=FLOOR)
+        a.set_xlabel("(eps_CI + eps_pre) / beta   (eps_pre: mean over seeds; 0 for psi*)")
+        a.set_ylabel("bound / trivial  (x: measured e_apx / trivial; v: below)")
+        a.set_title(f"Theorem 4.2, population form, {'PCA to r PCs' if pca else 'whole psi'} (c = {c:g})",
+                    fontsize=8)
+        a.legend(fontsize=5.5)
+    fig.suptitle(textwrap.fill(frontier_caption(pop), 150), fontsize=7)
+    fig.tight_layout(rect=(0, 0.02, 1, 0.93))
+    return plotting.save(fig, out, stem)
+
+
 # One name per study: each figure is named after the config section (study) whose cells it draws.
 FIGURES = {"sample_complexity": fig_sample_complexity, "dimension": fig_dimension, "approx_ci": fig_approx_ci,
-           "pretext_budget": fig_pretext_budget, "violation": fig_violation, "objectives": fig_objectives}
-SUMMARY_FIGURES: dict[str, tuple[str, ...]] = {}
+           "pretext_budget": fig_pretext_budget, "violation": fig_violation, "objectives": fig_objectives,
+           "frontier": fig_frontier}
+# the frontier draws Theorem 4.2's population rows of every study
+SUMMARY_FIGURES: dict[str, tuple[str, ...]] = {"frontier": ("sample_complexity", "dimension", "approx_ci")}

@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 
 from analysis import plotting, tables
-from analysis.bounds import ORACLE, TRAINED, UNTRAINED
 from analysis.contrastive import labels_needed
 from theory import contrastive as ctr
 from theory.verdict import HOLDS, NOT_MET, UNDETERMINED, VACUOUS, VIOLATED
@@ -22,8 +21,10 @@ from theory.zoo import BENCHES, CONTROLS, GRAPH_REFERENCES, REFERENCES
 LEMMA = "zoo.lemma_4_3_any_encoder"
 KEYS = ["cell", "objective", "variant", "n_classes", "loss", "k", "seed", "lr", "step"]
 NAMES = {"raw": "raw inputs", "random": "random encoder", "supervised": "supervised", "simclr": "SimCLR",
-         "moco_v2": "MoCo v2", "byol": "BYOL", "simsiam": "SimSiam", "barlow_twins": "Barlow Twins",
-         "vicreg": "VICReg", "swav": "SwAV", "logistic": "Arora logistic", "byol_nopred": "BYOL, no predictor",
+         "moco_v2": "MoCo v2", "byol": "BYOL", "simsiam": "SimSiam", "barlow_twins": "Barlow Twins (c/d)",
+         "vicreg": "VICReg (cov 25)", "barlow_twins_paper": "Barlow Twins, paper lambda",
+         "vicreg_paper": "VICReg, paper 25/25/1", "swav": "SwAV", "logistic": "Arora logistic",
+         "byol_nopred": "BYOL, no predictor",
          "clip": "CLIP (modality A)", "rotation": "rotation (4-way)", "jigsaw": "jigsaw (24-way)",
          "autoencoder": "autoencoder", "dae": "denoising AE", "vae": "VAE (mu)", "mae": "MAE-style",
          "dgi": "DGI", "spectral": "E[A^] top-K (oracle)", "plm": "permutation LM", "electra": "ELECTRA (disc.)",
@@ -31,14 +32,6 @@ NAMES = {"raw": "raw inputs", "random": "random encoder", "supervised": "supervi
 STYLE = {"raw": ("k", ":"), "random": ("0.5", "--"), "supervised": ("k", "-"), "spectral": ("0.3", "-.")}
 NO_BOUND = ("graphs", "sequences")   # no Lemma 4.3 rows: no i.i.d. positive pairs of the latent-class model
 PALETTE = ("C3", "C4", "C1", "C6", "C2", "C8", "C9", "C0", "C5", "#17becf", "#bcbd22")   # no grey: the references
-
-
-def model_kinds(objective) -> np.ndarray:
-    """Provisional labels (issue 16 §1; the zoo's own branch refines them): raw inputs and the random encoder are
-    "untrained", the graph's exact top-K eigenvectors "oracle", every objective the suite optimises "trained"."""
-    objective = np.asarray(objective, dtype=object)
-    return np.where(np.isin(objective, ("raw", "random")), UNTRAINED,
-                    np.where(objective == "spectral", ORACLE, TRAINED)).astype(object)
 
 
 def terms_table(rows: pd.DataFrame) -> pd.DataFrame:
@@ -50,24 +43,50 @@ def probe_table(rows: pd.DataFrame) -> pd.DataFrame:
     return tables.probe_wide(rows, KEYS)
 
 
+UNTRAINED_OBJECTIVES = ("raw", "random")   # references the suite does not optimise: raw inputs, the random encoder at step 0
+SCALE_RULES = {"as_trained": "s = 1: the encoder as its objective left it",
+               "chosen": "s minimising the bound on the selection pool (its own EvalSet), reported on the report pool"}
+LEMMA_TERMS = ("tau", "tau_k", "p_distinct", "collision_floor", "L_un", "L_un_se", "L_sup_mu", "L_sup_mu_se")
+
+
+def model_kind(rows: pd.DataFrame) -> np.ndarray:
+    """The model_kind of each bounds row: "untrained" for raw inputs and the random encoder, "trained" for every
+    objective and the supervised reference (optimised by the suite; a rescaled trained encoder stays trained).
+    The latent-class benches have no oracle encoder (the graph bench's spectral oracle has no Lemma 4.3 rows)."""
+    return np.where(rows["objective"].isin(UNTRAINED_OBJECTIVES), "untrained", "trained")
+
+
+def _lemma_rows(t: pd.DataFrame, rule: str, prefix: str = "") -> pd.DataFrame:
+    terms = {c: t[prefix + c].to_numpy() for c in LEMMA_TERMS if prefix + c in t}
+    rest = [c for c in KEYS + ["L_un_eq", "L_un_neq", "mean_acc", "effective_rank", "norm_std", "collapsed",
+                               "var_min", "var_mean", "var_max", "scale_selection_bound"] if c in t]
+    p = terms["p_distinct"]
+    scale = t["scale"].to_numpy() if rule == "chosen" else np.ones(len(t))
+    return pd.DataFrame({"theorem": LEMMA, "bound": "mean_classifier", "form": "population",
+                         "measured": terms["L_sup_mu"], "measured_se": terms["L_sup_mu_se"],
+                         "bound_value": ctr.bound_from_terms(terms["L_un"], terms["collision_floor"], p),
+                         "bound_se": terms["L_un_se"] / p,
+                         "trivial": ctr.trivial_from_terms(t["loss"].to_numpy(), t["k"].to_numpy()),
+                         "scale_rule": rule, "scale": scale, "pool": "report",
+                         "scale_pool": "selection" if rule == "chosen" else "none",
+                         **terms, **{c: t[c].to_numpy() for c in rest}})
+
+
 def bound_checks(rows: pd.DataFrame) -> pd.DataFrame:
-    """One ``zoo.lemma_4_3_any_encoder`` row per (cell, seed): L_sup^mu of the encoder's representation against
-    (L_un - tau) / (1 - tau), with every term and the collapse measures beside it (docs/theory/zoo.md)."""
+    """``zoo.lemma_4_3_any_encoder`` rows per (cell, seed): L_sup^mu of the encoder's representation against
+    (L_un - tau) / (1 - tau), with every term and the collapse measures beside it (docs/theory/zoo.md), twice:
+    scale_rule "as_trained" (s = 1) and "chosen" (s chosen on the selection pool, the terms of s f measured on
+    the report pool, column ``scale``). Both are instances of the lemma, which holds for every encoder."""
     t = terms_table(rows)
     if "L_un" not in t:
         return pd.DataFrame()
     t = t[t["L_un"].notna() & t["L_sup_mu"].notna() & (t["p_distinct"] > 0)].reset_index(drop=True)
-    cols = [c for c in KEYS + ["tau", "tau_k", "p_distinct", "collision_floor", "L_un", "L_un_se", "L_un_eq",
-                               "L_un_neq", "L_sup_mu", "L_sup_mu_se", "mean_acc", "effective_rank", "norm_std",
-                               "collapsed", "var_min", "var_mean", "var_max"] if c in t]
-    common = {c: t[c].to_numpy() for c in cols}
-    p = t["p_distinct"].to_numpy()
-    return pd.DataFrame({"theorem": LEMMA, "bound": "mean_classifier", "form": "population",
-                         "measured": t["L_sup_mu"].to_numpy(), "measured_se": t["L_sup_mu_se"].to_numpy(),
-                         "bound_value": ctr.bound_from_terms(t["L_un"].to_numpy(), t["collision_floor"].to_numpy(), p),
-                         "bound_se": t["L_un_se"].to_numpy() / p,
-                         "trivial": ctr.trivial_from_terms(t["loss"].to_numpy(), t["k"].to_numpy()),
-                         "model_kind": model_kinds(t["objective"].to_numpy()), **common})
+    parts = [_lemma_rows(t, "as_trained")]
+    if "scaled_L_un" in t:
+        parts.append(_lemma_rows(t[t["scaled_L_un"].notna()], "chosen", "scaled_"))
+    out = pd.concat(parts, ignore_index=True)
+    out.insert(3, "model_kind", model_kind(out))
+    return out
 
 
 def _target(rows: pd.DataFrame) -> float:
@@ -102,6 +121,8 @@ def summary_table(rows: pd.DataFrame, judged: pd.DataFrame) -> pd.DataFrame:
                 s = t[(t["objective"] == obj) & (t["variant"] == v)]
                 c = cv[(cv["objective"] == obj) & (cv["variant"] == v)] if len(cv) else cv
                 b = lemma[(lemma["objective"] == obj) & (lemma["variant"] == v)] if len(lemma) else lemma
+                c_b = b[b["scale_rule"] == "chosen"] if len(b) else b
+                b = b[b["scale_rule"] == "as_trained"] if len(b) else b
                 counts = b["verdict"].value_counts() if len(b) else pd.Series(dtype=int)
                 applies = b["slack"][~b["verdict"].isin([NOT_MET, UNDETERMINED])] if len(b) else b
                 applies = applies[np.isfinite(applies.astype(float))] if len(applies) else applies
@@ -118,7 +139,8 @@ def summary_table(rows: pd.DataFrame, judged: pd.DataFrame) -> pd.DataFrame:
                             "lemma_holds": int(counts.get(HOLDS, 0)), "lemma_vacuous": int(counts.get(VACUOUS, 0)),
                             "lemma_violated": int(counts.get(VIOLATED, 0)),
                             "lemma_not_met": int(counts.get(NOT_MET, 0)),
-                            "lemma_undetermined": int(counts.get(UNDETERMINED, 0)), "lemma_points": len(b)})
+                            "lemma_undetermined": int(counts.get(UNDETERMINED, 0)), "lemma_points": len(b),
+                            "chosen_bound": float(c_b["bound_value"].median()) if len(c_b) else float("nan")})
     return pd.DataFrame(out)
 
 
@@ -204,12 +226,12 @@ def fig_summary(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str) 
         return "inf" if x == float("inf") else ("n/a" if not np.isfinite(x) else format(x, spec))
     body = [[r.bench, NAMES[r.objective], r.variant, fmt(r.labels_needed), fmt(r.error_at_max_n, ".2f"),
              fmt(r.effective_rank, ".2f"), fmt(r.norm_std, ".2f"), "yes" if r.collapsed >= 0.5 else "no",
-             fmt(r.L_un), fmt(r.L_sup_mu), fmt(r.lemma_slack),
+             fmt(r.L_un), fmt(r.L_sup_mu), fmt(r.lemma_slack), fmt(r.chosen_bound),
              _verdicts_cell(r)]
             for r in tab.itertuples()]
     head = ["bench", "objective", "variant", f"n* (err <= {tab['target_error'].iloc[0]:g})",
             "err at max n", "eff. rank", "norm std", "collapsed", "L_un", "L_sup^mu", "L4.3 slack",
-            "L4.3 verdicts"]
+            "bound at chosen s", "L4.3 verdicts (s = 1)"]
     table = a.table(cellText=body, colLabels=head, cellLoc="center", bbox=(0.0, 0.04, 1.0, 0.95))
     table.auto_set_font_size(False)
     table.set_fontsize(6)
@@ -242,7 +264,75 @@ def fig_sequences(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str
     return _bench_figure(rows, out, stem, "sequences")
 
 
-# One name per study: a figure per bench, named after its config section; the summary is not one bench's.
+def frontier_table(judged: pd.DataFrame) -> pd.DataFrame:
+    """Per (objective, variant, scale rule): the median over seeds of s, bound / trivial and measured / trivial,
+    with model_kind and how many seeds hold, as the run's judged table (bounds.csv) says."""
+    c = judged[judged["theorem"] == LEMMA] if "theorem" in judged.columns else judged.iloc[0:0]
+    if c.empty:
+        return c
+    c = c.assign(bound_ratio=c["bound_value"] / c["trivial"], measured_ratio=c["measured"] / c["trivial"],
+                 held=(c["verdict"] == "holds").astype(int))
+    g = c.groupby(["objective", "variant", "scale_rule", "model_kind"])
+    return g.agg(scale=("scale", "median"), bound_ratio=("bound_ratio", "median"),
+                 measured_ratio=("measured_ratio", "median"), held=("held", "sum"),
+                 seeds=("held", "size")).reset_index()
+
+
+def frontier_caption(tab: pd.DataFrame) -> str:
+    """One sentence from the rows: how many trained (objective, variant) pairs are informative at s = 1 and at the
+    chosen s, and which stay at or above the trivial value at every scale the search tried."""
+    tr = tab[tab["model_kind"] == "trained"]
+    at = {r: tr[tr["scale_rule"] == r] for r in ("as_trained", "chosen")}
+    ok = {r: int((t["bound_ratio"] < 1).sum()) for r, t in at.items()}
+    never = at["chosen"].loc[at["chosen"]["bound_ratio"] >= 1, ["objective", "variant"]]
+    names = ", ".join(f"{NAMES.get(o, o)} ({v})" for o, v in never.itertuples(index=False)) or "none"
+    return (f"Lemma 4.3 is informative (median bound < trivial) for {ok['as_trained']} of {len(at['as_trained'])} "
+            f"trained (objective, variant) at s = 1 and {ok['chosen']} of {len(at['chosen'])} at the s chosen on the "
+            f"selection pool (reported on the report pool); it stops saying anything at every scale for: {names}")
+
+
+def fig_frontier(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str) -> list[Path]:
+    """Lemma 4.3's bound / trivial against the scale s of s f: each (objective, variant) at s = 1 and at the chosen
+    s (median over seeds), joined by a line; trained filled, untrained (raw, random) hollow; measured L_sup^mu /
+    trivial beside (x); the line bound = trivial."""
+    import textwrap
+    tab = frontier_table(judged)
+    fig, ax = plotting.new(1, width=9.0, height=5.0)
+    a = ax[0, 0]
+    if tab.empty:
+        plotting.message(a, "no Lemma 4.3 rows (no latent-class bench enabled)")
+        return plotting.save(fig, out, stem)
+    objs = [o for o in dict.fromkeys(tab["objective"])]
+    for i, obj in enumerate(objs):
+        color = STYLE.get(obj, (PALETTE[i % len(PALETTE)], "-"))[0]
+        first = True
+        for v, g in tab[tab["objective"] == obj].groupby("variant"):
+            g = g.set_index("scale_rule")
+            if not {"as_trained", "chosen"} <= set(g.index):
+                continue
+            untrained = (g["model_kind"] == "untrained").all()
+            pts = g.loc[["as_trained", "chosen"]]
+            a.plot(pts["scale"], pts["bound_ratio"], "-", color=color, lw=0.6, alpha=0.6)
+            a.plot(pts["scale"], pts["bound_ratio"], "s" if untrained else "o", ms=4, color=color,
+                   mfc="none" if untrained else color, ls="none",
+                   label=f"{NAMES.get(obj, obj)} ({'untrained' if untrained else 'trained'})" if first else None)
+            a.plot(pts["scale"].iloc[1:], pts["measured_ratio"].iloc[1:], "x", ms=4, color=color, ls="none")
+            first = False
+    a.axhline(1.0, color="k", lw=1, ls=":", label="bound = trivial (l(0) = 1)")
+    a.set_xscale("log")
+    a.set_yscale("log")
+    a.set_xlabel("scale s of the encoder s f (s = 1: as trained; the other end: chosen on the selection pool)")
+    a.set_ylabel("Lemma 4.3 bound / trivial  (x: measured L_sup^mu / trivial at the chosen s)")
+    a.legend(fontsize=5, ncol=2)
+    a.set_title(textwrap.fill(frontier_caption(tab), 140), fontsize=7)
+    return plotting.save(fig, out, stem)
+
+
+# One name per study: a figure per bench, named after its config section; the summary and the frontier are not
+# one bench's.
 FIGURES = {"two_views": fig_two_views, "reconstruction": fig_reconstruction, "multimodal": fig_multimodal,
-           "pretext": fig_pretext, "graphs": fig_graphs, "sequences": fig_sequences, "summary": fig_summary}
-SUMMARY_FIGURES = {"summary": tuple(BENCHES)}   # one table across every bench
+           "pretext": fig_pretext, "graphs": fig_graphs, "sequences": fig_sequences, "summary": fig_summary,
+           "frontier": fig_frontier}
+SUMMARY_FIGURES = {"summary": tuple(BENCHES),   # one table across every bench
+                   "frontier": ("two_views", "reconstruction", "multimodal", "pretext")}   # the latent-class benches
+

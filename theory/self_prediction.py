@@ -221,23 +221,26 @@ CHERNOFF_RATE = (1.0 - math.log(2.0)) / 2.0   # -log(e^{-1/2} / (1/2)^{1/2}) = 0
 
 
 def leverage_max(vertex_features, features) -> float:
-    """L = max_v (1, v)^T Sigma^{-1} (1, v) over the vertex features, Sigma estimated on a feature sample.
+    """L = max over the vertex features AND the sample of (1, v)^T Sigma^{-1} (1, v), Sigma estimated on the sample.
 
-    vertex_features (k, p): the features of the k class means of X2, i.e. z at psi* = A_y (the PCA map applied to
-    the rows of A); features (n, p): z(x1) at i.i.d. x1, used only to estimate Sigma = E[(1, z)(1, z)^T]
-    (computed as 1 + (v - m)^T C^{-1} (v - m) with m, C the sample mean and 1/n covariance, the same number,
-    better conditioned).
-    [derived] Why it is sup_x h(x): under exact CI psi*(x1) = A^T f*(x1) (Lemma 3.1), so z = V^T(psi* - mu) =
-    V^T(A^T pi - mu) is an affine image of the posterior pi in the simplex; h is a convex quadratic of z, hence
-    of pi, and the maximum of a convex function over the simplex is attained at a vertex pi = e_y, where
-    z = V^T(A_y - mu). The support of pi is the open simplex for Gaussian classes, so L is the supremum (approached
-    by well-separated points, not attained). The same convexity gives h(x) <= L for every point with the SAME
-    Sigma estimate, so the sample leverages never exceed L; L differs from the population one only through
-    Sigma's estimation error (a few percent from 5000 features in the tests; it is driven by the rarest class's
-    frequency). L >= p + 1 for the population (E h = p + 1); about 1 / min_y P(y) for well-separated classes, and
-    large when classes overlap (the vertices are then far from the bulk of z in whitened units). For features
-    that are not an affine image of the posterior (learned psi, raw X1) it is only the maximum over the points
-    given, not sup h. Returns inf when the sample second moment is singular (no design can be well conditioned).
+    vertex_features (n_latent, p): the features of the rows of A_latent, the latent means E[X2 | Ybar] (the class
+    means of X2 when there is no Z), i.e. z at psi* = A_latent[ybar] (the PCA map applied to those rows);
+    features (n, p): z(x1) at i.i.d. x1, used to estimate Sigma = E[(1, z)(1, z)^T] (computed as 1 + (v - m)^T
+    C^{-1} (v - m) with m, C the sample mean and 1/n covariance, the same number, better conditioned).
+    [derived] Why the vertices give sup_x h(x): under CI given Ybar psi*(x1) = A_latent^T P(Ybar | x1) (Lemma 3.1),
+    so z = V^T(psi* - mu) is an affine image of the latent posterior pi in the simplex; h is a convex quadratic of
+    z, hence of pi, and the maximum of a convex function over the simplex is attained at a vertex pi = e_ybar,
+    where z = V^T(A_ybar - mu). The support of pi is the open simplex for Gaussian classes, so the vertex value
+    is the supremum (approached by well-separated points, not attained). The same convexity gives h(x) <= it for
+    every point with the SAME Sigma estimate, so under CI the sample never raises L and L differs from the
+    population supremum only through Sigma's estimation error (a few percent from 5000 features in the tests;
+    it is driven by the rarest class's frequency). L >= p + 1 for the population (E h = p + 1); about
+    1 / min_y P(y) for well-separated classes, and large when classes overlap.
+    Outside CI (approx_ci at alpha > 0, the nuisance family) psi* leaves the hull of the vertices and test points
+    exceeded the vertex value 3.5-6.5x: the sample maximum enters so that L is never below a leverage actually
+    seen; it is then only a lower estimate of the supremum (the Chernoff rows there are "assumption not met"
+    through EXACT_CI). For features that are not an affine image of the posterior (learned psi, raw X1) likewise.
+    Returns inf when the sample second moment is singular (no design can be well conditioned).
     """
     v, z = _rows(vertex_features, "vertex_features"), _rows(features, "features")
     if v.shape[1] != z.shape[1]:
@@ -249,7 +252,7 @@ def leverage_max(vertex_features, features) -> float:
     ev = np.linalg.eigvalsh(c)
     if ev[0] <= 1e-12 * max(ev[-1], 1e-300):
         return math.inf
-    dv = v - m
+    dv = np.concatenate([v, z]) - m
     return float(1.0 + np.max(np.sum(dv * np.linalg.solve(c, dv.T).T, axis=1)))
 
 
@@ -481,7 +484,7 @@ THEOREMS: tuple[Theorem, ...] = (
         assumptions=(BETA_POSITIVE, LATENT_RANK),
         measured="mean over seeds of e_apx(psi) of the representation, estimated on the test sample",
         doc=f"{DOC}#theorem-4-2-population",
-        study="approx_ci", figures=("approx_ci",),
+        study="approx_ci", figures=("approx_ci", "frontier"),
         notes=_NUMBERS + "Constant 1 by Minkowski (the paper's eps_CI^2/beta^2 + eps_pre^2/beta^2 up to the cross "
               "term); the PCA factor 4 is proven, examples reach about 2. For a learned psi the bound is the mean "
               "over seeds of each seed's bound (eps_pre_mean, eps_pre: mean and RMS of eps_pre over seeds)."),

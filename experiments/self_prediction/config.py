@@ -47,12 +47,19 @@ class PretextSpec:
     rff_ridge: float = 1e-3       # lambda = rff_ridge * n1
     dae_noise: float = 0.5        # std of the DAE corruption, per standardised coordinate
     mask_frac: float = 0.3        # probability that masked prediction hides a coordinate
+    softmax_atoms: int = 0        # K of the softmax head A softmax(W x + b); 0: the data's n_latent (contains psi*)
+    softmax_steps: int = 800      # the softmax head's own Adam budget (learners.fit_softmax)
+    softmax_batch: int = 512
+    softmax_lr: float = 0.02
 
     def check(self) -> None:
-        for name in ("n1", "width", "steps", "batch_size", "rff_features"):
+        for name in ("n1", "width", "steps", "batch_size", "rff_features", "softmax_steps", "softmax_batch"):
             _positive(name, getattr(self, name))
-        if not 0 < self.lr < 10:
-            raise ValueError(f"lr: must be in (0, 10), got {self.lr}")
+        for name in ("lr", "softmax_lr"):
+            if not 0 < getattr(self, name) < 10:
+                raise ValueError(f"{name}: must be in (0, 10), got {getattr(self, name)}")
+        if self.softmax_atoms < 0:
+            raise ValueError(f"softmax_atoms: must be >= 0 (0: the data's n_latent), got {self.softmax_atoms}")
         for name in ("weight_decay", "rff_ridge", "dae_noise"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
@@ -115,7 +122,7 @@ class ApproxStudy:
     enabled: bool = True
     m: int = 2                    # values of the latent Z
     alphas: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7)
-    learners: tuple[str, ...] = ("linear",)
+    learners: tuple[str, ...] = ("linear", "softmax")   # softmax: well specified at alpha = 0
 
     def check(self) -> None:
         _positive("m", self.m)
@@ -257,7 +264,8 @@ def cost(cell: Cell) -> float:
     """A rough relative cost (multiply-adds), only used to start the slowest cells first."""
     p, d = cell.pretext, cell.data
     per = {"linear": p.n1 * d.d1 ** 2, "rff": p.n1 * p.rff_features * (p.rff_features + d.d1),
-           "mlp": 3 * p.steps * p.batch_size * p.width * (d.d1 + d.d2)}
+           "mlp": 3 * p.steps * p.batch_size * p.width * (d.d1 + d.d2),
+           "softmax": 3 * p.softmax_steps * p.softmax_batch * d.k * d.m * (d.d1 + d.d2)}
     per["dae"] = per["masked"] = 3 * p.steps * p.batch_size * p.width * 2 * d.d1
     train = sum(per[l] for l in cell.learners)
     reps = 3 + len(cell.learners) + sum(l in REGRESSION for l in cell.learners)

@@ -10,6 +10,11 @@ depend on how many seeds share the batch.
   = rff_bandwidth * the median pairwise distance of the seed's x1 (median heuristic), then ridge with an
   unpenalised intercept, lambda = rff_ridge * n1 (a kernel-ridge approximation, Rahimi & Recht 2007).
 * "mlp": psi(x) = relu(x W1 + b1) W2 + b2, mean squared error, batched Adam (experiments.engine.train).
+* "softmax": the well-specified head psi(x) = A softmax(W x + b) with K = spec.softmax_atoms atoms (the run sets
+  K = n_latent), mean squared error, batched Adam. For the Gaussian families with shared isotropic noise
+  (exact_ci, approx_ci at alpha = 0) psi*(x1) = A_latent^T softmax(M1 x1 / s^2 - ||M1||^2 / (2 s^2) + log p), so
+  the class contains psi*, and eps_pre is the estimation and optimisation error alone, not an approximation error
+  (the standardisation of both views is affine and the softmax sums to 1, so it keeps the class).
 * "dae": denoising autoencoder on X1 (x1 + Gaussian noise -> x1); the representation is the hidden layer.
 * "masked": masked-coordinate prediction on X1 (each coordinate hidden with probability mask_frac, set to its
   mean, and predicted from the rest; loss on the hidden coordinates only); the representation is the hidden
@@ -30,7 +35,7 @@ from experiments import objectives
 from experiments.encoders import encode, init_encoder
 from experiments.engine.train import gather_rows, train
 
-REGRESSION = ("linear", "rff", "mlp")
+REGRESSION = ("linear", "rff", "mlp", "softmax")
 HIDDEN = ("dae", "masked")
 LEARNERS = REGRESSION + HIDDEN
 
@@ -200,7 +205,36 @@ def fit_masked(x1: Tensor, x2: Tensor, spec, gens, device: str) -> FeatureMap:
     return lambda x: hid(s1(x))
 
 
-FIT = {"linear": fit_linear, "rff": fit_rff, "mlp": fit_mlp, "dae": fit_dae, "masked": fit_masked}
+def fit_softmax(x1: Tensor, x2: Tensor, spec, gens, device: str) -> FeatureMap:
+    """psi(x) = A softmax(x W + b), fitted by MSE with its own Adam budget (softmax_steps, softmax_batch,
+    softmax_lr): a small, smooth model on up to 60 000 pairs wants fewer, larger steps than the MLP's. Init: W
+    small (std 0.1), b = 0, the atoms A = K random standardised x2 of the seed's own sample."""
+    s1, s2 = _Standard(x1), _Standard(x2)
+    z1, z2 = s1(x1).float().to(device), s2(x2).float().to(device)
+    S, n, d1 = z1.shape
+    K = spec.softmax_atoms
+    if K < 1:
+        raise ValueError(f"softmax_atoms: must be >= 1 when the softmax learner is fitted, got {K}")
+    W = torch.stack([0.1 * torch.randn(d1, K, generator=g) for g in gens]).to(device)
+    rows = torch.stack([torch.randint(n, (K,), generator=g) for g in gens]).to(device)
+    params = {"W": W, "b": torch.zeros(S, 1, K, device=device), "A": gather_rows(z2, rows).clone()}
+    batch = min(spec.softmax_batch, n)
+    idx = _batches(gens, n, spec.softmax_steps, batch, device)
+
+    def head(p: dict, z: Tensor) -> Tensor:
+        return torch.softmax(z @ p["W"] + p["b"], -1) @ p["A"]
+
+    def loss_fn(p: dict, step: int) -> Tensor:
+        return objectives.mse(head(p, gather_rows(z1, idx[:, step])), gather_rows(z2, idx[:, step]))
+
+    (_, out), = train(params, loss_fn, spec.softmax_steps, spec.softmax_lr, [spec.softmax_steps],
+                      context="softmax pretext", weight_decay=spec.weight_decay)
+    p64 = {k: v.double().cpu() for k, v in out.items()}
+    return lambda x: s2.undo(head(p64, s1(x)))
+
+
+FIT = {"linear": fit_linear, "rff": fit_rff, "mlp": fit_mlp, "softmax": fit_softmax, "dae": fit_dae,
+       "masked": fit_masked}
 
 
 def fit(name: str, x1: Tensor, x2: Tensor, spec, gens: list[torch.Generator], device: str = "cpu") -> FeatureMap:

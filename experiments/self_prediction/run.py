@@ -25,6 +25,8 @@ Every bound of analysis/self_prediction.py is recomputed from these rows.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import torch
@@ -95,20 +97,24 @@ def _data_terms(model, x_te, y_te, f_te, psi_te) -> dict:
 
 def _chernoff_terms(model, mean: Tensor, V: Tensor, F_te: Tensor, f_te: np.ndarray) -> dict:
     """The rigorous exact-CI bound's terms for PCA(psi*) of one seed: sigma2_eff (leverage-weighted label noise,
-    with its SE) and L, the largest leverage, reached at the class means of X2 (theory.self_prediction)."""
+    with its SE) and L, the largest leverage: at the rows of A_latent (the latent means of X2) under CI, and never
+    below the largest test-point leverage outside it (theory.self_prediction.leverage_max)."""
     z = F_te.numpy()
     s2, s2_se = th.effective_noise(z, f_te)
     vertices = ((_t(model.A_latent) - mean) @ V).numpy()
     return {"sigma2_eff": s2, "sigma2_eff_se": s2_se, "leverage_max": th.leverage_max(vertices, z)}
 
 
-def _representations(cell: Cell, dh: str, psi_map, x1_pre: Tensor, x2_pre: Tensor, device: str) -> list:
+def _representations(cell: Cell, dh: str, psi_map, x1_pre: Tensor, x2_pre: Tensor, device: str,
+                     n_latent: int) -> list:
     """(name, feature map or None for raw X1, reduce by PCA): psi* reduced (Remark 4.1) and whole, raw X1, then
     each learner fitted on the pretext pairs (reduced; the regression learners also whole)."""
     reps = [("psi_star", psi_map, True), ("psi_star_full", psi_map, False), ("raw", None, False)]
+    # the softmax head's atoms default to the data's n_latent: the smallest head that contains psi*
+    spec = cell.pretext if cell.pretext.softmax_atoms else replace(cell.pretext, softmax_atoms=n_latent)
     for name in cell.learners:
         gens = [torch_generator(dh, s, f"learner-{name}") for s in cell.seeds]
-        phi = fit(name, x1_pre, x2_pre, cell.pretext, gens, device)
+        phi = fit(name, x1_pre, x2_pre, spec, gens, device)
         reps.append((name, phi, True))
         if name in REGRESSION:   # a learned psi is also probed whole (Theorem 4.2 without Remark 4.1's PCA)
             reps.append((f"{name}_full", phi, False))
@@ -151,7 +157,7 @@ def run_cell(cell: Cell, cell_id: str, device: str = "cpu") -> pd.DataFrame:
 
     psi_map = _psi_star_map(model)
     psi_full = _t(psi_te)[None]
-    for rep, phi, reduce in _representations(cell, dh, psi_map, x1_pre, x2_pre, device):
+    for rep, phi, reduce in _representations(cell, dh, psi_map, x1_pre, x2_pre, device, model.n_latent):
         if phi is None:          # raw X1: the probe's own features, no reduction (p = d1)
             Ftr, Fte, full_te = x1_lab, X_te, None
         else:

@@ -72,7 +72,12 @@ class TrainSpec:
     moco_queue: int = 1024               # K negatives in the queue
     momentum: float = 0.99               # MoCo's m and BYOL's base tau (cosine schedule to 1)
     predictor_width: int = 64            # BYOL / SimSiam predictor (one hidden layer)
-    barlow_lambda: float = 5e-3
+    barlow_lambda_dim: float = 4.0       # Barlow Twins: lambda = barlow_lambda_dim / d (4/d: rank C - 1 at d = 16,
+    #                                      where Tsai et al. 2021's 1/d kept 7-8 of 9; docs/theory/zoo.md)
+    barlow_lambda: float = 5e-3          # barlow_twins_paper: the paper's lambda (for its 8192-d projector)
+    vicreg_sim: float = 25.0             # VICReg's invariance, variance and covariance weights; the covariance
+    vicreg_std: float = 25.0             # weight 25 (the paper's 1) keeps the d = 16 outputs decorrelated;
+    vicreg_cov: float = 25.0             # vicreg_paper keeps the paper's 25 / 25 / 1
     swav_prototypes: int = 20
     swav_temperature: float = 0.1
     sinkhorn_eps: float = 0.05
@@ -96,8 +101,9 @@ class TrainSpec:
                 raise ValueError(f"{name}: must be > 0, got {getattr(self, name)}")
         if not 0 <= self.momentum <= 1:
             raise ValueError(f"momentum: must be in [0, 1], got {self.momentum}")
-        if self.barlow_lambda < 0 or self.dae_noise < 0:
-            raise ValueError(f"barlow_lambda/dae_noise: must be >= 0, got {self.barlow_lambda}, {self.dae_noise}")
+        for name in ("barlow_lambda", "barlow_lambda_dim", "vicreg_sim", "vicreg_std", "vicreg_cov", "dae_noise"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
         if not 0 < self.mask_frac < 1:
             raise ValueError(f"mask_frac: must be in (0, 1), got {self.mask_frac}")
         if self.batch_size < 2 or self.batch_size > self.n_pairs:

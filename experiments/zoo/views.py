@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pandas as pd
 import torch
+from scipy.optimize import minimize_scalar
 
 from analysis.probes import fit_logistic_probes, subsample_per_class
 from experiments import objectives
@@ -39,12 +40,16 @@ from synthetic_data.zoo import (
     jigsaw_maps,
     rotation_maps,
 )
-from theory.zoo import BENCHES, collapse_diagnostic
+from theory import contrastive as ctr
+from theory.contrastive_terms import mc_terms
+from theory.zoo import BENCHES, collapse_diagnostic, correlation_rank
 
 RECONSTRUCTION = BENCHES["reconstruction"]
 PRETEXT = BENCHES["pretext"]
 PREDICTOR = ("byol", "simsiam")
 MOMENTUM = ("moco_v2", "byol", "byol_nopred")
+SCALED = ("tau", "tau_k", "p_distinct", "collision_floor", "L_un", "L_un_se", "L_sup_mu", "L_sup_mu_se")
+SCALE_RANGE = 8.0    # the search for s spans exp(+-SCALE_RANGE) around 1 / (the RMS norm of f on the selection pool)
 
 
 def build_model(spec, rng):
@@ -229,9 +234,13 @@ class Objective:
         if obj == "simclr":
             return objectives.ntxent(z1, z2, tr.simclr_temperature)
         if obj == "barlow_twins":
+            return objectives.barlow_twins(z1, z2, tr.barlow_lambda_dim / z1.shape[-1])
+        if obj == "barlow_twins_paper":
             return objectives.barlow_twins(z1, z2, tr.barlow_lambda)
         if obj == "vicreg":
-            return objectives.vicreg(z1, z2)
+            return objectives.vicreg(z1, z2, tr.vicreg_sim, tr.vicreg_std, tr.vicreg_cov)
+        if obj == "vicreg_paper":
+            return objectives.vicreg(z1, z2)     # its defaults are the paper's 25 / 25 / 1
         if obj == "swav":
             protos = torch.nn.functional.normalize(p["proto_W"], dim=1)
             s1 = torch.bmm(torch.nn.functional.normalize(z1, dim=-1), protos)
@@ -309,14 +318,61 @@ def run_views(cell: Cell, model, data_id: str, device: str = "cpu") -> pd.DataFr
         z_test = f(ev.x_test)
         for key, val in collapse_diagnostic(z_test).items():
             values[key] = val
+        values["correlation_rank"] = correlation_rank(z_test)
         if cell.objective in RECONSTRUCTION:
             values.update(_reconstruction_metrics(cell, params, ev.x_test, data_id))
         with stage("theory"):
             values.update(ev.theory_terms(f, None, None))
+            values.update(_chosen_scale_terms(cell, model, data_id, device, f, ev))
         rows = metric_rows(base, step, values, seeds_lrs)
         with stage("probes"):
             rows += ev.probe_rows(f, base, step, seeds_lrs)
     return pd.DataFrame(rows)
+
+
+def _scaled(f, s: np.ndarray):
+    """x -> s_g f_g(x) in float64, model g by its own scale."""
+    s64 = torch.as_tensor(s, dtype=torch.float64)[:, None, None]
+    return lambda x: f(x).double() * s64.to(x.device)
+
+
+def _lemma_bound(anchor, pos, neg, mu, rho, s: float) -> float:
+    """Lemma 4.3's bound (L_un - tau) / (1 - tau) of s f from one model's pools (float64, exact over classes)."""
+    t = mc_terms(s * anchor, s * pos, s * neg, s * mu, rho, "logistic", 1, rng=np.random.default_rng(0))
+    return float(ctr.bound_from_terms(t["L_un"], t["collision_floor"], t["p_distinct"]))
+
+
+def choose_scales(sel: EvalSet, f, rho) -> tuple[np.ndarray, np.ndarray]:
+    """Per model g, the s > 0 that minimises Lemma 4.3's bound for s f on the selection pool ``sel``, by a bounded
+    one-dimensional search on log s (scipy's minimize_scalar). L_un(s f) = E l(s^2 v) is convex in s^2 (l is convex),
+    so the search on log s meets one basin. Returns (s (G,), the bound at s on the selection pool (G,)), the latter
+    optimistic by construction: only a second, independent pool reports it."""
+    C = sel.cell.data.n_classes
+    with torch.no_grad():
+        pools = [(z := f(x).double().cpu()).reshape(z.shape[0], C, -1, z.shape[-1]) for x in sel.pools]
+        zm = f(sel.mean_x).double().cpu()
+        mu = zm.reshape(zm.shape[0], C, -1, zm.shape[-1]).mean(2)
+    scales, bounds = [], []
+    for g in range(mu.shape[0]):
+        a, p, n = (pool[g] for pool in pools)
+        rms = float(a.pow(2).sum(-1).mean().sqrt())
+        centre = -np.log(rms) if rms > 0 else 0.0
+        res = minimize_scalar(lambda u: _lemma_bound(a, p, n, mu[g], rho, float(np.exp(u))), method="bounded",
+                              bounds=(centre - SCALE_RANGE, centre + SCALE_RANGE), options={"xatol": 1e-3})
+        scales.append(float(np.exp(res.x)))
+        bounds.append(float(res.fun))
+    return np.asarray(scales), np.asarray(bounds)
+
+
+def _chosen_scale_terms(cell: Cell, model, data_id: str, device: str, f, ev: EvalSet) -> dict:
+    """Lemma 4.3 holds for every rescaling s f, so the scale is chosen where the bound is smallest on a selection
+    pool (its own EvalSet, independent of ``ev``: its streams' identity hashes the data id with "scale-selection")
+    and the lemma's terms at that scale are measured on ``ev``, the pool every other term of the cell reads:
+    metrics "scale", "scale_selection_bound" and "scaled_<term>" for the terms of SCALED."""
+    sel = EvalSet(_target(cell), model, config_hash({"data": data_id, "pool": "scale-selection"}), device)
+    s, sel_bound = choose_scales(sel, f, model.rho)
+    terms = ev.theory_terms(_scaled(f, s), None, None)
+    return {"scale": s, "scale_selection_bound": sel_bound, **{f"scaled_{k}": terms[k] for k in SCALED}}
 
 
 def _reconstruction_metrics(cell: Cell, params: dict, x: torch.Tensor, data_id: str) -> dict:

@@ -7,6 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
+from analysis import self_prediction as sp
+from analysis.bounds import judge
 from experiments.engine import cli
 from experiments.engine import chapters
 from experiments.engine import config as config_mod
@@ -14,6 +16,7 @@ from experiments.self_prediction import PretextSpec, cells, cost, run_cell
 from experiments.self_prediction.learners import fit, lstsq_intercept
 from synthetic_data.self_prediction import DataSpec, build_model
 from theory import self_prediction as th
+from theory.theorems import index
 
 EXP = "self_prediction"
 
@@ -204,7 +207,7 @@ def test_same_cell_twice_gives_identical_rows_and_seeds_change_them():
     cell = _small_cell()
     a, b = run_cell(cell, config_mod.config_hash(cell)), run_cell(cell, config_mod.config_hash(cell))
     pd.testing.assert_frame_equal(a, b, check_exact=True)
-    fulls = {f"{l}_full" for l in cell.learners if l in ("linear", "rff", "mlp")}
+    fulls = {f"{l}_full" for l in cell.learners if l in ("linear", "rff", "mlp", "softmax")}
     assert set(a["representation"]) == {"data", "psi_star", "psi_star_full", "raw", *cell.learners, *fulls}
     er = a[a["metric"] == "er"].pivot_table(index=["representation", "n"], columns="seed", values="value")
     assert not np.allclose(er[0], er[1]), "two seeds must differ (else randomness is ignored)"
@@ -225,7 +228,8 @@ def test_quick_profile_end_to_end_every_figure(quick_results, tmp_path):
     a, fig = quick_results(EXP), tmp_path / "fig"   # jobs 1 = jobs 2 is checked in test_chapters.py
     assert cli.main(["figures", EXP, "--out", str(a), "--figures", str(fig)]) == 0
     names = list(chapters.get(EXP).figures)
-    assert names == ["sample_complexity", "dimension", "approx_ci", "pretext_budget", "violation", "objectives"]
+    assert names == ["sample_complexity", "dimension", "approx_ci", "pretext_budget", "violation", "objectives",
+                     "frontier"]
     for name in names:
         for ext in ("png", "pdf"):
             path = fig / EXP / f"{name}.{ext}"
@@ -245,3 +249,53 @@ def test_quick_profile_end_to_end_every_figure(quick_results, tmp_path):
     assert (exact[exact["family"].isin(["exact_ci", "nonlinear", "topic"])]["assumption"] == "met").all()
     broken = exact[(exact["family"] == "nuisance") & (exact["nuisance_scale"] > 0)]
     assert len(broken) and (broken["verdict"] == "assumption not met").all()
+
+
+# ------------------------------------------------------------------------------------- the softmax head, model_kind
+def test_softmax_head_is_well_specified_where_the_linear_psi_is_not():
+    """exact-CI Gaussian views: psi* = A^T softmax(W x1 + b) is in the softmax head's class, so its pretext error
+    falls far below the OLS psi's misspecification floor at the same n1."""
+    model = build_model(DataSpec(k=3, d1=4, d2=4, separation=3.0), np.random.default_rng(0))
+    x_te, _, _ = model.sample(3000, np.random.default_rng(9))
+    psi = model.psi_star(x_te)
+    x1, x2 = _pretext(model, 5000, [0, 1])
+    spec = PretextSpec(n1=5000, softmax_atoms=model.n_latent)
+    gens = [torch.Generator().manual_seed(s) for s in (0, 1)]
+    err = {name: ((fit(name, x1, x2, spec, gens)(torch.tensor(x_te)[None]).numpy() - psi) ** 2).sum(-1).mean(-1)
+           for name in ("linear", "softmax")}
+    assert err["softmax"].max() < 0.2 * err["linear"].min(), err
+    with pytest.raises(ValueError, match="^softmax_atoms"):
+        fit("softmax", x1, x2, PretextSpec(n1=5000), gens)
+
+
+def test_a_trained_psi_makes_theorem_4_2_population_informative():
+    """The default approx_ci spec at alpha = 0 with the default pretext budget (n1 = 30 000): the softmax head's
+    eps_pre is about 0.3 with beta about 1.5 here, so its PCA-reduced population bound 4 (eps_pre / beta)^2 is
+    about 0.2 against a trivial risk of about 0.7, and it holds (a linear psi's eps_pre of 0.7-2.5 is vacuous)."""
+    cfg = chapters.load_config(EXP, "default", ["seeds=2", "eval.n_test=2000", "approx_ci.alphas=[0.0]",
+                                                "approx_ci.learners=['softmax']", "sample_complexity.enabled=false",
+                                                "dimension.enabled=false", "pretext_budget.enabled=false",
+                                                "violation.enabled=false", "objectives.enabled=false"])
+    cell, = cells(cfg)
+    rows = run_cell(cell, config_mod.config_hash(cell)).assign(cell="c")
+    checks = judge(sp.bound_checks(rows), index(th.THEOREMS))
+    pop = checks[(checks["theorem"] == "self_prediction.theorem_4_2_population") & (checks["model_kind"] == "trained")]
+    reduced = pop[pop["representation"] == "softmax"].iloc[0]
+    assert 0.15 < reduced["eps_pre"] < 0.45 and 1.1 < reduced["beta"] < 2.4, reduced[["eps_pre", "beta"]]
+    assert reduced["bound_value"] < 0.5 * reduced["trivial"] and reduced["verdict"] == "holds", reduced["bound_value"]
+    assert (pop["verdict"] == "holds").all()
+
+
+def test_model_kind_labels_psi_star_oracle_raw_untrained_and_every_learner_trained(quick_results):
+    table = pd.read_csv(quick_results(EXP) / "bounds.csv")
+    table = table[table["experiment"] == EXP]
+    kinds = table.groupby("representation")["model_kind"].unique().map(lambda v: tuple(sorted(v)))
+    assert kinds["psi_star"] == kinds["psi_star_full"] == ("oracle",) and kinds["raw"] == ("untrained",)
+    learned = [r for r in kinds.index if r.removesuffix("_full") in ("linear", "rff", "mlp", "softmax", "dae",
+                                                                      "masked")]
+    assert {"linear", "softmax", "softmax_full", "mlp"} <= set(learned)
+    assert all(kinds[r] == ("trained",) for r in learned)
+    assert set(kinds.index) == {"psi_star", "psi_star_full", "raw", *learned}
+    # the chapter's promise on the quick profile: a trained psi holds for the population form
+    pop = table[(table["theorem"] == "self_prediction.theorem_4_2_population") & (table["model_kind"] == "trained")]
+    assert (pop["verdict"] == "holds").sum() >= 1

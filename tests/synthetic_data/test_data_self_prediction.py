@@ -242,3 +242,28 @@ def test_lemma_3_1_from_data_alone(family, holds):
     w = np.eye(model.k)[y] - x2 @ np.linalg.pinv(A_hat)
     z = _group_z(_groups(x1), w, np.zeros_like(w))
     assert (np.max(np.abs(z)) < 4.5) == holds
+
+
+@pytest.mark.parametrize("k,d1", [(3, 12), (4, 30)])   # the quick and default profiles' nonlinear specs
+def test_nonlinear_quadrature_is_refined_until_the_posterior_moves_less_than_1e_10(k, d1):
+    # A fixed 40-node rule was up to 1.7e-4 from converged; the model now doubles the nodes until two rules agree
+    # to QUAD_TOL, and a rule twice as fine again moves its posterior by less than that.
+    from synthetic_data.self_prediction import QUAD_TOL
+    model = build_model(DataSpec(family="nonlinear", k=k, d1=d1, d2=4, separation=3.0), np.random.default_rng(0))
+    assert model.quad_nodes > 40 and model.quad_error < QUAD_TOL == 1e-10
+    x1, _, _ = model.sample(2000, np.random.default_rng(1))
+    used = model.posterior(x1)
+    coarse = model._quadrature(40)
+    model.quad_logw, model.quad_h = model._quadrature(min(2 * model.quad_nodes, 320))
+    assert np.max(np.abs(model.posterior(x1) - used)) < QUAD_TOL
+    model.quad_logw, model.quad_h = coarse
+    assert np.max(np.abs(model.posterior(x1) - used)) > 1e3 * QUAD_TOL   # what the old rule missed
+
+
+def test_a_quadrature_that_cannot_converge_says_how_far_it_is():
+    # noise1 = 0.4 makes the likelihood in u too narrow for 320 Gauss-Hermite nodes: the model keeps the finest rule
+    # and reports its last change instead of claiming convergence
+    from synthetic_data.self_prediction import QUAD_TOL
+    model = build_model(DataSpec(family="nonlinear", k=3, d1=4, d2=4, separation=3.0, noise1=0.4),
+                        np.random.default_rng(0))
+    assert model.quad_nodes == 320 and model.quad_error > QUAD_TOL

@@ -442,3 +442,23 @@ def test_homoscedastic_form_fails_under_class_imbalance_but_sandwich_tracks():
     assert 0.6 < er / th.risk_bound(s2_eff, 1, n, 0.0) < 1.6
     assert 0.01 < th.design_failure_prob(1, n, th.leverage_max(to_z(model.A), z_te)) < 0.2
     assert er <= th.exact_ci_bound(s2_eff, 1, n) + 3 * math.hypot(er_se, th.exact_ci_bound(s2_se, 1, n))
+
+
+@pytest.mark.parametrize("family,alpha", [("approx_ci", 0.5), ("exact_ci", 0.0)])
+def test_leverage_max_is_never_below_a_seen_leverage_outside_ci(family, alpha):
+    # Outside CI psi* leaves the hull of the rows of A_latent, and test points exceeded the vertex value 3.5-6.5x
+    # while that value still decided which n get a Chernoff row. L is now at least every sample leverage; under
+    # exact CI (convexity) the sample never raises it, so it stays the vertex value there.
+    model = build_model(DataSpec(family=family, k=3, d1=4, d2=8, m=2 if family == "approx_ci" else 1, alpha=alpha,
+                                 separation=3.0), np.random.default_rng(5))
+    rng = np.random.default_rng(6)
+    feat, to_z = _pca_map(model, rng, model.n_latent - 1)
+    z = feat(model.sample(5000, rng)[0])
+    s_inv = np.linalg.inv(_second_moment(z))
+    vertex, sample = _leverages(to_z(model.A_latent), s_inv).max(), _leverages(z, s_inv).max()
+    L = th.leverage_max(to_z(model.A_latent), z)
+    assert L >= sample * (1 - 1e-9) and L >= vertex * (1 - 1e-9)
+    if family == "approx_ci":
+        assert sample > 2 * vertex and L == pytest.approx(sample, rel=1e-9)
+    else:
+        assert sample <= vertex * (1 + 1e-9) and L == pytest.approx(vertex, rel=1e-9)
