@@ -32,6 +32,9 @@ class CheckHooks:
     build_model: Callable[[Any, Any], Any]     # (data spec, numpy Generator) -> the chapter's model
     agreements: Callable[[Any, Any], list]     # (model, Generator) -> plug-in declarations against estimates
     protocol: Mapping[str, str] = field(default_factory=dict)   # the plug-in protocol, name -> what it is
+    # the data-spec fields a plug-in decides (set from its declarations): the only data.* values of its cells
+    # that bounds.csv shows, beside family, generator, generator_args and generator_digest
+    plugin_fields: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -48,11 +51,32 @@ class Chapter:
     data_columns: tuple[str, ...] = ()                  # dotted cell fields that tell runs apart in bounds.csv
     summary: str = ""                                   # one line: the assumption and the bound
     check: CheckHooks | None = None                     # ``sslt check`` support (None: the chapter has none)
+    # figure -> the config section (study) whose rows it draws, where their names differ; a figure is drawn
+    # only while that section's ``enabled`` is true (a figure with no such section is always drawn)
+    figure_studies: Mapping[str, str] = field(default_factory=dict)
+    # cell -> (peak bytes, seconds) estimated from the config alone, for the resource guard (None: generic)
+    footprint: Callable[[Any], tuple[float, float]] | None = None
 
     @property
     def run_module(self) -> str:
         """The module whose source (and whatever it imports) decides a cell's numbers."""
         return self.run_cell.__module__
+
+
+def study_of(ch: "Chapter", figure: str) -> str:
+    return ch.figure_studies.get(figure, figure)
+
+
+def enabled_figures(ch: "Chapter", config: dict) -> dict:
+    """The figures of ``ch`` whose study is on in ``config`` (a run's resolved config, as a dict): a figure whose
+    study is off is not drawn at all, rather than drawn empty or from rows that are not there."""
+    out = {}
+    for name, fn in ch.figures.items():
+        section = config.get(study_of(ch, name))
+        if isinstance(section, dict) and section.get("enabled") is False:
+            continue
+        out[name] = fn
+    return out
 
 
 class UnknownChapter(KeyError):

@@ -9,6 +9,7 @@ from pathlib import Path
 from experiments.engine import chapters, runs, store
 from experiments.engine import config as config_mod
 from experiments.engine.train import TrainingDiverged
+from synthetic_data.plugins import PluginError
 
 
 def _names(given: list[str]) -> list[str]:
@@ -47,6 +48,12 @@ def cmd_run(args) -> int:
             raise config_mod.ConfigError("device: cuda requested but no GPU is visible")
     if args.scheduler and args.backend != "dask":
         raise config_mod.ConfigError("scheduler: only the dask backend takes a scheduler address")
+    from experiments.engine import resources
+    max_memory = resources.parse_memory(args.max_memory) if args.max_memory else None
+    for n in names:  # every experiment is sized before any cell of any experiment runs
+        est = resources.guard(chapters.get(n), [c for _, c in runner.plan(n, cfgs[n])], args.jobs, max_memory,
+                              args.max_hours)
+        print(f"{n}: {est.describe()}" + ("" if args.max_hours is not None else "; no --max-hours limit"))
     root = _root(args.out)
     judged = {}
     for n in names:
@@ -72,6 +79,8 @@ def cmd_runs(args) -> int:
           f"{'code':<18}{'overrides':<40}verdicts")
     for r in recorded:
         counts = ", ".join(f"{k} {v}" for k, v in r.verdicts.items()) if r.status == runs.COMPLETE else r.status
+        if r.status == runs.FAILED and r.error:
+            counts += f" ({r.error})"
         over = " ".join(r.overrides) or "-"
         print(f"{r.id:<{w}}{r.started[:19]:<21}{r.profile:<9}{len(r.cells):>6}{r.n_run:>5}{r.n_stale:>6}  "
               f"{r.code:<18}{over:<40}{counts}")
@@ -97,18 +106,23 @@ def cmd_figures(args) -> int:
         ch = chapters.get(r.experiment)
         rows = store.load_rows(root, r.experiment, r.cells)
         out = fig_root / r.experiment if not args.run else fig_root / "runs" / r.id
-        for p in figs.draw(ch.figures, rows, out, r.describe()):
+        for p in figs.draw(chapters.enabled_figures(ch, r.config), rows, out, r.describe()):
             print(p)
         store.atomic_write_text(out / "RUN", r.describe() + "\n")
     return 0
 
 
 def cmd_check(args) -> int:
-    from experiments.engine import check
+    from experiments.engine import check, resources
     try:
-        code, text = check.run_check(args.assumption, args.profile, args.out, args.figures, args.jobs, args.device)
-    except check.CheckInputError as err:
+        max_memory = resources.parse_memory(args.max_memory) if args.max_memory else None
+        code, text = check.run_check(args.assumption, args.profile, args.out, args.figures, args.jobs, args.device,
+                                     max_memory, args.max_hours)
+    except (check.CheckInputError, config_mod.ConfigError) as err:
         print(f"sslt check: bad input: {err}", file=sys.stderr)
+        return 2
+    except check.PluginFailed as err:
+        print(f"sslt check: {err}", file=sys.stderr)
         return 2
     except check.PluginDisagrees as err:
         print(f"sslt check: the plug-in is wrong: {err}", file=sys.stderr)
@@ -133,6 +147,25 @@ def cmd_bench(args) -> int:
     return bench.main(args)
 
 
+CHECK_EXIT_CODES = """exit codes:
+  0  no theorem is violated where its assumptions are met
+  1  a theorem is violated with every assumption met (a counterexample or a bug), or the plug-in's declared
+     quantities disagree with its own samples (a wrong plug-in)
+  2  bad input (one line naming the field), a run too large for --max-memory / the machine / --max-hours, or an
+     exception raised by the plug-in's own code ("plug-in <module:Class>.<method> raised <Type>: <message>");
+     nothing is written
+  4  nothing checked: no theorem could be judged at a point where its assumptions are met (no verdict)
+"""
+
+
+def _limits(p) -> None:
+    p.add_argument("--max-memory", default=None, metavar="SIZE",
+                   help="refuse a run whose estimated peak memory exceeds SIZE, e.g. 8G (default: this machine's)")
+    p.add_argument("--max-hours", type=float, default=None, metavar="H",
+                   help="refuse a run whose estimated time exceeds H hours (default: no limit; the estimate is "
+                        "printed)")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sslt", description="Self-supervised learning theory, checked on synthetic data.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -148,6 +181,7 @@ def parser() -> argparse.ArgumentParser:
                    help="local processes, or a dask cluster (the results directory must be shared)")
     r.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="dask scheduler address (default: a local cluster of --jobs workers)")
+    _limits(r)
     r.set_defaults(func=cmd_run)
     rs = sub.add_parser("runs", help="list the recorded runs")
     rs.add_argument("--out", type=Path, default=None, help="results directory (default: results/)")
@@ -159,13 +193,15 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--out", type=Path, default=None, help="results directory to read (default: results/)")
     f.add_argument("--figures", type=Path, default=None, help="where to write figures (default: figures/)")
     f.set_defaults(func=cmd_figures)
-    c = sub.add_parser("check", help="point every theorem of a chapter at a distribution of your own")
+    c = sub.add_parser("check", help="point every theorem of a chapter at a distribution of your own",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=CHECK_EXIT_CODES)
     c.add_argument("assumption", type=Path, help="an assumption file (see examples/assumptions/ and docs/plugins.md)")
     c.add_argument("--profile", choices=config_mod.PROFILES, default="quick")
     c.add_argument("--out", type=Path, default=None, help="results directory (default: results/check/<name>/)")
     c.add_argument("--figures", type=Path, default=None, help="figures directory (default: figures/check/<name>/)")
     c.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     c.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    _limits(c)
     c.set_defaults(func=cmd_check)
     t = sub.add_parser("theorems", help="the theorem registry")
     t.add_argument("--markdown", action="store_true", help="print docs/theorems.md")
@@ -198,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (runs.RunNotFound, chapters.UnknownChapter) as err:
         print(f"sslt: error: {err.args[0] if err.args else err}", file=sys.stderr)
+        return 2
+    except PluginError as err:  # a plug-in named by --set data.generator=...
+        print(f"sslt: {err}", file=sys.stderr)
         return 2
     except TrainingDiverged as err:
         print(f"sslt: training diverged: {err}", file=sys.stderr)

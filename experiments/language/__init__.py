@@ -27,8 +27,11 @@ CHAPTER = Chapter(
     figures=figures.FIGURES,
     theorems=th.THEOREMS,
     data_columns=("data",),
+    figure_studies={"excess_vs_epsilon": "bound", "softmax": "bound", "non_natural": "bound",
+                    "feature_types": "training"},
     check=CheckHooks(prepare=for_check, data_spec=check_spec, build_model=generator.build_model,
-                     agreements=generator.plugin_agreements, protocol=generator.PLUGIN_PROTOCOL),
+                     agreements=generator.plugin_agreements, protocol=generator.PLUGIN_PROTOCOL,
+                     plugin_fields=("n_states", "vocab", "context_len")),
     summary="natural tasks: an LM epsilon-close to optimal solves them linearly, within tau + sqrt(2 B^2 eps / gamma)",
 )
 

@@ -29,7 +29,8 @@ CHAPTER = Chapter(
     theorems=th.THEOREMS,
     data_columns=("data",),
     check=CheckHooks(prepare=for_check, data_spec=check_spec, build_model=generator.build_model,
-                     agreements=generator.plugin_agreements, protocol=generator.PLUGIN_PROTOCOL),
+                     agreements=generator.plugin_agreements, protocol=generator.PLUGIN_PROTOCOL,
+                     plugin_fields=("k", "d1", "d2")),
     summary="conditional independence: a linear probe on psi*(X1) needs O(k) labels, not O(d1)",
 )
 
