@@ -200,9 +200,11 @@ def cost(cell: Cell) -> float:
     return len(cell.seeds) * len(cell.train.lr) * (train + 50 * n * n + 100 * n * cell.eval.n_per_class + probes)
 
 
-# Seconds per unit of ``cost`` on one core, measured on the quick profile (tests/experiments/test_runs.py holds
-# the estimate within its stated factor of the measured times), and a fixed start-up per cell.
-SECONDS_PER_COST, SECONDS_PER_CELL = 2.5e-7, 0.5
+# The time and memory model of the resource guard, measured on one core (tests/experiments/test_runs.py holds
+# it against measured peaks and times within the factors stated there): seconds per unit of ``cost``, per
+# sampled training tuple element, and per cell; and the temporaries of a sample (noise and means drawn in
+# float64, added, then copied to float32 for every model) as a multiple of its array.
+SECONDS_PER_COST, SECONDS_PER_TUPLE, SECONDS_PER_CELL, TEMPORARIES = 2e-6, 6e-6, 0.1, 3.0
 
 
 def footprint(cell: Cell):
@@ -230,8 +232,9 @@ def footprint(cell: Cell):
         "data.n_classes": 8 * C * (D * (1 + d.n_subclusters + d.support_size) + 4 * G * C + 4),
         "eval.probe_n": (8 * D + 4 * G * width) * C * max(cell.probe_n, default=0),
     }
-    secs = {"cost": SECONDS_PER_COST * cost(cell), "cells": SECONDS_PER_CELL}
-    return Footprint({k: float(v) for k, v in mem.items()}, secs)
+    secs = {"cost": SECONDS_PER_COST * cost(cell), "cells": SECONDS_PER_CELL,
+            "train.n_tuples": SECONDS_PER_TUPLE * tr.n_tuples * per_tuple * len(cell.seeds) * trained}
+    return Footprint({k: TEMPORARIES * float(v) for k, v in mem.items()}, secs)
 
 
 def for_check(raw: dict) -> dict:

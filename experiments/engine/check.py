@@ -172,7 +172,14 @@ def _assumption_summary(theorem, rows: pd.DataFrame) -> list[dict]:
     out = []
     for name, (value, met) in theorem.check_assumptions(rows).items():
         finite = value[np.isfinite(value)]
-        out.append({"name": name, "statement": next(a.statement for a in theorem.assumptions if a.name == name),
+        decl = next(a for a in theorem.assumptions if a.name == name)
+        terms = {}
+        for t in decl.terms:  # the terms at the points where it fails: what to change
+            col = pd.to_numeric(rows[t], errors="coerce").to_numpy()[~met] if t in rows else np.array([])
+            col = col[np.isfinite(col)]
+            if col.size:
+                terms[t] = (float(col.min()), float(col.max()))
+        out.append({"name": name, "statement": decl.statement, "terms_where_not_met": terms,
                     "met": int(met.sum()), "not_met": int((~met).sum()),
                     "min": float(finite.min()) if finite.size else None,
                     "max": float(finite.max()) if finite.size else None})
@@ -237,8 +244,10 @@ def _why_nothing(rec: dict) -> str:
     for a in unmet:
         value = "" if a["min"] is None else (f" = {a['min']:.4g}" if a["min"] == a["max"]
                                                else f" in [{a['min']:.4g}, {a['max']:.4g}]")
-        out.append(f"assumption {a['name']}{value} not met at {a['not_met']} of {a['met'] + a['not_met']} points "
-                   f"({a['statement']})")
+        terms = ", ".join(f"{t} = {lo:.4g}" if lo == hi else f"{t} in [{lo:.4g}, {hi:.4g}]"
+                          for t, (lo, hi) in a.get("terms_where_not_met", {}).items())
+        out.append(f"assumption {a['name']}{value} not met at {a['not_met']} of {a['met'] + a['not_met']} points"
+                   + (f" ({terms})" if terms else "") + f": {a['statement']}")
     return "; ".join(out)
 
 
@@ -334,7 +343,6 @@ def run_check(path: Path, profile: str, out: Path | None, fig_root: Path | None,
     root = Path(out) if out is not None else store.RESULTS / "check" / prep.name
     figures_dir = Path(fig_root) if fig_root is not None else Path("figures") / "check" / prep.name
     fresh = [d for d in (root, figures_dir) if not d.exists()]
-    print(prep.resources.describe(), file=sys.stderr)
     try:
         return _run_and_report(prep, profile, root, figures_dir, jobs, device)
     except BaseException as err:

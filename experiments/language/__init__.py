@@ -11,7 +11,7 @@ from pathlib import Path
 from analysis import language as checks
 from analysis import language_figures as figures
 from experiments.engine.chapters import Chapter, CheckHooks
-from experiments.language.config import check_spec, for_check, Cell, Config, cells, cost
+from experiments.language.config import check_spec, footprint, for_check, Cell, Config, cells, cost
 from experiments.language.run import run as run_cell
 from synthetic_data import language as generator
 from theory import language as th
@@ -27,6 +27,7 @@ CHAPTER = Chapter(
     figures=figures.FIGURES,
     theorems=th.THEOREMS,
     data_columns=("data",),
+    footprint=footprint,
     figure_studies={"excess_vs_epsilon": "bound", "softmax": "bound", "non_natural": "bound",
                     "feature_types": "training"},
     check=CheckHooks(prepare=for_check, data_spec=check_spec, build_model=generator.build_model,
