@@ -202,7 +202,8 @@ def probability_vector(name: str, value, n: int) -> np.ndarray:
     p = as_array(name, value, (n,)).astype(np.float64)
     if np.any(p < 0):
         i = int(np.argmin(p))
-        raise PluginError(f"{name}: must be >= 0 and sum to 1 (entry {i} is {float(p[i])!r}, sum {float(p.sum())!r})")
+        raise PluginError(f"{name}: must be >= 0 and sum to 1, but entry {i} is {float(p[i]):.6g} (sum "
+                          f"{float(p.sum()):.6g})")
     if abs(float(p.sum()) - 1.0) > 1e-9:
         raise PluginError(f"{name}: must be >= 0 and sum to 1 (sum {float(p.sum())!r})")
     return p / p.sum()

@@ -232,7 +232,7 @@ def footprint(cell: Cell):
         "data.n_classes": 8 * C * (D * (1 + d.n_subclusters + d.support_size) + 4 * G * C + 4),
         "eval.probe_n": (8 * D + 4 * G * width) * C * max(cell.probe_n, default=0),
     }
-    secs = {"cost": SECONDS_PER_COST * cost(cell), "cells": SECONDS_PER_CELL,
+    secs = {"train.steps": SECONDS_PER_CELL + SECONDS_PER_COST * cost(cell),
             "train.n_tuples": SECONDS_PER_TUPLE * tr.n_tuples * per_tuple * len(cell.seeds) * trained}
     return Footprint({k: TEMPORARIES * float(v) for k, v in mem.items()}, secs)
 

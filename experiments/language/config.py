@@ -342,7 +342,7 @@ def footprint(cell: Cell):
         "kgram_n_train": 8 * cell.kgram_n_train * (L + 1) + 8 * V ** min(L + 1, 6) * (cell.model == "kgram"),
     }
     points = levels if cell.kind == "ref" else tr.n_checkpoints * len(tr.lr)
-    secs = {"cost": SECONDS_PER_COST * cost(cell), "cells": SECONDS_PER_CELL,
+    secs = {"train.steps": SECONDS_PER_CELL + SECONDS_PER_COST * cost(cell),
             "tasks.n_fit": SECONDS_PER_POINT_CONTEXT * points * len(cell.tasks.kinds) * len(cell.seeds)
             * (cell.tasks.n_fit + n),
             "eval.probe_n": SECONDS_PER_CURVE * len(cell.seeds) * cell.probe_curves}

@@ -284,7 +284,7 @@ def footprint(cell: Cell):
         * (d.family == "plugin"),
     }
     return Footprint({k: TEMPORARIES * float(v) for k, v in mem.items()},
-                     {"cost": SECONDS_PER_COST * cost(cell), "cells": SECONDS_PER_CELL})
+                     {"pretext.n1": SECONDS_PER_CELL + SECONDS_PER_COST * cost(cell)})
 
 
 def for_check(raw: dict) -> dict:

@@ -128,3 +128,74 @@ def test_dask_backend_gives_the_same_bytes_as_a_local_run(tmp_path):
 def test_scheduler_without_dask_is_a_config_error(tmp_path, capsys):
     assert _run(tmp_path / "r", "--scheduler", "tcp://127.0.0.1:1") == 2
     assert "scheduler" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- the resource guard
+MEMORY_FACTOR, TIME_FACTOR = 1.5, 4.0   # how far the estimates may be from the measured peak and time
+
+
+def _measured(out, experiment):
+    import json
+    r = runs.latest(out, experiment)
+    metas = [json.loads((store.cell_dir(out, experiment, k) / "meta.json").read_text()) for k in r.cells]
+    return r, metas
+
+
+@pytest.mark.parametrize("overrides", [[], ["bound.classes=[50]", "bound.losses=['logistic']", "negatives.enabled=false",
+                                            "sample_complexity.enabled=false", "block.enabled=false",
+                                            "train.n_tuples=100000", "train.steps=20"]],
+                         ids=["quick", "quick-with-100k-tuples"])
+def test_estimates_match_measured_peaks_and_times(tmp_path, overrides):
+    """The guard's estimates against a fresh process's measured peak memory and time, on the quick profile (and
+    on one cell whose training sample dominates its memory): within MEMORY_FACTOR and TIME_FACTOR."""
+    from experiments.engine import chapters, resources, runner
+    subprocess.run([sys.executable, "-m", "experiments.engine.cli", "run", "contrastive", "--profile", "quick",
+                    "--jobs", "1", "--out", str(tmp_path), *_sets(overrides)], check=True, cwd=REPO,
+                   capture_output=True)
+    r, metas = _measured(tmp_path, "contrastive")
+    ch = chapters.get("contrastive")
+    cells = [c for _, c in runner.plan("contrastive", chapters.load_config("contrastive", "quick", overrides))]
+    est = resources.estimate(ch, cells, 1)
+    peak = max(m["peak_rss_mib"] for m in metas) * resources.MIB   # one process ran every cell: its peak
+    assert 1 / MEMORY_FACTOR <= est.largest_cell / peak <= MEMORY_FACTOR, (est.largest_cell / 2 ** 20, peak / 2 ** 20)
+    took = sum(m["seconds"] for m in metas)
+    assert 1 / TIME_FACTOR <= est.seconds / took <= TIME_FACTOR, (est.seconds, took)
+
+
+@pytest.mark.parametrize("override,field", [("bound.classes=[1000000000]", "data.n_classes"),
+                                            ("train.n_tuples=1000000000000", "train.n_tuples")])
+def test_an_oversized_run_is_refused_before_any_work(override, field, tmp_path, capsys):
+    code = _run(tmp_path, overrides=TINY + [override, "negatives.enabled=false"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(f"sslt: config error: {field}:") and err.count("\n") == 1, err
+    assert "GiB" in err and not tmp_path.joinpath("runs").exists(), "refused before the run record is written"
+
+
+def test_max_memory_and_max_hours_are_limits_and_the_estimate_is_printed(tmp_path, capsys):
+    assert _run(tmp_path, "--max-memory", "100M") == 2
+    assert "more than --max-memory allows" in capsys.readouterr().err
+    assert _run(tmp_path, "--max-hours", "1e-9") == 2
+    err = capsys.readouterr().err
+    assert "--max-hours" in err and err.split(": ")[2] in ("train.steps", "train.n_tuples"), err
+    assert _run(tmp_path, "--max-memory", "64G") == 0
+    out = capsys.readouterr().out
+    assert "estimated: peak memory" in out and "no --max-hours limit" in out
+
+
+def test_a_run_that_fails_is_marked_failed_and_listed(tmp_path, capsys, monkeypatch):
+    from experiments.engine import chapters, runner
+    import dataclasses
+    ch = chapters.get("contrastive")
+
+    def broken(cell, cell_id, device="cpu"):
+        raise MemoryError("cannot allocate 8 TiB")
+    broken.__module__ = ch.run_module  # the fingerprint reads the run module's code
+    monkeypatch.setitem(chapters._registry(), "contrastive", dataclasses.replace(ch, run_cell=broken))
+    cfg = chapters.load_config("contrastive", "quick", TINY)
+    with pytest.raises(MemoryError):
+        runner.run_sweep("contrastive", cfg, tmp_path, 1, "cpu", "quick")
+    (r,) = runs.all_runs(tmp_path)
+    assert r.status == runs.FAILED and r.error == "MemoryError: cannot allocate 8 TiB" and r.finished
+    assert runs.latest(tmp_path, "contrastive") is None, "a failed run is never the latest complete one"
+    assert cli.main(["runs", "--out", str(tmp_path)]) == 0
+    assert "failed (MemoryError: cannot allocate 8 TiB)" in capsys.readouterr().out
