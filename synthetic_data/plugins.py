@@ -177,11 +177,12 @@ def instantiate(generator: str, generator_args: str, protocol: dict[str, str]):
         raise PluginRaised(raised_message(generator, "__init__", err)) from None
     except Exception as err:
         raise PluginRaised(raised_message(generator, "__init__", err)) from None
-    missing = [name for name in protocol if not hasattr(obj, name)]
+    guarded = Guarded(obj, generator)
+    missing = [name for name in protocol if not hasattr(guarded, name)]  # a raising property reads as raised
     if missing:
         raise PluginError(f"generator: {generator} lacks {', '.join(missing)} of the protocol "
                           f"({'; '.join(f'{m}: {protocol[m]}' for m in missing)}); see docs/plugins.md")
-    return Guarded(obj, generator)
+    return guarded
 
 
 def as_array(name: str, value, shape: tuple, kind: str = "f") -> np.ndarray:

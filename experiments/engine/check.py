@@ -122,7 +122,7 @@ def _importable(folder: Path) -> None:
 
 
 def prepare(path: Path, profile: str, jobs: int = 1, max_memory: float | None = None,
-            max_hours: float | None = None) -> Prepared:
+            max_hours: float | None = None, overrides: list[str] = ()) -> Prepared:
     """Everything up to the run, with no file written: any problem is a CheckInputError, PluginFailed or
     PluginDisagrees. The resource guard runs before the model is built (a model of 10^9 classes is refused
     here, not by a MemoryError)."""
@@ -149,6 +149,9 @@ def prepare(path: Path, profile: str, jobs: int = 1, max_memory: float | None = 
         if raw["data"].get("generator"):
             raw["data"]["generator_digest"] = plugins.source_digest(raw["data"]["generator"])
         raw = _deep_merge(raw, spec.get("sweep", {}))
+        for item in overrides:  # --set, over the file's [sweep]
+            key, value = config_mod.parse_override(ch.config, item)
+            config_mod._set_path(raw, key, value)
         cfg = config_mod.build(ch.config, raw)
         est = resources.guard(ch, [c for _, c in runner.plan(ch.name, cfg)], jobs, max_memory, max_hours)
         data_spec = ch.check.data_spec(cfg)
@@ -332,9 +335,9 @@ def _fmt(v) -> str:
 
 
 def run_check(path: Path, profile: str, out: Path | None, fig_root: Path | None, jobs: int,
-              device: str = "cpu", max_memory: float | None = None, max_hours: float | None = None
-              ) -> tuple[int, str]:
-    prep = prepare(path, profile, jobs, max_memory, max_hours)
+              device: str = "cpu", max_memory: float | None = None, max_hours: float | None = None,
+              overrides: list[str] = ()) -> tuple[int, str]:
+    prep = prepare(path, profile, jobs, max_memory, max_hours, overrides)
     bad = [a for a in prep.agreements if not a.ok]
     if bad:
         raise PluginDisagrees("; ".join(a.describe() for a in sorted(bad, key=lambda a: -a.gap_se)[:3])

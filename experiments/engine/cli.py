@@ -117,7 +117,7 @@ def cmd_check(args) -> int:
     try:
         max_memory = resources.parse_memory(args.max_memory) if args.max_memory else None
         code, text = check.run_check(args.assumption, args.profile, args.out, args.figures, args.jobs, args.device,
-                                     max_memory, args.max_hours)
+                                     max_memory, args.max_hours, args.set)
     except (check.CheckInputError, config_mod.ConfigError) as err:
         print(f"sslt check: bad input: {err}", file=sys.stderr)
         return 2
@@ -201,6 +201,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--figures", type=Path, default=None, help="figures directory (default: figures/check/<name>/)")
     c.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     c.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field, over the file's [sweep]")
     _limits(c)
     c.set_defaults(func=cmd_check)
     t = sub.add_parser("theorems", help="the theorem registry")

@@ -193,6 +193,10 @@ class TooFewTargetDims(GaussianViews):
         super().__init__()
         self.d2, self.M2 = 1, np.array([[1.0], [0.0]])
 
+    def sample(self, n, rng):
+        x1, _, y = super().sample(n, rng)
+        return x1, self.M2[y] + 0.5 * rng.standard_normal((n, 1)), y
+
 
 # ----------------------------------------------------------------------------- liars
 class ReversedLaw(WrongTau):
