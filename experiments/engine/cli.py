@@ -53,7 +53,8 @@ def cmd_run(args) -> int:
     for n in names:  # every experiment is sized before any cell of any experiment runs
         est = resources.guard(chapters.get(n), [c for _, c in runner.plan(n, cfgs[n])], args.jobs, max_memory,
                               args.max_hours)
-        print(f"{n}: {est.describe()}" + ("" if args.max_hours is not None else "; no --max-hours limit"))
+        print(f"{n}: {est.describe()}" + ("" if args.max_hours is not None else "; no --max-hours limit"),
+              file=sys.stderr)  # stdout stays the run's own lines
     root = _root(args.out)
     judged = {}
     for n in names:

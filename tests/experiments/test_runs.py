@@ -178,8 +178,8 @@ def test_max_memory_and_max_hours_are_limits_and_the_estimate_is_printed(tmp_pat
     err = capsys.readouterr().err
     assert "--max-hours" in err and err.split(": ")[2] in ("train.steps", "train.n_tuples"), err
     assert _run(tmp_path, "--max-memory", "64G") == 0
-    out = capsys.readouterr().out
-    assert "estimated: peak memory" in out and "no --max-hours limit" in out
+    err = capsys.readouterr().err
+    assert "estimated: peak memory" in err and "no --max-hours limit" in err
 
 
 def test_a_run_that_fails_is_marked_failed_and_listed(tmp_path, capsys, monkeypatch):
