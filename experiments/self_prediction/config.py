@@ -274,7 +274,8 @@ def footprint(cell: Cell):
     latent = d.k * d.m * (d.quad_nodes ** d.latent_dim if d.family == "nonlinear" else 1)
     mem = {
         "pretext.n1": 8 * p.n1 * (width + 2 * d.d2),
-        "pretext.rff_features": 8 * ((p.n1 + e.n_test) * p.rff_features + p.rff_features ** 2) * ("rff" in cell.learners),
+        "pretext.rff_features": 8 * ((p.n1 + e.n_test) * p.rff_features + p.rff_features ** 2)
+        * ("rff" in cell.learners),
         "pretext.batch_size": 4 * 6 * p.batch_size * p.width,
         "eval.n_test": 8 * e.n_test * (width + 4 * d.k + latent),
         "eval.probe_n": 8 * max(e.probe_n) * (d.d1 + d.d2) * 4,

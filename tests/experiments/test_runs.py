@@ -141,10 +141,11 @@ def _measured(out, experiment):
     return r, metas
 
 
-@pytest.mark.parametrize("overrides", [[], ["bound.classes=[50]", "bound.losses=['logistic']", "negatives.enabled=false",
-                                            "sample_complexity.enabled=false", "block.enabled=false",
-                                            "train.n_tuples=100000", "train.steps=20"]],
-                         ids=["quick", "quick-with-100k-tuples"])
+ONE_BIG_CELL = ["bound.classes=[50]", "bound.losses=['logistic']", "negatives.enabled=false",
+                "sample_complexity.enabled=false", "block.enabled=false", "train.n_tuples=100000", "train.steps=20"]
+
+
+@pytest.mark.parametrize("overrides", [[], ONE_BIG_CELL], ids=["quick", "quick-with-100k-tuples"])
 def test_estimates_match_measured_peaks_and_times(tmp_path, overrides):
     """The guard's estimates against a fresh process's measured peak memory and time, on the quick profile (and
     on one cell whose training sample dominates its memory): within MEMORY_FACTOR and TIME_FACTOR."""
@@ -199,3 +200,26 @@ def test_a_run_that_fails_is_marked_failed_and_listed(tmp_path, capsys, monkeypa
     assert runs.latest(tmp_path, "contrastive") is None, "a failed run is never the latest complete one"
     assert cli.main(["runs", "--out", str(tmp_path)]) == 0
     assert "failed (MemoryError: cannot allocate 8 TiB)" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- any subset of studies draws
+def test_sslt_figures_draws_only_the_studies_that_ran(tmp_path, capsys):
+    out, figs = tmp_path / "res", tmp_path / "figs"
+    assert _run(out) == 0   # TINY: sample_complexity and block are off
+    assert cli.main(["figures", "contrastive", "--out", str(out), "--figures", str(figs)]) == 0
+    assert sorted(p.stem for p in (figs / "contrastive").glob("*.png")) == ["bound_vs_truth", "negatives"]
+
+
+def test_every_figure_study_mapping_names_a_figure_and_a_study():
+    import dataclasses
+    import typing
+    from experiments.engine import chapters
+    for ch in chapters.all_chapters():
+        sections = typing.get_type_hints(ch.config)
+        for fig, study in ch.figure_studies.items():
+            assert fig in ch.figures, (ch.name, fig)
+            hint = sections.get(study)
+            assert hint is not None and dataclasses.is_dataclass(hint), (ch.name, study)
+            assert "enabled" in {f.name for f in dataclasses.fields(hint)}, (ch.name, study)
+        # a figure named like a section with `enabled` needs no entry: the mapping only bridges differing names
+        assert not set(ch.figure_studies) & set(sections), ch.name
