@@ -47,6 +47,8 @@ class Guarded:
         object.__setattr__(self, "_path", path)
 
     def __getattr__(self, name: str):
+        if name in ("_obj", "_path") or name.startswith("__"):  # unpickling, copy: no delegation before init
+            raise AttributeError(name)
         try:
             value = getattr(self._obj, name)
         except AttributeError:

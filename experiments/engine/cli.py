@@ -35,10 +35,22 @@ def cmd_list(args) -> int:
     return 0
 
 
+def _with_plugin_digest(overrides: list[str]) -> list[str]:
+    """A plug-in named by ``--set data.generator=module:Class`` gets the hash of its whole code as
+    ``data.generator_digest`` (as in ``sslt check``), so that an edit to it, or to a base class, re-runs its cells."""
+    from synthetic_data import plugins
+    given = {k.strip(): v.strip() for k, v in (item.split("=", 1) for item in overrides if "=" in item)}
+    gen = given.get("data.generator", "").strip("'\"")
+    if gen and "data.generator_digest" not in given:
+        return [*overrides, f"data.generator_digest={plugins.source_digest(gen)}"]
+    return list(overrides)
+
+
 def cmd_run(args) -> int:
     from analysis import bounds as bound_table
     from experiments.engine import runner
     names = _names(args.experiment)
+    args.set = _with_plugin_digest(args.set)
     # Every config is validated before any cell of any experiment runs.
     cfgs = {n: config_mod.load(chapters.get(n).config_file, chapters.get(n).config, args.profile, args.set)
             for n in names}

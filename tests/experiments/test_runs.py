@@ -223,3 +223,16 @@ def test_every_figure_study_mapping_names_a_figure_and_a_study():
             assert "enabled" in {f.name for f in dataclasses.fields(hint)}, (ch.name, study)
         # a figure named like a section with `enabled` needs no entry: the mapping only bridges differing names
         assert not set(ch.figure_studies) & set(sections), ch.name
+
+
+def test_a_plugin_named_by_set_gets_its_code_digest(tmp_path):
+    from experiments.engine.cli import _with_plugin_digest
+    from synthetic_data import plugins
+    sys.path.insert(0, str(REPO / "tests" / "experiments"))
+    try:
+        out = _with_plugin_digest(["seeds=1", "data.generator = check_plugins:RightTau"])
+        assert out[-1] == f"data.generator_digest={plugins.source_digest('check_plugins:RightTau')}"
+        assert _with_plugin_digest(["data.generator=check_plugins:RightTau", "data.generator_digest=x"])[-1] == \
+            "data.generator_digest=x"
+    finally:
+        sys.path.remove(str(REPO / "tests" / "experiments"))
