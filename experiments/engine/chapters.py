@@ -51,9 +51,10 @@ class Chapter:
     data_columns: tuple[str, ...] = ()                  # dotted cell fields that tell runs apart in bounds.csv
     summary: str = ""                                   # one line: the assumption and the bound
     check: CheckHooks | None = None                     # ``sslt check`` support (None: the chapter has none)
-    # figure -> the config section (study) whose rows it draws, where their names differ; a figure is drawn
-    # only while that section's ``enabled`` is true (a figure with no such section is always drawn)
-    figure_studies: Mapping[str, str] = field(default_factory=dict)
+    # figure -> the config section (study) whose rows it draws, or a tuple of those it needs together, where the
+    # names differ; a figure is drawn only while each such section's ``enabled`` is true (a figure with no such
+    # section is always drawn)
+    figure_studies: Mapping[str, str | tuple[str, ...]] = field(default_factory=dict)
     # cell -> (peak bytes, seconds) estimated from the config alone, for the resource guard (None: generic)
     footprint: Callable[[Any], tuple[float, float]] | None = None
 
@@ -63,8 +64,9 @@ class Chapter:
         return self.run_cell.__module__
 
 
-def study_of(ch: "Chapter", figure: str) -> str:
-    return ch.figure_studies.get(figure, figure)
+def studies_of(ch: "Chapter", figure: str) -> tuple[str, ...]:
+    study = ch.figure_studies.get(figure, figure)
+    return (study,) if isinstance(study, str) else tuple(study)
 
 
 def enabled_figures(ch: "Chapter", config: dict) -> dict:
@@ -72,8 +74,8 @@ def enabled_figures(ch: "Chapter", config: dict) -> dict:
     study is off is not drawn at all, rather than drawn empty or from rows that are not there."""
     out = {}
     for name, fn in ch.figures.items():
-        section = config.get(study_of(ch, name))
-        if isinstance(section, dict) and section.get("enabled") is False:
+        sections = [config.get(s) for s in studies_of(ch, name)]
+        if any(isinstance(sec, dict) and sec.get("enabled") is False for sec in sections):
             continue
         out[name] = fn
     return out

@@ -28,7 +28,7 @@ CHAPTER = Chapter(
     theorems=th.THEOREMS,
     data_columns=("data",),
     footprint=footprint,
-    figure_studies={"excess_vs_epsilon": "bound", "softmax": "bound", "non_natural": "bound",
+    figure_studies={"excess_vs_epsilon": "bound", "softmax": ("bound", "training"), "non_natural": "bound",
                     "feature_types": "training"},
     check=CheckHooks(prepare=for_check, data_spec=check_spec, build_model=generator.build_model,
                      agreements=generator.plugin_agreements, protocol=generator.PLUGIN_PROTOCOL,
