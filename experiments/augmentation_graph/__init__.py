@@ -25,7 +25,7 @@ CHAPTER = Chapter(
     figures=figures.FIGURES,
     theorems=th.THEOREMS,
     data_columns=("data",),
-    figure_studies={"overlap_sweep": "overlap", "matched_loss": "matched"},
+    figure_studies={"overlap_sweep": "overlap", "matched_loss": "matched", "exact_vs_trained": "overlap|matched"},
     summary="augmentation graph: spectral bounds need same-class overlap; without it the encoder class decides",
 )
 

@@ -51,9 +51,9 @@ class Chapter:
     data_columns: tuple[str, ...] = ()                  # dotted cell fields that tell runs apart in bounds.csv
     summary: str = ""                                   # one line: the assumption and the bound
     check: CheckHooks | None = None                     # ``sslt check`` support (None: the chapter has none)
-    # figure -> the config section (study) whose rows it draws, or a tuple of those it needs together, where the
-    # names differ; a figure is drawn only while each such section's ``enabled`` is true (a figure with no such
-    # section is always drawn)
+    # figure -> the config section (study) whose rows it draws, where the names differ: a name, "a|b" (rows of
+    # either), or a tuple of those it needs together; a figure is drawn only while its studies are on (a figure
+    # with no such section is always drawn)
     figure_studies: Mapping[str, str | tuple[str, ...]] = field(default_factory=dict)
     # cell -> (peak bytes, seconds) estimated from the config alone, for the resource guard (None: generic)
     footprint: Callable[[Any], tuple[float, float]] | None = None
@@ -73,11 +73,12 @@ def enabled_figures(ch: "Chapter", config: dict) -> dict:
     """The figures of ``ch`` whose study is on in ``config`` (a run's resolved config, as a dict): a figure whose
     study is off is not drawn at all, rather than drawn empty or from rows that are not there."""
     out = {}
+    def on(study: str) -> bool:
+        section = config.get(study)
+        return not (isinstance(section, dict) and section.get("enabled") is False)
     for name, fn in ch.figures.items():
-        sections = [config.get(s) for s in studies_of(ch, name)]
-        if any(isinstance(sec, dict) and sec.get("enabled") is False for sec in sections):
-            continue
-        out[name] = fn
+        if all(any(on(s) for s in need.split("|")) for need in studies_of(ch, name)):
+            out[name] = fn
     return out
 
 

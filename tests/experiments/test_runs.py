@@ -218,12 +218,20 @@ def test_every_figure_study_mapping_names_a_figure_and_a_study():
         sections = typing.get_type_hints(ch.config)
         for fig in ch.figure_studies:
             assert fig in ch.figures, (ch.name, fig)
-            for study in chapters.studies_of(ch, fig):
+            for study in (s for need in chapters.studies_of(ch, fig) for s in need.split("|")):
                 hint = sections.get(study)
                 assert hint is not None and dataclasses.is_dataclass(hint), (ch.name, study)
                 assert "enabled" in {f.name for f in dataclasses.fields(hint)}, (ch.name, study)
         # a figure named like a section with `enabled` needs no entry: the mapping only bridges differing names
         assert not set(ch.figure_studies) & set(sections), ch.name
+    ag = chapters.get("augmentation_graph")
+    drawn = set(chapters.enabled_figures(ag, {"overlap": {"enabled": False}, "matched": {"enabled": True},
+                                              "hypercube": {"enabled": False}}))
+    assert drawn == {"matched_loss", "exact_vs_trained"}
+    drawn = set(chapters.enabled_figures(ag, {"overlap": {"enabled": False}, "matched": {"enabled": False}}))
+    assert drawn == {"hypercube"}, "exact_vs_trained needs spectral cells on cluster data: none"
+    lang = chapters.get("language")
+    assert "softmax" not in chapters.enabled_figures(lang, {"bound": {"enabled": True}, "training": {"enabled": False}})
 
 
 def test_a_plugin_named_by_set_gets_its_code_digest(tmp_path):
