@@ -50,10 +50,14 @@ def cmd_run(args) -> int:
     from analysis import bounds as bound_table
     from experiments.engine import runner
     names = _names(args.experiment)
-    args.set = _with_plugin_digest(args.set)
     # Every config is validated before any cell of any experiment runs.
     cfgs = {n: config_mod.load(chapters.get(n).config_file, chapters.get(n).config, args.profile, args.set)
             for n in names}
+    with_digest = _with_plugin_digest(args.set)
+    if with_digest != args.set:
+        args.set = with_digest
+        cfgs = {n: config_mod.load(chapters.get(n).config_file, chapters.get(n).config, args.profile, args.set)
+                for n in names}
     if args.device == "cuda":
         import torch
         if not torch.cuda.is_available():
