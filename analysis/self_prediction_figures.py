@@ -494,4 +494,4 @@ FIGURES = {"sample_complexity": fig_sample_complexity, "dimension": fig_dimensio
            "pretext_budget": fig_pretext_budget, "violation": fig_violation, "objectives": fig_objectives,
            "frontier": fig_frontier}
 # the frontier draws Theorem 4.2's population rows of every study
-SUMMARY_FIGURES: dict[str, tuple[str, ...]] = {"frontier": ("sample_complexity", "dimension", "approx_ci")}
+SUMMARY_FIGURES: dict[str, tuple[str, ...]] = {"frontier": ("sample_complexity|dimension|approx_ci",)}

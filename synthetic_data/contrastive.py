@@ -348,4 +348,5 @@ def plugin_agreements(model: PluginLatentClassModel, rng: np.random.Generator) -
     hit = (a == b).astype(np.float64)
     out = [plugins.Agreement("tau (collision probability of two classes)", model.tau, float(hit.mean()),
                              float(max(hit.std(ddof=1), 1.0 / n) / np.sqrt(n)))]
-    return out + plugins.frequency_agreements("class_probs", model.rho, a)
+    return out + plugins.frequency_agreements("class_probs", model.rho, a) + [
+        plugins.log_loss_agreement("class_probs", model.rho[a], model.rho[None, :])]

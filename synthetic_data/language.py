@@ -350,7 +350,11 @@ class ExplicitHMM:
 
 def _stochastic(name: str, a, shape) -> np.ndarray:
     arr = plugins.as_array(name, a, shape).astype(np.float64)
-    if np.any(arr < 0) or np.max(np.abs(arr.sum(axis=-1) - 1)) > 1e-9:
+    if np.any(arr < 0):
+        at = np.unravel_index(int(np.argmin(arr)), arr.shape)
+        raise plugins.PluginError(f"{name}: must be >= 0 with rows summing to 1 (entry {list(map(int, at))} is "
+                                  f"{float(arr[at])!r})")
+    if np.max(np.abs(arr.sum(axis=-1) - 1)) > 1e-9:
         raise plugins.PluginError(f"{name}: must be >= 0 with rows summing to 1 "
                                   f"(row sums {np.round(np.atleast_1d(arr.sum(axis=-1)), 6).tolist()})")
     return arr
@@ -396,7 +400,13 @@ def plugin_agreements(hmm: "HMM", rng: np.random.Generator, n_docs: int = N_CHEC
             rows = np.all(words[:, :m] == prefix, axis=1)
             declared = hmm.next_word(prefix[None, :])[0]
             out += plugins.frequency_agreements(f"p*(w | s = {prefix.tolist()})", declared, words[rows, m])
-    return out + plugins.frequency_agreements("P(w_1 = w)", hmm.init @ hmm.emit, words[:, 0])
+    out += plugins.frequency_agreements("P(w_1 = w)", hmm.init @ hmm.emit, words[:, 0])
+    # p* as a distribution at every position of every sampled document, not only after the frequent prefixes:
+    # its log loss on the sampled next words against the entropy it implies
+    laws = [np.broadcast_to(hmm.init @ hmm.emit, (n_docs, hmm.vocab))] + [hmm.next_word(words[:, :m]) for m in (1, 2)]
+    law = np.concatenate(laws)
+    seen = np.concatenate([words[:, m] for m in range(3)])
+    return out + [plugins.log_loss_agreement("p*(w | s) over every prefix", law[np.arange(seen.size), seen], law)]
 
 
 from synthetic_data.language_tasks import TASK_KINDS, Task, TaskSpec, balanced_threshold, make_task  # noqa: E402,F401

@@ -415,8 +415,8 @@ class PluginTwoViewModel(SelfPredictionModel):
     estimated_quantities: list[str] = []
 
     def _init_psi(self, rng: np.random.Generator) -> None:
-        probe = self.plugin.sample(4, rng)
-        self.psi_estimated = self.plugin.psi_star(np.asarray(probe[0], dtype=np.float64)) is None
+        probe = self.sample(4, rng)  # shape, dtype and finiteness checked before psi_star sees it
+        self.psi_estimated = self.plugin.psi_star(probe[0]) is None
         if self.psi_estimated:
             # psi* = E[X2 | X1] undeclared: a k-nearest-neighbour mean of X2 over a reference sample of the
             # plug-in, with the across-neighbour standard error (it is biased where psi* bends within a
@@ -489,7 +489,8 @@ def plugin_agreements(model: PluginTwoViewModel, rng: np.random.Generator) -> li
     the declarations are right: E[X2 - psi*(X1)] = 0 and E[(X2 - psi*(X1)) x1_j] = 0 for each coordinate j
     (psi* is E[X2 | X1], so the residual is orthogonal to every function of X1); E[onehot(Y) - f*(X1)] = 0 per
     class (f* is P(Y | X1)); and the class law against the labels' frequencies. A wrong psi* that differs from
-    the truth only by a function orthogonal to 1 and the coordinates of x1 is not caught by these."""
+    the truth only by a function orthogonal to 1 and the coordinates of x1 is not caught by these. The posterior
+    is also tested as a distribution: its mean log loss on the sampled labels against the entropy it implies."""
     if not isinstance(model, PluginTwoViewModel):
         return []  # a built-in family's quantities are the suite's own closed forms
     x1, x2, y = model.sample(N_CHECK, rng)  # validated: shapes, dtypes, finite
@@ -509,6 +510,9 @@ def plugin_agreements(model: PluginTwoViewModel, rng: np.random.Generator) -> li
 
 
 def _posterior_agreements(model, x1, y) -> list[plugins.Agreement]:
-    res = np.eye(model.k)[y] - model.posterior(x1)
-    return [plugins.Agreement(f"posterior: E[1{{Y = {c}}} - P(Y = {c} | X1)]", 0.0, float(res[:, c].mean()),
-                              float(res[:, c].std(ddof=1) / np.sqrt(len(res)) + 1e-300)) for c in range(model.k)]
+    post = model.posterior(x1)
+    res = np.eye(model.k)[y] - post
+    means = [plugins.Agreement(f"posterior: E[1{{Y = {c}}} - P(Y = {c} | X1)]", 0.0, float(res[:, c].mean()),
+                               float(res[:, c].std(ddof=1) / np.sqrt(len(res)) + 1e-300)) for c in range(model.k)]
+    # the posterior as a distribution, not only its mean: its log loss on the sampled labels against its entropy
+    return means + [plugins.log_loss_agreement("posterior P(Y | X1)", post[np.arange(len(y)), y], post)]

@@ -15,6 +15,7 @@ from experiments.contrastive.config import (
     cells,
     check_spec,
     cost,
+    footprint,
     for_check,
 )
 from experiments.contrastive.run import run as run_cell
@@ -34,8 +35,10 @@ CHAPTER = Chapter(
     summary_figures=figures.SUMMARY_FIGURES,
     theorems=th.THEOREMS,
     data_columns=("data",),
+    footprint=footprint,
     check=CheckHooks(prepare=for_check, data_spec=check_spec, build_model=generator.build_model,
-                     agreements=generator.plugin_agreements, protocol=generator.PLUGIN_PROTOCOL),
+                     agreements=generator.plugin_agreements, protocol=generator.PLUGIN_PROTOCOL,
+                     plugin_fields=("n_classes", "dim")),
     summary="latent classes: the mean-classifier loss is bounded by (L_un - tau) / (1 - tau)",
 )
 

@@ -208,12 +208,51 @@ def cost(cell: Cell) -> float:
     return len(cell.seeds) * len(cell.train.lr) * (train + 50 * n * n + 100 * n * cell.eval.n_per_class + probes)
 
 
+# The time and memory model of the resource guard, measured on one core (tests/experiments/test_runs.py holds
+# it against measured peaks and times within the factors stated there): seconds per unit of ``cost``, per
+# sampled training tuple element, and per cell; and the temporaries of a sample (noise and means drawn in
+# float64, added, then copied to float32 for every model) as a multiple of its array.
+SECONDS_PER_COST, SECONDS_PER_TUPLE, SECONDS_PER_CELL, TEMPORARIES = 2e-6, 6e-6, 0.1, 3.0
+
+
+def footprint(cell: Cell):
+    """The arrays a cell allocates, per config field that sizes them (float64 samples, float32 tensors of the
+    G = seeds x lr batched models), and its time from ``cost``; for the resource guard."""
+    from experiments.engine.resources import Footprint
+    d, tr, e, enc = cell.data, cell.train, cell.eval, cell.encoder
+    G, C = len(cell.seeds) * len(tr.lr), d.n_classes
+    D = max(d.out_dim if d.nonlinear else d.dim, d.dim)
+    width = enc.width + enc.out_dim
+    per_tuple = cell.k + 2 if cell.objective != "block" else 2 * cell.block_size + 1
+    trained = cell.objective not in UNTRAINED
+    mem = {
+        # one float64 sample per seed, its float32 copy per model, and the features of a batch
+        "train.n_tuples": (len(cell.seeds) * 8 + G * 4) * tr.n_tuples * per_tuple * D * trained,
+        "train.labelled_per_class": (len(cell.seeds) * 8 + G * 4) * tr.labelled_per_class * C * D
+        * (cell.objective == "supervised"),
+        "train.batch_size": 3 * 4 * G * tr.batch_size * per_tuple * width * trained,
+        # the Monte-Carlo pools, class means and probe test set, as float64 samples and their float32 features
+        "eval.n_per_class": (8 * D + 4 * G * width) * C * e.n_per_class * (3 + cell.k),
+        "eval.n_mean": (8 * D + 4 * G * width) * C * e.n_mean,
+        "eval.probe_test_per_class": (8 * D + 4 * G * width) * C * e.probe_test_per_class,
+        "eval.n_tuples": 8 * 4 * G * e.n_tuples * (cell.k + 2),
+        # the class law, the class means in every model's space, and the C x C distance tables
+        "data.n_classes": 8 * C * (D * (1 + d.n_subclusters + d.support_size) + 4 * G * C + 4),
+        "eval.probe_n": (8 * D + 4 * G * width) * C * max(cell.probe_n, default=0),
+    }
+    secs = {"train.steps": SECONDS_PER_CELL + SECONDS_PER_COST * cost(cell),
+            "train.n_tuples": SECONDS_PER_TUPLE * tr.n_tuples * per_tuple * len(cell.seeds) * trained}
+    return Footprint({k: TEMPORARIES * float(v) for k, v in mem.items()}, secs)
+
+
 def for_check(raw: dict) -> dict:
     """``sslt check``: every study on the one distribution of the assumption file (C fixed by it)."""
     data = raw.setdefault("data", {})
     if data.get("generator"):
         g = plugins.instantiate(data["generator"], data.get("generator_args", ""), PLUGIN_PROTOCOL)
-        data["family"], data["n_classes"] = "plugin", int(g.n_classes)
+        # the plug-in's own C and dimension: never the profile's (they name the data in bounds.csv)
+        data["family"], data["n_classes"], data["dim"] = "plugin", int(g.n_classes), int(g.input_dim)
+        data["nonlinear"] = False
     C = data.get("n_classes", DataSpec().n_classes)
     if isinstance(C, bool) or not isinstance(C, int):
         return raw  # the config's own validation names data.n_classes

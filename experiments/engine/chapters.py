@@ -36,6 +36,9 @@ class CheckHooks:
     build_model: Callable[[Any, Any], Any]     # (data spec, numpy Generator) -> the chapter's model
     agreements: Callable[[Any, Any], list]     # (model, Generator) -> plug-in declarations against estimates
     protocol: Mapping[str, str] = field(default_factory=dict)   # the plug-in protocol, name -> what it is
+    # the data-spec fields a plug-in decides (set from its declarations): the only data.* values of its cells
+    # that bounds.csv shows, beside family, generator, generator_args and generator_digest
+    plugin_fields: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -57,17 +60,38 @@ class Chapter:
     bound_checks: Callable[[pd.DataFrame], pd.DataFrame]  # rows -> one row per (theorem, point)
     figures: Mapping[str, Callable]                     # name -> draw(rows, judged, out_dir, stem) -> paths
     # One name per study: a figure is named after the config section (study) whose cells it draws and is drawn
-    # by fig_<name>. A figure that is not one study's (a summary) is declared here with the studies it draws.
+    # by fig_<name>, and only while that study is enabled. A figure that is not one study's (a summary) is declared
+    # here with the studies it needs, all of them on: each entry a section, or "a|b" (either will do).
     summary_figures: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     theorems: tuple = ()                                # theory.theorems.Theorem declarations it checks
     data_columns: tuple[str, ...] = ()                  # dotted cell fields that tell runs apart in bounds.csv
     summary: str = ""                                   # one line: the assumption and the bound
     check: CheckHooks | None = None                     # ``sslt check`` support (None: the chapter has none)
+    # cell -> (peak bytes, seconds) estimated from the config alone, for the resource guard (None: generic)
+    footprint: Callable[[Any], tuple[float, float]] | None = None
 
     @property
     def run_module(self) -> str:
         """The module whose source (and whatever it imports) decides a cell's numbers."""
         return self.run_cell.__module__
+
+
+def studies_of(ch: "Chapter", figure: str) -> tuple[str, ...]:
+    """What a figure needs on to be drawn: its own study, or a summary figure's declared entries ("a|b": either)."""
+    return tuple(ch.summary_figures.get(figure, (figure,)))
+
+
+def enabled_figures(ch: "Chapter", config: dict) -> dict:
+    """The figures of ``ch`` whose study is on in ``config`` (a run's resolved config, as a dict): a figure whose
+    study is off is not drawn at all, rather than drawn empty or from rows that are not there."""
+    out = {}
+    def on(study: str) -> bool:
+        section = config.get(study)
+        return not (isinstance(section, dict) and section.get("enabled") is False)
+    for name, fn in ch.figures.items():
+        if all(any(on(s) for s in need.split("|")) for need in studies_of(ch, name)):
+            out[name] = fn
+    return out
 
 
 class UnknownChapter(KeyError):
@@ -135,7 +159,7 @@ def _names(ch: Chapter, studies: tuple[str, ...]) -> list[str]:
     for name, draw in figures.items():
         if name in ch.summary_figures:
             drawn = ch.summary_figures[name]
-            if not drawn or any(s not in studies for s in drawn):
+            if not drawn or any(s not in studies for need in drawn for s in need.split("|")):
                 problems.append(f"summary_figures: {name!r} must list config sections, got {tuple(drawn)}")
         elif name not in studies:
             problems.append(f"figures: {name!r} is neither a config section (one name per study) nor declared in "

@@ -15,7 +15,14 @@ probe n). The check then
    flagged as a counterexample or a bug, a violation where one is not met as expected;
 5. writes the terminal table (also ``check.txt``), ``check.json``, the run's ``bounds.csv`` and the chapter's
    figures under ``figures/check/<name>/``;
-6. exits 0 when no theorem is violated where its assumptions are met, 1 otherwise.
+6. exits 0 when no theorem is violated where its assumptions are met, 1 otherwise, 2 on bad input or when the
+   plug-in's own code raised (one line: ``plug-in <module:Class>.<method> raised <Type>: <message>``; nothing
+   is left behind), and NOTHING_JUDGED (4) when no theorem could be judged at a point where its assumptions
+   are met: then there is no verdict to give.
+
+Before any model is built, the resource guard (``experiments.engine.resources``) estimates each cell's peak
+memory and the run's time from the config alone, prints them, and refuses (exit 2, naming the field) a check
+that would not fit.
 """
 from __future__ import annotations
 
@@ -23,6 +30,7 @@ import copy
 import json
 import os
 import re
+import shutil
 import sys
 import tomllib
 from dataclasses import dataclass
@@ -32,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import figures as figs
-from experiments.engine import chapters, runner, store
+from experiments.engine import chapters, resources, runner, store
 from experiments.engine import config as config_mod
 from experiments.engine.rng import numpy_rng
 from synthetic_data import plugins
@@ -50,6 +58,13 @@ class PluginDisagrees(RuntimeError):
     """A plug-in's declared exact quantity disagrees with its own samples; exit 1."""
 
 
+class PluginFailed(RuntimeError):
+    """The plug-in's own code raised; the message is the one line ``plug-in <module:Class>.<method> raised ...``."""
+
+
+NOTHING_JUDGED = 4  # the exit code when no theorem could be judged where its assumptions are met
+
+
 @dataclass
 class Prepared:
     chapter: chapters.Chapter
@@ -59,6 +74,7 @@ class Prepared:
     model: object
     agreements: list
     estimated: list
+    resources: object = None
 
 
 def _deep_merge(base: dict, extra: dict) -> dict:
@@ -105,8 +121,11 @@ def _importable(folder: Path) -> None:
         os.environ["PYTHONPATH"] = os.pathsep.join([folder, *parts])
 
 
-def prepare(path: Path, profile: str) -> Prepared:
-    """Everything up to the run, with no file written: any problem is a CheckInputError or PluginDisagrees."""
+def prepare(path: Path, profile: str, jobs: int = 1, max_memory: float | None = None,
+            max_hours: float | None = None, overrides: list[str] = ()) -> Prepared:
+    """Everything up to the run, with no file written: any problem is a CheckInputError, PluginFailed or
+    PluginDisagrees. The resource guard runs before the model is built (a model of 10^9 classes is refused
+    here, not by a MemoryError)."""
     spec = read(path)
     _importable(Path(path).parent)
     try:
@@ -130,18 +149,25 @@ def prepare(path: Path, profile: str) -> Prepared:
         if raw["data"].get("generator"):
             raw["data"]["generator_digest"] = plugins.source_digest(raw["data"]["generator"])
         raw = _deep_merge(raw, spec.get("sweep", {}))
+        for item in overrides:  # --set, over the file's [sweep]
+            key, value = config_mod.parse_override(ch.config, item)
+            config_mod._set_path(raw, key, value)
         cfg = config_mod.build(ch.config, raw)
+        est = resources.guard(ch, [c for _, c in runner.plan(ch.name, cfg)], jobs, max_memory, max_hours)
         data_spec = ch.check.data_spec(cfg)
         rng = numpy_rng(config_mod.config_hash(data_spec), 0, "check")
         model = ch.check.build_model(data_spec, rng)
         found = ch.check.agreements(model, rng)
     except config_mod.ConfigError as err:
         raise CheckInputError(str(err)) from None
+    except plugins.PluginRaised as err:
+        raise PluginFailed(str(err)) from None
     except plugins.PluginError as err:
         raise CheckInputError(str(err)) from None
     except (ValueError, TypeError) as err:  # a generator spec the chapter refuses, e.g. matrices of the wrong shape
         raise CheckInputError(str(err).splitlines()[0]) from None
-    return Prepared(ch, spec["name"], cfg, Path(path), model, found, list(getattr(model, "estimated_quantities", [])))
+    return Prepared(ch, spec["name"], cfg, Path(path), model, found, list(getattr(model, "estimated_quantities", [])),
+                    est)
 
 
 # ------------------------------------------------------------------------------------------------ the report
@@ -149,7 +175,14 @@ def _assumption_summary(theorem, rows: pd.DataFrame) -> list[dict]:
     out = []
     for name, (value, met) in theorem.check_assumptions(rows).items():
         finite = value[np.isfinite(value)]
-        out.append({"name": name, "statement": next(a.statement for a in theorem.assumptions if a.name == name),
+        decl = next(a for a in theorem.assumptions if a.name == name)
+        terms = {}
+        for t in decl.terms:  # the terms at the points where it fails: what to change
+            col = pd.to_numeric(rows[t], errors="coerce").to_numpy()[~met] if t in rows else np.array([])
+            col = col[np.isfinite(col)]
+            if col.size:
+                terms[t] = (float(col.min()), float(col.max()))
+        out.append({"name": name, "statement": decl.statement, "terms_where_not_met": terms,
                     "met": int(met.sum()), "not_met": int((~met).sum()),
                     "min": float(finite.min()) if finite.size else None,
                     "max": float(finite.max()) if finite.size else None})
@@ -179,6 +212,9 @@ def theorem_records(table: pd.DataFrame, theorems) -> list[dict]:
             continue
         rec["counts"] = {str(k): int(v) for k, v in rows["verdict"].value_counts().items()}
         rec["assumptions"] = _assumption_summary(t, rows)
+        rec["judged"] = int((~rows["verdict"].isin([NOT_MET, UNDETERMINED])).sum())
+        if not rec["judged"]:
+            rec["note"] = "nothing checked: " + _why_nothing(rec)
         # What the verdict would be were every assumption met: a violation outside the assumptions is expected.
         raw = verdicts(rows["measured"], rows["bound_value"], rows["trivial"], rows["measured_se"],
                        rows["bound_se"], kind=t.kind)
@@ -202,8 +238,34 @@ def theorem_records(table: pd.DataFrame, theorems) -> list[dict]:
     return recs
 
 
-def render(name: str, ch, run, records: list[dict], agreements: list, estimated: list = ()) -> str:
+def _why_nothing(rec: dict) -> str:
+    """Which assumption kept every point of a theorem from being judged, with its value."""
+    unmet = [a for a in rec["assumptions"] if a["not_met"]]
+    if not unmet:
+        return "every point is undetermined (the measured and bound values are within their standard errors)"
+    out = []
+    for a in unmet:
+        value = "" if a["min"] is None else (f" = {a['min']:.4g}" if a["min"] == a["max"]
+                                               else f" in [{a['min']:.4g}, {a['max']:.4g}]")
+        terms = ", ".join(f"{t} = {lo:.4g}" if lo == hi else f"{t} in [{lo:.4g}, {hi:.4g}]"
+                          for t, (lo, hi) in a.get("terms_where_not_met", {}).items())
+        out.append(f"assumption {a['name']}{value} not met at {a['not_met']} of {a['met'] + a['not_met']} points"
+                   + (f" ({terms})" if terms else "") + f": {a['statement']}")
+    return "; ".join(out)
+
+
+def exit_code(records: list[dict]) -> int:
+    if any(r.get("violated_where_met") for r in records):
+        return 1
+    bounds = [r for r in records if r["kind"] == "bound"]
+    return NOTHING_JUDGED if bounds and not any(r.get("judged") for r in bounds) else 0
+
+
+def render(name: str, ch, run, records: list[dict], agreements: list, estimated: list = (),
+           resource_line: str = "") -> str:
     lines = [f"sslt check {name}: chapter {ch.name}, {run.describe()}", ""]
+    if resource_line:
+        lines += [resource_line, ""]
     for note in estimated:
         lines += [f"estimated, not declared: {note}"]
     if estimated:
@@ -252,10 +314,22 @@ def render(name: str, ch, run, records: list[dict], agreements: list, estimated:
         if r.get("violated_where_not_met"):
             lines.append(f"  {r['violated_where_not_met']} points exceed the bound where an assumption is not met: "
                          "expected, the theorem does not apply there")
+        if r.get("note"):
+            lines.append(f"  {r['note']}")
         lines.append("")
     bad = sum(r.get("violated_where_met", 0) for r in records)
-    lines.append("result: " + ("no theorem is violated where its assumptions are met" if not bad else
-                               f"{bad} violated points with every assumption met"))
+    code = exit_code(records)
+    empty = [r for r in records if r["kind"] == "bound" and not r.get("judged")]
+    if code == NOTHING_JUDGED:
+        lines.append(f"result: nothing checked, no verdict: {ch.name}: no theorem could be judged at a point where "
+                     "its assumptions are met")
+        for r in empty:
+            lines.append(f"  {r['theorem']}: {r.get('note', '')}")
+    else:
+        lines.append("result: " + ("no theorem is violated where its assumptions are met" if not bad else
+                                   f"{bad} violated points with every assumption met"))
+        for r in empty:
+            lines.append(f"  but {r['theorem']}: {r.get('note', '')}")
     return "\n".join(lines) + "\n"
 
 
@@ -264,31 +338,51 @@ def _fmt(v) -> str:
 
 
 def run_check(path: Path, profile: str, out: Path | None, fig_root: Path | None, jobs: int,
-              device: str = "cpu") -> tuple[int, str]:
-    prep = prepare(path, profile)
+              device: str = "cpu", max_memory: float | None = None, max_hours: float | None = None,
+              overrides: list[str] = ()) -> tuple[int, str]:
+    prep = prepare(path, profile, jobs, max_memory, max_hours, overrides)
     bad = [a for a in prep.agreements if not a.ok]
     if bad:
         raise PluginDisagrees("; ".join(a.describe() for a in sorted(bad, key=lambda a: -a.gap_se)[:3])
                               + f" — beyond {plugins.N_SE:g} standard errors: the plug-in's declared quantity is "
                                 "not the law it samples from")
     root = Path(out) if out is not None else store.RESULTS / "check" / prep.name
+    figures_dir = Path(fig_root) if fig_root is not None else Path("figures") / "check" / prep.name
+    fresh = [d for d in (root, figures_dir) if not d.exists()]
+    try:
+        return _run_and_report(prep, profile, root, figures_dir, jobs, device)
+    except BaseException as err:
+        # Nothing left behind: what this check created goes; an existing results directory keeps its run
+        # record, marked "failed" by the runner.
+        for d in fresh:
+            shutil.rmtree(d, ignore_errors=True)
+        if isinstance(err, plugins.PluginRaised):
+            raise PluginFailed(str(err)) from None
+        if isinstance(err, plugins.PluginError):
+            raise CheckInputError(str(err)) from None
+        raise
+
+
+def _run_and_report(prep: Prepared, profile: str, root: Path, figures_dir: Path, jobs: int, device: str):
     rep = runner.run_sweep(prep.chapter.name, prep.config, root, jobs, device, profile,
                            [f"check {prep.source.name}"])
     table = rep.table
-    store.atomic_write_text(root / "bounds.csv", store.csv_text(table))
     records = theorem_records(table, prep.chapter.theorems)
-    text = render(prep.name, prep.chapter, rep.run, records, prep.agreements, prep.estimated)
-    figures_dir = Path(fig_root) if fig_root is not None else Path("figures") / "check" / prep.name
+    text = render(prep.name, prep.chapter, rep.run, records, prep.agreements, prep.estimated,
+                  prep.resources.describe())
     rows = store.load_rows(root, prep.chapter.name, rep.run.cells)
-    figs.draw(prep.chapter.figures, rows, table, figures_dir, rep.run.describe())
+    figs.draw(chapters.enabled_figures(prep.chapter, rep.run.config), rows, table, figures_dir, rep.run.describe())
+    code = exit_code(records)
     doc = {"name": prep.name, "chapter": prep.chapter.name, "assumption_file": str(prep.source),
            "run": rep.run.id, "code": rep.run.code, "profile": profile, "results": str(root),
            "figures": str(figures_dir),
            "plugin_agreements": [{"quantity": a.quantity, "declared": a.declared, "estimate": a.estimate,
                                   "se": a.se, "gap_se": a.gap_se} for a in prep.agreements],
            "estimated_quantities": prep.estimated,
+           "resources": {"peak_bytes": prep.resources.peak, "seconds": prep.resources.seconds},
            "theorems": records,
-           "exit": 1 if any(r.get("violated_where_met") for r in records) else 0}
+           "exit": code}
+    store.atomic_write_text(root / "bounds.csv", store.csv_text(table))
     store.atomic_write_text(root / "check.json", json.dumps(doc, indent=1, default=_json_value) + "\n")
     store.atomic_write_text(root / "check.txt", text)
-    return doc["exit"], text
+    return code, text

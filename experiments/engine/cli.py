@@ -9,6 +9,7 @@ from pathlib import Path
 from experiments.engine import chapters, runs, store
 from experiments.engine import config as config_mod
 from experiments.engine.train import TrainingDiverged
+from synthetic_data.plugins import PluginError
 
 
 def _names(given: list[str]) -> list[str]:
@@ -34,6 +35,17 @@ def cmd_list(args) -> int:
     return 0
 
 
+def _with_plugin_digest(overrides: list[str]) -> list[str]:
+    """A plug-in named by ``--set data.generator=module:Class`` gets the hash of its whole code as
+    ``data.generator_digest`` (as in ``sslt check``), so that an edit to it, or to a base class, re-runs its cells."""
+    from synthetic_data import plugins
+    given = {k.strip(): v.strip() for k, v in (item.split("=", 1) for item in overrides if "=" in item)}
+    gen = given.get("data.generator", "").strip("'\"")
+    if gen and "data.generator_digest" not in given:
+        return [*overrides, f"data.generator_digest={plugins.source_digest(gen)}"]
+    return list(overrides)
+
+
 def cmd_run(args) -> int:
     from analysis import bounds as bound_table
     from experiments.engine import runner
@@ -41,12 +53,24 @@ def cmd_run(args) -> int:
     # Every config is validated before any cell of any experiment runs.
     cfgs = {n: config_mod.load(chapters.get(n).config_file, chapters.get(n).config, args.profile, args.set)
             for n in names}
+    with_digest = _with_plugin_digest(args.set)
+    if with_digest != args.set:
+        args.set = with_digest
+        cfgs = {n: config_mod.load(chapters.get(n).config_file, chapters.get(n).config, args.profile, args.set)
+                for n in names}
     if args.device == "cuda":
         import torch
         if not torch.cuda.is_available():
             raise config_mod.ConfigError("device: cuda requested but no GPU is visible")
     if args.scheduler and args.backend != "dask":
         raise config_mod.ConfigError("scheduler: only the dask backend takes a scheduler address")
+    from experiments.engine import resources
+    max_memory = resources.parse_memory(args.max_memory) if args.max_memory else None
+    for n in names:  # every experiment is sized before any cell of any experiment runs
+        est = resources.guard(chapters.get(n), [c for _, c in runner.plan(n, cfgs[n])], args.jobs, max_memory,
+                              args.max_hours)
+        print(f"{n}: {est.describe()}" + ("" if args.max_hours is not None else "; no --max-hours limit"),
+              file=sys.stderr)  # stdout stays the run's own lines
     root = _root(args.out)
     judged = {}
     for n in names:
@@ -72,6 +96,8 @@ def cmd_runs(args) -> int:
           f"{'code':<18}{'overrides':<40}verdicts")
     for r in recorded:
         counts = ", ".join(f"{k} {v}" for k, v in r.verdicts.items()) if r.status == runs.COMPLETE else r.status
+        if r.status == runs.FAILED and r.error:
+            counts += f" ({r.error})"
         over = " ".join(r.overrides) or "-"
         print(f"{r.id:<{w}}{r.started[:19]:<21}{r.profile:<9}{len(r.cells):>6}{r.n_run:>5}{r.n_stale:>6}  "
               f"{r.code:<18}{over:<40}{counts}")
@@ -98,18 +124,23 @@ def cmd_figures(args) -> int:
         rows = store.load_rows(root, r.experiment, r.cells)
         judged = runner.run_table(root, r)  # the run's rows of bounds.csv: figures read verdicts, never re-judge
         out = fig_root / r.experiment if not args.run else fig_root / "runs" / r.id
-        for p in figs.draw(ch.figures, rows, judged, out, r.describe()):
+        for p in figs.draw(chapters.enabled_figures(ch, r.config), rows, judged, out, r.describe()):
             print(p)
         store.atomic_write_text(out / "RUN", r.describe() + "\n")
     return 0
 
 
 def cmd_check(args) -> int:
-    from experiments.engine import check
+    from experiments.engine import check, resources
     try:
-        code, text = check.run_check(args.assumption, args.profile, args.out, args.figures, args.jobs, args.device)
-    except check.CheckInputError as err:
+        max_memory = resources.parse_memory(args.max_memory) if args.max_memory else None
+        code, text = check.run_check(args.assumption, args.profile, args.out, args.figures, args.jobs, args.device,
+                                     max_memory, args.max_hours, args.set)
+    except (check.CheckInputError, config_mod.ConfigError) as err:
         print(f"sslt check: bad input: {err}", file=sys.stderr)
+        return 2
+    except check.PluginFailed as err:
+        print(f"sslt check: {err}", file=sys.stderr)
         return 2
     except check.PluginDisagrees as err:
         print(f"sslt check: the plug-in is wrong: {err}", file=sys.stderr)
@@ -155,6 +186,25 @@ def cmd_bench(args) -> int:
     return bench.main(args)
 
 
+CHECK_EXIT_CODES = """exit codes:
+  0  no theorem is violated where its assumptions are met
+  1  a theorem is violated with every assumption met (a counterexample or a bug), or the plug-in's declared
+     quantities disagree with its own samples (a wrong plug-in)
+  2  bad input (one line naming the field), a run too large for --max-memory / the machine / --max-hours, or an
+     exception raised by the plug-in's own code ("plug-in <module:Class>.<method> raised <Type>: <message>");
+     nothing is written
+  4  nothing checked: no theorem could be judged at a point where its assumptions are met (no verdict)
+"""
+
+
+def _limits(p) -> None:
+    p.add_argument("--max-memory", default=None, metavar="SIZE",
+                   help="refuse a run whose estimated peak memory exceeds SIZE, e.g. 8G (default: this machine's)")
+    p.add_argument("--max-hours", type=float, default=None, metavar="H",
+                   help="refuse a run whose estimated time exceeds H hours (default: no limit; the estimate is "
+                        "printed)")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sslt", description="Self-supervised learning theory, checked on synthetic data.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -170,6 +220,7 @@ def parser() -> argparse.ArgumentParser:
                    help="local processes, or a dask cluster (the results directory must be shared)")
     r.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="dask scheduler address (default: a local cluster of --jobs workers)")
+    _limits(r)
     r.set_defaults(func=cmd_run)
     rs = sub.add_parser("runs", help="list the recorded runs")
     rs.add_argument("--out", type=Path, default=None, help="results directory (default: results/)")
@@ -181,13 +232,17 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--out", type=Path, default=None, help="results directory to read (default: results/)")
     f.add_argument("--figures", type=Path, default=None, help="where to write figures (default: figures/)")
     f.set_defaults(func=cmd_figures)
-    c = sub.add_parser("check", help="point every theorem of a chapter at a distribution of your own")
+    c = sub.add_parser("check", help="point every theorem of a chapter at a distribution of your own",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=CHECK_EXIT_CODES)
     c.add_argument("assumption", type=Path, help="an assumption file (see examples/assumptions/ and docs/plugins.md)")
     c.add_argument("--profile", choices=config_mod.PROFILES, default="quick")
     c.add_argument("--out", type=Path, default=None, help="results directory (default: results/check/<name>/)")
     c.add_argument("--figures", type=Path, default=None, help="figures directory (default: figures/check/<name>/)")
     c.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     c.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field, over the file's [sweep]")
+    _limits(c)
     c.set_defaults(func=cmd_check)
     t = sub.add_parser("theorems", help="the theorem registry")
     t.add_argument("--markdown", action="store_true", help="print docs/theorems.md")
@@ -233,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (runs.RunNotFound, chapters.UnknownChapter) as err:
         print(f"sslt: error: {err.args[0] if err.args else err}", file=sys.stderr)
+        return 2
+    except PluginError as err:  # a plug-in named by --set data.generator=...
+        print(f"sslt: {err}", file=sys.stderr)
         return 2
     except TrainingDiverged as err:
         print(f"sslt: training diverged: {err}", file=sys.stderr)

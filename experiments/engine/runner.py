@@ -132,10 +132,17 @@ def run_sweep(experiment: str, cfg, out: Path | None = None, jobs: int = 1, devi
     # The costliest cells first, so that the parallel workers finish together.
     todo.sort(key=lambda item: -ch.cost(item[1]))
     bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc=experiment, unit="cell", disable=_quiet())
-    if todo:
-        _execute(experiment, todo, root, jobs, device, code, backend, scheduler, bar)
-    bar.close()
-    table = run_table(root, run)
+    try:
+        if todo:
+            _execute(experiment, todo, root, jobs, device, code, backend, scheduler, bar)
+        table = run_table(root, run)
+    except BaseException as err:  # the record says what stopped the run, never "running" forever
+        run.finished, run.status = runs.now(), runs.FAILED
+        run.error = f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0]}"
+        runs.save(root, run)
+        raise
+    finally:
+        bar.close()
     run.verdicts = bound_table.verdict_counts(table)
     run.finished, run.status = runs.now(), runs.COMPLETE
     runs.save(root, run)
@@ -157,6 +164,18 @@ def _flatten(prefix: str, value) -> dict:
     return {prefix: value}
 
 
+PLUGIN_KEYS = ("family", "generator", "generator_args", "generator_digest")
+
+
+def _declared(ch, section):
+    """A plug-in's data section holds the profile's defaults for every field the plug-in does not decide; only
+    the fields it declares, and which code it is (module:Class and its source hash), describe its data."""
+    if not (isinstance(section, dict) and section.get("generator")):
+        return section
+    keep = PLUGIN_KEYS + tuple(ch.check.plugin_fields if ch.check else ())
+    return {k: v for k, v in section.items() if k in keep}
+
+
 def data_columns(root: Path, run: runs.Run) -> pd.DataFrame:
     """cell id -> the chapter's declared config sections, flattened to ``section.field`` columns."""
     ch = chapters.get(run.experiment)
@@ -165,7 +184,7 @@ def data_columns(root: Path, run: runs.Run) -> pd.DataFrame:
         cfg = store.load_config(root, run.experiment, key)
         rec = {"cell": store.split_key(key)[0]}
         for section in ch.data_columns:
-            rec.update(_flatten(section, cfg.get(section, {})))
+            rec.update(_flatten(section, _declared(ch, cfg.get(section, {}))))
         recs.append(rec)
     return pd.DataFrame(recs)
 

@@ -3,7 +3,8 @@
 ``<root>/runs/<run id>.json`` records the experiment, profile, overrides, the resolved config, the code
 fingerprint, the keys of its cells, when it started and finished, how many cells it ran, reused or found
 stale, and its verdict counts. It is written atomically when the run starts (status "running") and again
-when it ends ("complete"). Tables and figures are built from the cells of one run per experiment: by
+when it ends ("complete", or "failed" with the error that stopped it: a run never stays "running" because
+its process raised). Tables and figures are built from the cells of one run per experiment: by
 default the latest complete run of each experiment in that results directory.
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from experiments.engine import store
 
-RUNNING, COMPLETE = "running", "complete"
+RUNNING, COMPLETE, FAILED = "running", "complete", "failed"
 
 
 class RunNotFound(KeyError):
@@ -41,6 +42,7 @@ class Run:
     device: str = "cpu"
     backend: str = "local"
     verdicts: dict = field(default_factory=dict)
+    error: str = ""                      # a failed run: what stopped it, one line
 
     def describe(self) -> str:
         """One line a figure or a table carries: which run, which profile and overrides, which code."""

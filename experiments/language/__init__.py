@@ -11,7 +11,7 @@ from pathlib import Path
 from analysis import language as checks
 from analysis import language_figures as figures
 from experiments.engine.chapters import Chapter, CheckHooks
-from experiments.language.config import check_spec, for_check, Cell, Config, cells, cost
+from experiments.language.config import check_spec, footprint, for_check, Cell, Config, cells, cost
 from experiments.language.run import run as run_cell
 from synthetic_data import language as generator
 from theory import language as th
@@ -28,8 +28,10 @@ CHAPTER = Chapter(
     summary_figures=figures.SUMMARY_FIGURES,
     theorems=th.THEOREMS,
     data_columns=("data",),
+    footprint=footprint,
     check=CheckHooks(prepare=for_check, data_spec=check_spec, build_model=generator.build_model,
-                     agreements=generator.plugin_agreements, protocol=generator.PLUGIN_PROTOCOL),
+                     agreements=generator.plugin_agreements, protocol=generator.PLUGIN_PROTOCOL,
+                     plugin_fields=("n_states", "vocab", "context_len")),
     summary="natural tasks: an LM epsilon-close to optimal solves them linearly, within tau + sqrt(2 B^2 eps / gamma)",
 )
 

@@ -385,6 +385,41 @@ def cost(cell: Cell) -> float:
     return train + evals + (50_000 * len(cell.seeds) if cell.probe_curves else 0)
 
 
+# The resource guard's model (tests/experiments/test_runs.py holds it against measured peaks and times): seconds
+# per unit of ``cost`` and per cell on one core, and the temporaries of exact inference over the contexts.
+# Time goes mostly into judging every task at every evaluation point (a reference level, or a checkpoint of
+# each lr variant), over the task's fitting sample and the contexts.
+SECONDS_PER_COST, SECONDS_PER_CELL, SECONDS_PER_POINT_CONTEXT, SECONDS_PER_CURVE, TEMPORARIES = \
+    1e-6, 0.3, 8.7e-6, 1.25, 3.0
+
+
+def footprint(cell: Cell):
+    """The arrays of one cell per config field that sizes them, and its time."""
+    from experiments.engine.resources import Footprint
+    d, e, tr, lm = cell.data, cell.eval, cell.train, cell.lm
+    K, V, L = d.n_states * max(1, d.n_hmms if d.family == "ginc" else 1), d.vocab, d.context_len
+    n = n_contexts(cell)
+    G = len(cell.seeds) * len(tr.lr)
+    levels = max(1, len(cell.levels))
+    contexts = "data.vocab" if n == V ** L else "eval.n_mc"
+    mem = {
+        # p*, the filtered states, the features and the reference LMs over every context
+        contexts: 8 * n * (L + 2 * K + 3 * V + lm.d) * (1 + (cell.kind == "ref") * levels),
+        "train.n_train": (4 * G * tr.n_train * (L + 1) + 8 * tr.n_train * (V + K)) * (cell.kind == "lm"),
+        "train.batch_size": 4 * G * tr.batch_size * L * (lm.embed_dim + lm.width + V) * 4 * (cell.kind == "lm"),
+        "data.n_states": 8 * (K * K + K * V) * 4,
+        "tasks.n_fit": 8 * cell.tasks.n_fit * (V + K + lm.d),
+        "eval.probe_n": 8 * max(e.probe_n) * (V + lm.d) * 4 * cell.probe_curves,
+        "kgram_n_train": 8 * cell.kgram_n_train * (L + 1) + 8 * V ** min(L + 1, 6) * (cell.model == "kgram"),
+    }
+    points = levels if cell.kind == "ref" else tr.n_checkpoints * len(tr.lr)
+    secs = {"train.steps": SECONDS_PER_CELL + SECONDS_PER_COST * cost(cell),
+            "tasks.n_fit": SECONDS_PER_POINT_CONTEXT * points * len(cell.tasks.kinds) * len(cell.seeds)
+            * (cell.tasks.n_fit + n),
+            "eval.probe_n": SECONDS_PER_CURVE * len(cell.seeds) * cell.probe_curves}
+    return Footprint({k: TEMPORARIES * float(v) for k, v in mem.items()}, secs)
+
+
 def for_check(raw: dict) -> dict:
     """``sslt check``: explicit ``init``/``trans``/``emit`` matrices in ``[data]`` become the built-in
     ExplicitHMM plug-in; a plug-in fixes n_states and vocab from its matrices."""

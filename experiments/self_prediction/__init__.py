@@ -12,7 +12,7 @@ from pathlib import Path
 from analysis import self_prediction as checks
 from analysis import self_prediction_figures as figures
 from experiments.engine.chapters import Chapter, CheckHooks
-from experiments.self_prediction.config import check_spec, for_check, Cell, Config, PretextSpec, cells, cost
+from experiments.self_prediction.config import check_spec, footprint, for_check, Cell, Config, PretextSpec, cells, cost
 from experiments.self_prediction.run import run_cell
 from synthetic_data import self_prediction as generator
 from theory import self_prediction as th
@@ -29,8 +29,10 @@ CHAPTER = Chapter(
     summary_figures=figures.SUMMARY_FIGURES,
     theorems=th.THEOREMS,
     data_columns=("data",),
+    footprint=footprint,
     check=CheckHooks(prepare=for_check, data_spec=check_spec, build_model=generator.build_model,
-                     agreements=generator.plugin_agreements, protocol=generator.PLUGIN_PROTOCOL),
+                     agreements=generator.plugin_agreements, protocol=generator.PLUGIN_PROTOCOL,
+                     plugin_fields=("k", "d1", "d2")),
     summary="conditional independence: a linear probe on psi*(X1) needs O(k) labels, not O(d1)",
 )
 

@@ -275,6 +275,34 @@ def cost(cell: Cell) -> float:
     return len(cell.seeds) * (train + probes + truth)
 
 
+# The resource guard's model (tests/experiments/test_runs.py holds it against measured peaks and times): seconds
+# per unit of ``cost`` and per cell on one core, and a sample's temporaries as a multiple of its array.
+SECONDS_PER_COST, SECONDS_PER_CELL, TEMPORARIES = 1.2e-8, 0.1, 3.0
+
+
+def footprint(cell: Cell):
+    """The float64 arrays of one cell per config field that sizes them (one seed at a time), and its time."""
+    from experiments.engine.resources import Footprint
+    from synthetic_data.self_prediction import K_PSI_NEIGHBOURS, N_PSI_REFERENCE
+    p, d, e = cell.pretext, cell.data, cell.eval
+    width = d.d1 + d.d2
+    latent = d.k * d.m * (d.quad_nodes ** d.latent_dim if d.family == "nonlinear" else 1)
+    mem = {
+        "pretext.n1": 8 * p.n1 * (width + 2 * d.d2),
+        "pretext.rff_features": 8 * ((p.n1 + e.n_test) * p.rff_features + p.rff_features ** 2)
+        * ("rff" in cell.learners),
+        "pretext.batch_size": 4 * 6 * p.batch_size * p.width,
+        "eval.n_test": 8 * e.n_test * (width + 4 * d.k + latent),
+        "eval.probe_n": 8 * max(e.probe_n) * (d.d1 + d.d2) * 4,
+        "data.d1": 8 * (d.d1 + d.d2) ** 2 * 4,
+        # an undeclared psi* is a k-NN mean over a reference sample of the plug-in
+        "data.generator": (8 * N_PSI_REFERENCE * width * 2 + 8 * e.n_test * K_PSI_NEIGHBOURS * d.d2)
+        * (d.family == "plugin"),
+    }
+    return Footprint({k: TEMPORARIES * float(v) for k, v in mem.items()},
+                     {"pretext.n1": SECONDS_PER_CELL + SECONDS_PER_COST * cost(cell)})
+
+
 def for_check(raw: dict) -> dict:
     """``sslt check``: the studies that run on the one distribution of the assumption file, and none that move
     it (dimension, violation; approx_ci only for an approx_ci file, at its own alpha). Explicit ``means1`` /

@@ -28,6 +28,22 @@ sample_complexity = { encoders = ["raw", "logistic"] }
 """
 
 
+# --set overrides that keep each shipped example's assertions but not its cost
+FAST = {
+    "contrastive": ["seeds=1", "train.steps=20", "train.n_tuples=300", "train.batch_size=32", "train.n_checkpoints=2",
+                    "eval.n_per_class=30", "eval.n_mean=60", "eval.n_tuples=600", "eval.probe_n=[1, 5]",
+                    "eval.probe_test_per_class=20", "negatives.k=[1, 2]", "block.block_sizes=[1, 2]",
+                    "sample_complexity.encoders=['raw', 'logistic']", "bound.losses=['logistic']"],
+    "language": ["seeds=1", "training.enabled=false", "quad.enabled=false", "masked.enabled=false",
+                 "train.steps=40", "train.n_checkpoints=2"],
+    "self_prediction": ["pretext.steps=100"],  # one seed leaves no SE: every point undetermined
+}
+
+
+def _fast(chapter):
+    return [a for o in FAST[chapter] for a in ("--set", o)]
+
+
 def _check(tmp_path, path, *extra):
     out, figs = tmp_path / "res", tmp_path / "figs"
     code = cli.main(["check", str(path), "--out", str(out), "--figures", str(figs), "--jobs", "1", *extra])
@@ -47,7 +63,7 @@ def _record(out, theorem):
 
 # ----------------------------------------------------------------------------- shipped examples, expected results
 def test_example_zipf37_tau_and_verdicts(tmp_path, capsys):
-    code, out, figs = _check(tmp_path, EXAMPLES / "contrastive_zipf37.toml")
+    code, out, figs = _check(tmp_path, EXAMPLES / "contrastive_zipf37.toml", *_fast("contrastive"))
     assert code == 0, capsys.readouterr()
     rho = np.arange(1, 38, dtype=float) ** -1.3
     rho /= rho.sum()
@@ -63,7 +79,7 @@ def test_example_zipf37_tau_and_verdicts(tmp_path, capsys):
 
 
 def test_example_cubes_plugin(tmp_path, capsys):
-    code, out, _ = _check(tmp_path, EXAMPLES / "contrastive_cubes.toml")
+    code, out, _ = _check(tmp_path, EXAMPLES / "contrastive_cubes.toml", *_fast("contrastive"))
     assert code == 0, capsys.readouterr()
     w = np.array([3, 2, 2, 1, 1, 1]) / 10
     table = pd.read_csv(out / "bounds.csv")
@@ -75,7 +91,7 @@ def test_example_cubes_plugin(tmp_path, capsys):
 
 
 def test_example_table_hmm_natural_and_non_natural(tmp_path, capsys):
-    code, out, _ = _check(tmp_path, EXAMPLES / "language_table_hmm.toml")
+    code, out, _ = _check(tmp_path, EXAMPLES / "language_table_hmm.toml", *_fast("language"))
     assert code == 0, capsys.readouterr()
     table = pd.read_csv(out / "bounds.csv")
     assert set(table["data.n_states"]) == {3} and set(table["data.vocab"]) == {5}
@@ -87,7 +103,7 @@ def test_example_table_hmm_natural_and_non_natural(tmp_path, capsys):
 
 
 def test_example_hmm_plugin_with_sampler(tmp_path, capsys):
-    code, out, _ = _check(tmp_path, EXAMPLES / "language_sticky.toml")
+    code, out, _ = _check(tmp_path, EXAMPLES / "language_sticky.toml", *_fast("language"))
     assert code == 0, capsys.readouterr()
     doc = json.loads((out / "check.json").read_text())
     assert len(doc["plugin_agreements"]) > 50 and doc["exit"] == 0
@@ -95,7 +111,7 @@ def test_example_hmm_plugin_with_sampler(tmp_path, capsys):
 
 @pytest.mark.parametrize("example", ["self_prediction_explicit", "self_prediction_laplace"])
 def test_example_views_are_exactly_ci(example, tmp_path, capsys):
-    code, out, _ = _check(tmp_path, EXAMPLES / f"{example}.toml")
+    code, out, _ = _check(tmp_path, EXAMPLES / f"{example}.toml", *_fast("self_prediction"))
     assert code == 0, capsys.readouterr()
     table = pd.read_csv(out / "bounds.csv")
     exact = table[table["theorem"] == "self_prediction.exact_ci_chernoff"]
@@ -103,6 +119,9 @@ def test_example_views_are_exactly_ci(example, tmp_path, capsys):
     assert len(exact) and np.allclose(exact["eps_ci2"], 0.0, atol=1e-20)
     assert (exact["verdict"] != "violated").all()
     assert all("eps_CI^2/max(1,trivial) = 0: met" in a for a in exact["assumption_checks"])
+    drawn = {p.stem for p in (tmp_path / "figs").glob("*.png")}
+    # the studies the check switches off (they move the distribution) are not drawn, not even as placeholders
+    assert drawn and not drawn & {"dimension", "violation", "approx_ci"}, drawn
 
 
 # ----------------------------------------------------------------------------- wrong plug-ins are caught
@@ -188,6 +207,21 @@ BAD = [
     ("partial_matrices", 'chapter = "language"\nname = "m"\n[data]\ninit = [0.5, 0.5]\n', "init, trans and emit"),
     ("means_mismatch", 'chapter = "self_prediction"\nname = "m"\n[data]\nmeans1 = [[1.0, 0.0], [0.0, 1.0]]\n'
                        'means2 = [[1.0], [0.0], [2.0]]\n', "means1, means2"),
+    ("name_not_string", 'chapter = "contrastive"\nname = 3\n', "name: required, a string"),
+    ("generator_not_string", GOOD_HEAD + "generator = 3\n", "generator: must be a string"),
+    ("sweep_not_table", GOOD_HEAD + "sweep = 1\n", "sweep: must be a table"),
+    ("args_not_table", GOOD_HEAD + 'generator = "check_plugins:RightTau"\nargs = 3\n', "args: must be a table"),
+    ("unknown_arg", GOOD_HEAD + 'generator = "check_plugins:RightTau"\n[args]\nnope = 1\n',
+     "args: check_plugins:RightTau(nope) does not take these arguments"),
+    ("function_not_class", GOOD_HEAD + 'generator = "check_plugins:a_function"\n', "is a function, not a class"),
+    ("negative_law", GOOD_HEAD + 'generator = "check_plugins:NegativeLaw"\n', "but entry 2 is -0.2 (sum 1)"),
+    ("negative_emit", 'chapter = "language"\nname = "m"\n[data]\ninit = [0.5, 0.5]\n'
+                      'trans = [[0.5, 0.5], [0.5, 0.5]]\nemit = [[1.2, -0.2], [0.5, 0.5]]\n', "entry [0, 1] is -0.2"),
+    ("short_x1", 'chapter = "self_prediction"\nname = "m"\ngenerator = "check_plugins:ShortX1"\n',
+     "sample x1: expected shape (4, 3), got (4, 2)"),
+    ("huge_classes", GOOD_HEAD + "[data]\nn_classes = 1000000000\n", "data.n_classes: a cell would need about"),
+    ("huge_tuples", GOOD_HEAD + "[sweep]\ntrain = { n_tuples = 1000000000000 }\n",
+     "train.n_tuples: a cell would need about"),
 ]
 
 
@@ -199,6 +233,17 @@ def test_bad_input_fails_with_exit_2_naming_the_cause(case, text, needle, tmp_pa
     assert code == 2, err
     assert needle in err and err.count("\n") == 1, err
     assert not out.exists() and not figs.exists(), "nothing left behind"
+
+
+def test_the_corpus_has_at_least_27_malformed_files():
+    assert len(BAD) + 1 >= 27  # with the missing file below
+
+
+def test_max_memory_refuses_a_check_before_any_work(tmp_path, capsys):
+    code, out, figs = _check(tmp_path, EXAMPLES / "contrastive_zipf37.toml", "--max-memory", "64M")
+    err = capsys.readouterr().err
+    assert code == 2 and "more than --max-memory allows" in err and err.count("\n") == 1, err
+    assert not out.exists() and not figs.exists()
 
 
 def test_missing_file_is_bad_input(tmp_path, capsys):
@@ -241,7 +286,7 @@ def test_an_undeclared_psi_star_is_estimated_and_said_so(tmp_path, capsys):
     x1, _, _ = prep.model.sample(300, np.random.default_rng(5))
     est, se = prep.model.psi_star_estimate(x1)
     assert np.median(np.abs(est - exact.psi_star(x1)) / se) < 3
-    code, out, _ = _check(tmp_path, path)
+    code, out, _ = _check(tmp_path, path, *_fast("self_prediction"))
     assert code == 0 and "estimated, not declared: psi_star" in capsys.readouterr().out
     assert json.loads((out / "check.json").read_text())["estimated_quantities"]
 
@@ -256,3 +301,195 @@ def test_an_undeclared_class_law_is_estimated_and_said_so(tmp_path):
     prep = check.prepare(_plugin_file(tmp_path, "RightTauNoLaw"), "quick")
     assert prep.estimated and "class_probs: not declared" in prep.estimated[0]
     assert np.allclose(prep.model.rho, [0.4, 0.3, 0.2, 0.1], atol=5 * prep.model.rho_se.max())
+
+
+# ----------------------------------------------------------------------------- any subset of studies
+ONE_STUDY = """
+[sweep]
+seeds = 1
+train = { steps = 20, n_tuples = 300, batch_size = 32, n_checkpoints = 2 }
+eval = { n_per_class = 30, n_mean = 60, n_tuples = 600, probe_n = [1, 5], probe_test_per_class = 20 }
+bound = { losses = ["logistic"] }
+negatives = { enabled = false }
+sample_complexity = { enabled = false }
+block = { enabled = false }
+"""
+
+
+def test_the_bound_study_alone_runs_draws_only_its_figure_and_names_the_plugin(tmp_path, capsys):
+    path = _write(tmp_path, "only_bound.toml", 'chapter = "contrastive"\nname = "only_bound"\n'
+                                               'generator = "check_plugins:RightTau"\n' + ONE_STUDY)
+    code, out, figs = _check(tmp_path, path)
+    assert code == 0, capsys.readouterr()
+    assert (out / "check.json").exists()
+    assert sorted(p.name for p in figs.glob("*.png")) == ["bound.png"], "a study that is off is not drawn"
+    table = pd.read_csv(out / "bounds.csv")
+    data = sorted(c for c in table.columns if c.startswith("data."))
+    assert data == ["data.dim", "data.family", "data.generator", "data.generator_args", "data.generator_digest",
+                    "data.n_classes"], "only what the plug-in declares, never the profile's defaults"
+    assert set(table["data.dim"]) == {3} and set(table["data.n_classes"]) == {4}    # RightTau: 4 classes in R^3
+    assert set(table["data.generator"]) == {"check_plugins:RightTau"}
+    from synthetic_data import plugins
+    assert set(table["data.generator_digest"]) == {plugins.source_digest("check_plugins:RightTau")}
+
+
+# ----------------------------------------------------------------------------- the plug-in's own code raises
+RAISING = [
+    ("RaisingViews", 'chapter = "self_prediction"\n', "",
+     "plug-in check_plugins:RaisingViews.sample raised RuntimeError: sampler exploded"),
+    ("BadSamplerHMM", 'chapter = "language"\n', "[args]\n" + HMM,
+     "plug-in check_plugins:BadSamplerHMM.sample raised ValueError: Probabilities do not sum to 1"),
+    ("RaisingInit", 'chapter = "contrastive"\n', "", "plug-in check_plugins:RaisingInit.__init__ raised KeyError: "
+                                                      "'missing setting'"),
+    ("RaisingProperty", 'chapter = "contrastive"\n', "",
+     "plug-in check_plugins:RaisingProperty.n_classes raised ZeroDivisionError: division by zero"),
+    ("RaisesInRun", 'chapter = "contrastive"\n', ONE_STUDY,
+     "plug-in check_plugins:RaisesInRun.sample_x raised MemoryError: no room for this batch"),
+]
+
+
+@pytest.mark.parametrize("cls,head,rest,line", RAISING, ids=[r[0] for r in RAISING])
+def test_an_exception_of_the_plugin_is_one_line_exit_2_and_nothing_is_left(cls, head, rest, line, tmp_path, capsys):
+    path = _write(tmp_path, f"{cls}.toml", head + f'name = "{cls.lower()}"\ngenerator = "check_plugins:{cls}"\n'
+                  + rest)
+    code, out, figs = _check(tmp_path, path)
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(f"sslt check: {line}") and err.count("\n") == 1, err
+    assert not out.exists() and not figs.exists(), "nothing left behind"
+
+
+def test_a_plugin_failing_in_an_existing_results_directory_marks_its_run_failed(tmp_path, capsys):
+    from experiments.engine import runs
+    (tmp_path / "res").mkdir()
+    path = _write(tmp_path, "inrun.toml", 'chapter = "contrastive"\nname = "inrun"\n'
+                                          'generator = "check_plugins:RaisesInRun"\n' + ONE_STUDY)
+    code, out, _ = _check(tmp_path, path)
+    assert code == 2
+    (r,) = runs.all_runs(out)
+    assert r.status == runs.FAILED and "RaisesInRun.sample_x raised MemoryError" in r.error
+    assert not (out / "check.json").exists() and not (out / "bounds.csv").exists()
+
+
+# ----------------------------------------------------------------------------- liars
+def _prepare(tmp_path, chapter, cls, args=""):
+    from experiments.engine import check
+    path = _write(tmp_path, f"{cls}.toml", f'chapter = "{chapter}"\nname = "{cls.lower()}"\n'
+                                           f'generator = "check_plugins:{cls}"\n{args}')
+    return check.prepare(path, "quick")
+
+
+LIARS = [
+    ("contrastive", "WrongTau", "", "class_probs: mean log loss"),
+    ("contrastive", "ReversedLaw", "", "class_probs: mean log loss"),
+    ("language", "HMMWithSampler", "[args]\n" + HMM + "true_emit = [[0.4, 0.3, 0.3], [0.1, 0.2, 0.7]]\n",
+     "p*(w | s) over every prefix: mean log loss"),
+    ("language", "StickierHMM", "[args]\n" + HMM + "true_trans = [[0.99, 0.01], [0.02, 0.98]]\n",
+     "p*(w | s) over every prefix: mean log loss"),
+    ("self_prediction", "NoisyMeanViews", "", "psi_star"),
+    ("self_prediction", "GaussianViews", "[args]\npsi_scale = 0.85\n", "psi_star"),
+    ("self_prediction", "StudentTViews", "[args]\ngaussian_posterior = true\n", "posterior P(Y | X1): mean log loss"),
+]
+
+
+@pytest.mark.parametrize("chapter,cls,args,caught_by", LIARS, ids=[f"{c}-{k}" for c, k, *_ in LIARS])
+def test_every_liar_is_caught(chapter, cls, args, caught_by, tmp_path):
+    prep = _prepare(tmp_path, chapter, cls, args)
+    bad = [a.quantity for a in prep.agreements if not a.ok]
+    assert any(q.startswith(caught_by) for q in bad), bad
+
+
+def test_a_gaussian_posterior_on_student_t_views_is_caught_only_by_the_log_loss(tmp_path, capsys):
+    prep = _prepare(tmp_path, "self_prediction", "StudentTViews", "[args]\ngaussian_posterior = true\n")
+    bad = [a for a in prep.agreements if not a.ok]
+    # the moments (the only test before) pass; the scoring rule does not: log loss far above the implied entropy
+    assert [a.quantity for a in bad] == ["posterior P(Y | X1): mean log loss against mean entropy"]
+    assert bad[0].estimate > bad[0].declared and bad[0].gap_se > 10
+    right = _prepare(tmp_path, "self_prediction", "StudentTViews")
+    assert right.agreements and all(a.ok for a in right.agreements)
+    assert any("log loss" in a.quantity for a in right.agreements)
+    code, _, _ = _check(tmp_path, _write(tmp_path, "tw.toml", 'chapter = "self_prediction"\nname = "tw"\n'
+                        'generator = "check_plugins:StudentTViews"\n[args]\ngaussian_posterior = true\n'))
+    err = capsys.readouterr().err
+    assert code == 1 and "mean log loss against mean entropy" in err
+
+
+# ----------------------------------------------------------------------------- the plug-in's whole code
+BASE = """import numpy as np
+
+
+class Base:
+    n_classes, input_dim = 3, 2
+    noise = {noise}
+
+    def class_probs(self):
+        return np.full(3, 1 / 3)
+
+    def sample_classes(self, n, rng):
+        return rng.integers(3, size=n)
+
+    def sample_x(self, classes, rng):
+        return 3 * np.eye(3, 2)[np.asarray(classes)] + self.noise * rng.standard_normal((len(classes), 2))
+"""
+
+
+def test_editing_the_plugin_base_class_in_another_module_reruns_the_cells(tmp_path, capsys):
+    import sys
+    from experiments.engine import runs
+    (tmp_path / "stale_base_mod.py").write_text(BASE.format(noise=0.5))
+    (tmp_path / "stale_plugin_mod.py").write_text("from stale_base_mod import Base\n\n\nclass Plugin(Base):\n"
+                                                  "    pass\n")
+    path = _write(tmp_path, "stale.toml", 'chapter = "contrastive"\nname = "stale"\n'
+                                          'generator = "stale_plugin_mod:Plugin"\n' + ONE_STUDY)
+
+    def check():
+        for m in ("stale_base_mod", "stale_plugin_mod"):  # a new process would import the edited code
+            sys.modules.pop(m, None)
+        code, out, _ = _check(tmp_path, path)
+        assert code == 0, capsys.readouterr()
+        return runs.all_runs(out)[-1]
+    first = check()
+    assert first.n_run == len(first.cells) > 0
+    assert check().n_run == 0, "unchanged code: every cell reused"
+    (tmp_path / "stale_base_mod.py").write_text(BASE.format(noise=4.0))
+    third = check()
+    assert third.n_run == len(third.cells) and third.n_reused == 0, "the base class changed: a new distribution"
+    assert set(third.cells).isdisjoint(first.cells)
+
+
+def test_the_plugin_digest_covers_its_mro_and_not_the_suite(tmp_path):
+    import sys
+    from synthetic_data import plugins
+    (tmp_path / "digest_base_mod.py").write_text(BASE.format(noise=0.5))
+    (tmp_path / "digest_plugin_mod.py").write_text("from digest_base_mod import Base\n\n\nclass Plugin(Base):\n"
+                                                   "    pass\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        files = {p.name for p in plugins.covered_files("digest_plugin_mod:Plugin")}
+        assert files == {"digest_base_mod.py", "digest_plugin_mod.py"}
+        suite = {p.name for p in plugins.covered_files("check_plugins:HMMWithSampler")}
+        assert suite == {"check_plugins.py"}, "the suite's ExplicitHMM is in the code fingerprint, not here"
+    finally:
+        sys.path.remove(str(tmp_path))
+
+
+# ----------------------------------------------------------------------------- nothing checked: no verdict
+def test_nothing_checked_has_no_verdict_and_names_the_assumption(tmp_path, capsys):
+    path = _write(tmp_path, "fewdims.toml", 'chapter = "self_prediction"\nname = "fewdims"\n'
+                                            'generator = "check_plugins:TooFewTargetDims"\n')
+    code, out, _ = _check(tmp_path, path, *_fast("self_prediction"))
+    printed = capsys.readouterr().out
+    from experiments.engine import check
+    assert code == check.NOTHING_JUDGED == 4, printed
+    assert "result: nothing checked, no verdict" in printed and "no theorem is violated" not in printed
+    assert "d2 = 1" in printed and "n_latent = 2" in printed
+    doc = json.loads((out / "check.json").read_text())
+    assert doc["exit"] == 4 and all(not r.get("judged") for r in doc["theorems"] if r["kind"] == "bound")
+
+
+def test_the_exit_codes_are_documented(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["check", "--help"])
+    text = capsys.readouterr().out
+    assert all(f"  {c}  " in text for c in (0, 1, 2, 4)) and "nothing checked" in text
+    doc = (REPO / "docs" / "plugins.md").read_text()
+    assert "| 4 | nothing checked" in doc and "What the plug-in's fingerprint covers" in doc

@@ -128,3 +128,123 @@ def test_dask_backend_gives_the_same_bytes_as_a_local_run(tmp_path):
 def test_scheduler_without_dask_is_a_config_error(tmp_path, capsys):
     assert _run(tmp_path / "r", "--scheduler", "tcp://127.0.0.1:1") == 2
     assert "scheduler" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- the resource guard
+# How far the estimates may be from the measured peak and time. Memory is what the guard refuses on, so it is held
+# tight; wall time on a shared 2-core machine moves by 4x with the load (the time model was calibrated under load and
+# measured 4.1x faster when quiet), so the time estimate is only held to its order of magnitude.
+MEMORY_FACTOR, TIME_FACTOR = 1.5, 10.0
+
+
+def _measured(out, experiment):
+    import json
+    r = runs.latest(out, experiment)
+    metas = [json.loads((store.cell_dir(out, experiment, k) / "meta.json").read_text()) for k in r.cells]
+    return r, metas
+
+
+ONE_BIG_CELL = ["bound.classes=[50]", "bound.losses=['logistic']", "negatives.enabled=false",
+                "sample_complexity.enabled=false", "block.enabled=false", "train.n_tuples=100000", "train.steps=20"]
+
+
+@pytest.mark.parametrize("overrides", [[], ONE_BIG_CELL], ids=["quick", "quick-with-100k-tuples"])
+def test_estimates_match_measured_peaks_and_times(tmp_path, overrides):
+    """The guard's estimates against a fresh process's measured peak memory and time, on the quick profile (and
+    on one cell whose training sample dominates its memory): within MEMORY_FACTOR and TIME_FACTOR."""
+    from experiments.engine import chapters, resources, runner
+    subprocess.run([sys.executable, "-m", "experiments.engine.cli", "run", "contrastive", "--profile", "quick",
+                    "--jobs", "1", "--out", str(tmp_path), *_sets(overrides)], check=True, cwd=REPO,
+                   capture_output=True)
+    r, metas = _measured(tmp_path, "contrastive")
+    ch = chapters.get("contrastive")
+    cells = [c for _, c in runner.plan("contrastive", chapters.load_config("contrastive", "quick", overrides))]
+    est = resources.estimate(ch, cells, 1)
+    peak = max(m["peak_rss_mib"] for m in metas) * resources.MIB   # one process ran every cell: its peak
+    assert 1 / MEMORY_FACTOR <= est.largest_cell / peak <= MEMORY_FACTOR, (est.largest_cell / 2 ** 20, peak / 2 ** 20)
+    took = sum(m["seconds"] for m in metas)
+    assert 1 / TIME_FACTOR <= est.seconds / took <= TIME_FACTOR, (est.seconds, took)
+
+
+@pytest.mark.parametrize("override,field", [("bound.classes=[1000000000]", "data.n_classes"),
+                                            ("train.n_tuples=1000000000000", "train.n_tuples")])
+def test_an_oversized_run_is_refused_before_any_work(override, field, tmp_path, capsys):
+    code = _run(tmp_path, overrides=TINY + [override, "negatives.enabled=false"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(f"sslt: config error: {field}:") and err.count("\n") == 1, err
+    assert "GiB" in err and not tmp_path.joinpath("runs").exists(), "refused before the run record is written"
+
+
+def test_max_memory_and_max_hours_are_limits_and_the_estimate_is_printed(tmp_path, capsys):
+    assert _run(tmp_path, "--max-memory", "100M") == 2
+    assert "more than --max-memory allows" in capsys.readouterr().err
+    assert _run(tmp_path, "--max-hours", "1e-9") == 2
+    err = capsys.readouterr().err
+    assert "--max-hours" in err and err.split(": ")[2] in ("train.steps", "train.n_tuples"), err
+    assert _run(tmp_path, "--max-memory", "64G") == 0
+    err = capsys.readouterr().err
+    assert "estimated: peak memory" in err and "no --max-hours limit" in err
+
+
+def test_a_run_that_fails_is_marked_failed_and_listed(tmp_path, capsys, monkeypatch):
+    from experiments.engine import chapters, runner
+    import dataclasses
+    ch = chapters.get("contrastive")
+
+    def broken(cell, cell_id, device="cpu"):
+        raise MemoryError("cannot allocate 8 TiB")
+    broken.__module__ = ch.run_module  # the fingerprint reads the run module's code
+    monkeypatch.setitem(chapters._registry(), "contrastive", dataclasses.replace(ch, run_cell=broken))
+    cfg = chapters.load_config("contrastive", "quick", TINY)
+    with pytest.raises(MemoryError):
+        runner.run_sweep("contrastive", cfg, tmp_path, 1, "cpu", "quick")
+    (r,) = runs.all_runs(tmp_path)
+    assert r.status == runs.FAILED and r.error == "MemoryError: cannot allocate 8 TiB" and r.finished
+    assert runs.latest(tmp_path, "contrastive") is None, "a failed run is never the latest complete one"
+    assert cli.main(["runs", "--out", str(tmp_path)]) == 0
+    assert "failed (MemoryError: cannot allocate 8 TiB)" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- any subset of studies draws
+def test_sslt_figures_draws_only_the_studies_that_ran(tmp_path, capsys):
+    out, figs = tmp_path / "res", tmp_path / "figs"
+    assert _run(out) == 0   # TINY: sample_complexity and block are off
+    assert cli.main(["figures", "contrastive", "--out", str(out), "--figures", str(figs)]) == 0
+    assert sorted(p.stem for p in (figs / "contrastive").glob("*.png")) == ["bound", "negatives"]
+
+
+def test_every_figure_study_mapping_names_a_figure_and_a_study():
+    import dataclasses
+    import typing
+    from experiments.engine import chapters
+    for ch in chapters.all_chapters():
+        sections = typing.get_type_hints(ch.config)
+        for fig in ch.summary_figures:
+            assert fig in ch.figures, (ch.name, fig)
+            for study in (s for need in chapters.studies_of(ch, fig) for s in need.split("|")):
+                hint = sections.get(study)
+                assert hint is not None and dataclasses.is_dataclass(hint), (ch.name, study)
+                assert "enabled" in {f.name for f in dataclasses.fields(hint)}, (ch.name, study)
+        # a figure named like its section needs no entry: the declaration is for figures that are not one study's
+        assert not set(ch.summary_figures) & set(sections), ch.name
+    ag = chapters.get("augmentation_graph")
+    drawn = set(chapters.enabled_figures(ag, {"overlap": {"enabled": False}, "matched": {"enabled": True},
+                                              "hypercube": {"enabled": False}, "fullbatch": {"enabled": False}}))
+    assert drawn == {"matched", "exact_vs_trained"}
+    drawn = set(chapters.enabled_figures(ag, {"overlap": {"enabled": False}, "matched": {"enabled": False}}))
+    assert drawn == {"hypercube", "frontier"}, "exact_vs_trained needs spectral cells on cluster data: none"
+    lang = chapters.get("language")
+    assert "softmax" not in chapters.enabled_figures(lang, {"bound": {"enabled": True}, "training": {"enabled": False}})
+
+
+def test_a_plugin_named_by_set_gets_its_code_digest(tmp_path):
+    from experiments.engine.cli import _with_plugin_digest
+    from synthetic_data import plugins
+    sys.path.insert(0, str(REPO / "tests" / "experiments"))
+    try:
+        out = _with_plugin_digest(["seeds=1", "data.generator = check_plugins:RightTau"])
+        assert out[-1] == f"data.generator_digest={plugins.source_digest('check_plugins:RightTau')}"
+        assert _with_plugin_digest(["data.generator=check_plugins:RightTau", "data.generator_digest=x"])[-1] == \
+            "data.generator_digest=x"
+    finally:
+        sys.path.remove(str(REPO / "tests" / "experiments"))
