@@ -443,10 +443,11 @@ _GEN_TERMS = ("L_hat_un", "Gen_M", "collision_floor", "p_distinct")
 _TRIVIAL = Trivial("ell(0_k) = loss_at_zero(loss, k): L_sup^mu of the zero encoder, whose margins are all 0 "
                    "(1 at k = 1; log2(k + 1) for the logistic loss with k negatives)",
                    ("loss", "k"), trivial_from_terms)
-_MEASURED_2 = ("L_sup^mu(f): the mean classifier's loss (rows mu_c = E_{D_c} f(x)) on 2-way tasks {c+, c-} ~ "
-               "rho^2 | distinct with a uniform label; Monte Carlo, with means estimated from a separate sample")
-_MEASURED_K = ("L_sup^mu(f): the mean classifier's loss on (k+1)-way tasks ~ rho^{k+1} | all distinct with a uniform "
-               "label; Monte Carlo, with means estimated from a separate sample")
+_MEASURED_2 = (r"$L_{sup}^{\mu}(f)$: the mean classifier's loss (rows $\mu_c = \mathbb{E}_{D_c} f(x)$) on 2-way tasks "
+               r"$\{c^+, c^-\} \sim \rho^2$ | distinct with a uniform label; Monte Carlo, with means estimated from a "
+               "separate sample")
+_MEASURED_K = (r"$L_{sup}^{\mu}(f)$: the mean classifier's loss on $(k+1)$-way tasks $\sim \rho^{k+1}$ | all distinct "
+               "with a uniform label; Monte Carlo, with means estimated from a separate sample")
 _NUMBERS = ("Statement number and wording follow secondary restatements of the ICML 2019 paper: only its abstract and "
             "introduction could be retrieved, so the number is not confirmed against the text; the inequality itself "
             "is re-derived in the doc and checked on exact discrete models (tests/theory/test_theory_contrastive.py).")
