@@ -419,23 +419,25 @@ def _confidence(delta):
     return delta, (delta > 0) & (delta < 1)
 
 
-ONE_NEGATIVE = Assumption("k", "one negative per tuple: k = 1 (the statement's setting)", ("k",), _one_negative)
+ONE_NEGATIVE = Assumption("k", "one negative per tuple: $k = 1$ (the statement's setting)", ("k",), _one_negative)
 TASK_EXISTS = Assumption(
-    "p_distinct", "a (k+1)-way task exists: p_distinct = P(c+, c-_1, ..., c-_k all distinct) > 0", ("p_distinct",),
+    "p_distinct", r"a $(k+1)$-way task exists: $p_{distinct} = P(c^+, c^-_1, \ldots, c^-_k \text{ all distinct}) > 0$",
+    ("p_distinct",),
     _task_exists)
-TWO_WAY_TASK = Assumption("tau", "a 2-way task exists: tau = sum_c rho(c)^2 < 1 (two classes with mass)", ("tau",),
+TWO_WAY_TASK = Assumption("tau", r"a 2-way task exists: $\tau = \sum_c \rho(c)^2 < 1$ (two classes with mass)", ("tau",),
                           _two_way_task)
 UNIT_LOSS = Assumption(
-    "ell(0)", "the loss is normalised so that ell(0) = 1 (hinge, or logistic in base 2): the collision part of L_un "
-    "is then at least tau ell(0) = tau, the term the bound subtracts", ("loss", "k"), _unit_loss)
+    "ell(0)", r"the loss is normalised so that $\ell(0) = 1$ (hinge, or logistic in base 2): the collision part of "
+    r"$L_{un}$ is then at least $\tau \ell(0) = \tau$, the term the bound subtracts", ("loss", "k"), _unit_loss)
 KNOWN_FLOOR = Assumption(
-    "ell(0_k)", "the loss is hinge or base-2 logistic, the two whose zero-margin floor ell(0_m) (1, or log2(1 + m)) "
-    "collision_floor is computed for", ("loss", "k"), _known_floor)
+    "ell(0_k)", r"the loss is hinge or base-2 logistic, the two whose zero-margin floor $\ell(0_m)$ (1, or "
+    r"$\log_2(1 + m)$) collision_floor is computed for", ("loss", "k"), _known_floor)
 TAU_TERMS = Assumption(
-    "one-negative term gap", "the row's terms are the one-negative ones: collision_floor = tau and p_distinct = 1 - tau "
-    "(tau = sum_c rho(c)^2); the number is the larger deviation, met at <= 1e-9", ("tau", "collision_floor", "p_distinct"),
+    "one-negative term gap", r"the row's terms are the one-negative ones: collision_floor $= \tau$ and p_distinct "
+    r"$= 1 - \tau$ ($\tau = \sum_c \rho(c)^2$); the number is the larger deviation, met at $\le 10^{-9}$",
+    ("tau", "collision_floor", "p_distinct"),
     _tau_terms)
-CONFIDENCE = Assumption("delta", "a confidence level 0 < delta < 1: Gen_M holds with probability >= 1 - delta",
+CONFIDENCE = Assumption("delta", r"a confidence level $0 < \delta < 1$: $Gen_M$ holds with probability $\ge 1 - \delta$",
                         ("delta",), _confidence)
 
 _POP_TERMS = ("L_un", "collision_floor", "p_distinct")

@@ -85,7 +85,7 @@ class Browser:
                 raise RuntimeError(f"Chromium ({path}) did not open its DevTools port")
             time.sleep(0.05)
         port, ws_path = port_file.read_text().split()[:2]
-        self._ws = connect(f"ws://127.0.0.1:{port}{ws_path}", max_size=None, open_timeout=timeout)
+        self._ws = connect(f"ws://127.0.0.1:{port}{ws_path}", max_size=None, open_timeout=timeout).__enter__()
         self._id = 0
         target = self._call("Target.createTarget", url="about:blank")["targetId"]
         self._session = self._call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
