@@ -106,3 +106,28 @@ def test_the_formula_helpers_refuse_what_would_show_as_source():
     assert "arg" in mathhtml.formula(r"g = \arg\max_y p(y)")
     page = mathhtml.markdown("# A b\n\n[n](notation.md) $\\tau$\n", links=lambda u: u.replace(".md", ".html"))
     assert '<h1 id="a-b">' in page and 'href="notation.html"' in page and "<math" in page
+
+
+def test_a_notebook_rendered_as_make_notebooks_does_loads_nothing_from_the_network(tmp_path):
+    """The Makefile's nbconvert options (template notebooks/_offline, the local MathJax) on a one-cell notebook:
+    no CDN script in the page, and in Chromium its formula is typeset with nothing requested from the network."""
+    import nbformat
+    from nbconvert import HTMLExporter
+    from traitlets.config import Config
+    root = Path(__file__).resolve().parents[1]
+    make = (root / "Makefile").read_text()
+    url = re.search(r"--HTMLExporter\.mathjax_url='([^']+)'", make).group(1)
+    assert "--template _offline" in make and "--TemplateExporter.extra_template_basedirs=notebooks" in make
+    cfg = Config()
+    cfg.TemplateExporter.extra_template_basedirs = [str(root / "notebooks")]
+    cfg.HTMLExporter.template_name = "_offline"
+    cfg.HTMLExporter.mathjax_url = url
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(
+        "The bound: $$ L_{sup}^{\\mu}(f) \\le \\frac{L_{un}(f) - \\tau}{1 - \\tau} $$ with $\\tau = \\sum_c \\rho(c)^2$.")])
+    page, _ = HTMLExporter(config=cfg).from_notebook_node(nb)
+    assert not re.search(r"<script[^>]+src=\"https?://", page), "a script from the network"
+    site = tmp_path / "pages"
+    site.mkdir()
+    (site / "nb.html").write_text(page)
+    shutil.copytree(Path(__import__("jupyter_server_mathjax").__file__).parent / "static", site / "mathjax")
+    assert browser.check([site], _chromium()) == []
