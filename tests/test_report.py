@@ -26,7 +26,8 @@ def _chromium() -> str:
         subprocess.run(["apt-get", "install", "-y", "chromium"], capture_output=True)
     found = report.chromium_binary()
     if not found:
-        pytest.skip("the browser check needs headless Chromium: `sudo apt-get install -y chromium` (or `make chromium`)")
+        pytest.skip("the browser check needs headless Chromium: `sudo apt-get install -y chromium` "
+                    "(or `make chromium`)")
     return found
 
 
@@ -55,7 +56,8 @@ def test_the_cli_builds_the_site(quick_results, tmp_path):
     assert (tmp_path / "site" / "index.html").is_file()
     docs = {p.stem for p in (ROOT / "docs").glob("*.md")} - {"start-here"}     # start-here is the index
     assert {p.stem for p in (tmp_path / "site").glob("*.html")} == {"index", *chapters.names(), *docs}
-    assert "notation" in docs and {p.stem for p in (tmp_path / "site" / "theory").glob("*.html")} >= set(chapters.names())
+    theory = {p.stem for p in (tmp_path / "site" / "theory").glob("*.html")}
+    assert "notation" in docs and theory >= set(chapters.names())
 
 
 def test_index_lists_every_chapter_and_theorem_with_status_and_counts(site, results):
@@ -100,7 +102,8 @@ def test_every_atlas_page_links_the_notation_and_the_first_page(site):
         up = "../" if page.parent != site else ""
         assert f'href="{up}notation.html"' in text and f'href="{up}index.html"' in text, page
     index = (site / "index.html").read_text()
-    assert "<h1 id=\"start-here\">Start here</h1>" in index and index.index("Start here") < index.index("<h1 id=\"atlas\">")
+    assert "<h1 id=\"start-here\">Start here</h1>" in index
+    assert index.index("Start here") < index.index("<h1 id=\"atlas\">")
     for ch in chapters.names():
         assert f'href="theory/{ch}.html"' in (site / f"{ch}.html").read_text()
         assert (site / "theory" / f"{ch}.html").is_file()

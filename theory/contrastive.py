@@ -424,7 +424,8 @@ TASK_EXISTS = Assumption(
     "p_distinct", r"a $(k+1)$-way task exists: $p_{distinct} = P(c^+, c^-_1, \ldots, c^-_k \text{ all distinct}) > 0$",
     ("p_distinct",),
     _task_exists)
-TWO_WAY_TASK = Assumption("tau", r"a 2-way task exists: $\tau = \sum_c \rho(c)^2 < 1$ (two classes with mass)", ("tau",),
+TWO_WAY_TASK = Assumption("tau", r"a 2-way task exists: $\tau = \sum_c \rho(c)^2 < 1$ (two classes with mass)",
+                          ("tau",),
                           _two_way_task)
 UNIT_LOSS = Assumption(
     "ell(0)", r"the loss is normalised so that $\ell(0) = 1$ (hinge, or logistic in base 2): the collision part of "
@@ -437,7 +438,8 @@ TAU_TERMS = Assumption(
     r"$= 1 - \tau$ ($\tau = \sum_c \rho(c)^2$); the number is the larger deviation, met at $\le 10^{-9}$",
     ("tau", "collision_floor", "p_distinct"),
     _tau_terms)
-CONFIDENCE = Assumption("delta", r"a confidence level $0 < \delta < 1$: $Gen_M$ holds with probability $\ge 1 - \delta$",
+CONFIDENCE = Assumption("delta", r"a confidence level $0 < \delta < 1$: $Gen_M$ holds with probability "
+                        r"$\ge 1 - \delta$",
                         ("delta",), _confidence)
 
 _POP_TERMS = ("L_un", "collision_floor", "p_distinct")

@@ -391,7 +391,8 @@ def _exact_ci_check(eps_ci2, trivial):
 
 
 EXACT_CI = Assumption(
-    "eps_CI^2/max(1,trivial)", r"exact conditional independence, $X_1 \perp X_2 \mid Y$: $\epsilon_{CI}^2 = 0$ (to rounding, "
+    "eps_CI^2/max(1,trivial)", r"exact conditional independence, $X_1 \perp X_2 \mid Y$: $\epsilon_{CI}^2 = 0$ "
+    r"(to rounding, "
     r"$\le 10^{-18}\max(1, \operatorname{tr}\operatorname{Cov} f^*)$)", ("eps_ci2", "trivial"), _exact_ci_check)
 BETA_POSITIVE = Assumption(
     "beta", r"Assumption 4.1: $\Sigma_{X_2\phi_{\bar y}}$ has rank $n_{latent}$, so "

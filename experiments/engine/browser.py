@@ -209,7 +209,8 @@ def problems_of(page: Path, found: dict, name: str) -> list[str]:
         out += [f"{name}: {p}" for p in _link_problems(page, href, found.get("ids", []))]
     text = found.get("text", "")
     for m in list(RAW_TEX.finditer(text))[:5]:
-        out.append(f"{name}: raw TeX {m.group(0)!r} in the rendered text: …{text[max(0, m.start() - 40):m.end() + 40]}…")
+        around = text[max(0, m.start() - 40):m.end() + 40]
+        out.append(f"{name}: raw TeX {m.group(0)!r} in the rendered text: …{around}…")
     return out
 
 
