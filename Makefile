@@ -41,12 +41,21 @@ bench: $(VENV)
 NOTEBOOKS := $(filter-out notebooks/_%,$(wildcard notebooks/*.py))
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
+# The pages load MathJax from a copy beside them (jupyter-server-mathjax's, in docs/notebooks/mathjax/) through the
+# template notebooks/_offline (the lab template without its CDN scripts): nothing comes from the network.
+MATHJAX_SRC = $(shell $(BIN)/python -c "import jupyter_server_mathjax, pathlib; \
+  print(pathlib.Path(jupyter_server_mathjax.__file__).parent / 'static')" 2>/dev/null)
+
 notebooks: $(VENV)
 	@mkdir -p docs/notebooks
+	@test -d "$(MATHJAX_SRC)" || { echo "no MathJax copy: pip install jupyter-server-mathjax (the test extras)"; exit 1; }
+	@rm -rf docs/notebooks/mathjax && cp -r $(MATHJAX_SRC) docs/notebooks/mathjax
 	@for nb in $(NOTEBOOKS); do \
 	  name=$$(basename $$nb .py); echo "notebook $$name"; \
 	  $(BIN)/jupytext --quiet --to notebook --output docs/notebooks/$$name.ipynb $$nb && \
 	  $(BIN)/jupyter nbconvert --log-level=WARN --execute --to html --ExecutePreprocessor.timeout=120 \
+	    --TemplateExporter.extra_template_basedirs=notebooks --template _offline \
+	    --HTMLExporter.mathjax_url='mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe' \
 	    --output $$name docs/notebooks/$$name.ipynb || exit 1; \
 	  rm -f docs/notebooks/$$name.ipynb; \
 	done
@@ -56,6 +65,7 @@ chromium:
 	  { echo "installing chromium (Debian package) for the atlas check"; \
 	    $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
 
+# --check opens every page of report/ and docs/notebooks/ in headless Chromium with the network blocked
 report: $(VENV) chromium notebooks
 	$(BIN)/sslt report --out results --site report --check
 

@@ -419,23 +419,27 @@ def _confidence(delta):
     return delta, (delta > 0) & (delta < 1)
 
 
-ONE_NEGATIVE = Assumption("k", "one negative per tuple: k = 1 (the statement's setting)", ("k",), _one_negative)
+ONE_NEGATIVE = Assumption("k", "one negative per tuple: $k = 1$ (the statement's setting)", ("k",), _one_negative)
 TASK_EXISTS = Assumption(
-    "p_distinct", "a (k+1)-way task exists: p_distinct = P(c+, c-_1, ..., c-_k all distinct) > 0", ("p_distinct",),
+    "p_distinct", r"a $(k+1)$-way task exists: $p_{distinct} = P(c^+, c^-_1, \ldots, c^-_k \text{ all distinct}) > 0$",
+    ("p_distinct",),
     _task_exists)
-TWO_WAY_TASK = Assumption("tau", "a 2-way task exists: tau = sum_c rho(c)^2 < 1 (two classes with mass)", ("tau",),
+TWO_WAY_TASK = Assumption("tau", r"a 2-way task exists: $\tau = \sum_c \rho(c)^2 < 1$ (two classes with mass)",
+                          ("tau",),
                           _two_way_task)
 UNIT_LOSS = Assumption(
-    "ell(0)", "the loss is normalised so that ell(0) = 1 (hinge, or logistic in base 2): the collision part of L_un "
-    "is then at least tau ell(0) = tau, the term the bound subtracts", ("loss", "k"), _unit_loss)
+    "ell(0)", r"the loss is normalised so that $\ell(0) = 1$ (hinge, or logistic in base 2): the collision part of "
+    r"$L_{un}$ is then at least $\tau \ell(0) = \tau$, the term the bound subtracts", ("loss", "k"), _unit_loss)
 KNOWN_FLOOR = Assumption(
-    "ell(0_k)", "the loss is hinge or base-2 logistic, the two whose zero-margin floor ell(0_m) (1, or log2(1 + m)) "
-    "collision_floor is computed for", ("loss", "k"), _known_floor)
+    "ell(0_k)", r"the loss is hinge or base-2 logistic, the two whose zero-margin floor $\ell(0_m)$ (1, or "
+    r"$\log_2(1 + m)$) collision_floor is computed for", ("loss", "k"), _known_floor)
 TAU_TERMS = Assumption(
-    "one-negative term gap", "the row's terms are the one-negative ones: collision_floor = tau and p_distinct = 1 - tau "
-    "(tau = sum_c rho(c)^2); the number is the larger deviation, met at <= 1e-9", ("tau", "collision_floor", "p_distinct"),
+    "one-negative term gap", r"the row's terms are the one-negative ones: collision_floor $= \tau$ and p_distinct "
+    r"$= 1 - \tau$ ($\tau = \sum_c \rho(c)^2$); the number is the larger deviation, met at $\le 10^{-9}$",
+    ("tau", "collision_floor", "p_distinct"),
     _tau_terms)
-CONFIDENCE = Assumption("delta", "a confidence level 0 < delta < 1: Gen_M holds with probability >= 1 - delta",
+CONFIDENCE = Assumption("delta", r"a confidence level $0 < \delta < 1$: $Gen_M$ holds with probability "
+                        r"$\ge 1 - \delta$",
                         ("delta",), _confidence)
 
 _POP_TERMS = ("L_un", "collision_floor", "p_distinct")
@@ -443,10 +447,11 @@ _GEN_TERMS = ("L_hat_un", "Gen_M", "collision_floor", "p_distinct")
 _TRIVIAL = Trivial("ell(0_k) = loss_at_zero(loss, k): L_sup^mu of the zero encoder, whose margins are all 0 "
                    "(1 at k = 1; log2(k + 1) for the logistic loss with k negatives)",
                    ("loss", "k"), trivial_from_terms)
-_MEASURED_2 = ("L_sup^mu(f): the mean classifier's loss (rows mu_c = E_{D_c} f(x)) on 2-way tasks {c+, c-} ~ "
-               "rho^2 | distinct with a uniform label; Monte Carlo, with means estimated from a separate sample")
-_MEASURED_K = ("L_sup^mu(f): the mean classifier's loss on (k+1)-way tasks ~ rho^{k+1} | all distinct with a uniform "
-               "label; Monte Carlo, with means estimated from a separate sample")
+_MEASURED_2 = (r"$L_{sup}^{\mu}(f)$: the mean classifier's loss (rows $\mu_c = \mathbb{E}_{D_c} f(x)$) on 2-way tasks "
+               r"$\{c^+, c^-\} \sim \rho^2$ | distinct with a uniform label; Monte Carlo, with means estimated from a "
+               "separate sample")
+_MEASURED_K = (r"$L_{sup}^{\mu}(f)$: the mean classifier's loss on $(k+1)$-way tasks $\sim \rho^{k+1}$ | all distinct "
+               "with a uniform label; Monte Carlo, with means estimated from a separate sample")
 _NUMBERS = ("Statement number and wording follow secondary restatements of the ICML 2019 paper: only its abstract and "
             "introduction could be retrieved, so the number is not confirmed against the text; the inequality itself "
             "is re-derived in the doc and checked on exact discrete models (tests/theory/test_theory_contrastive.py).")

@@ -282,8 +282,9 @@ def _naturalness(natural_gap, gap_max):
 
 NATURALNESS = Assumption(
     name="naturalness gap",
-    statement=r"\min_{\|v\|_\infty \le B_{check},\, b} \ell_T(v, b \text{ on } p^*) - \mathbb{E}_s H(y \mid s)"
-              r" \le \text{gap}_{max}",
+    statement=r"the task is natural: the best probe on the true next-word laws $p^*$ comes within gap_max of the "
+              r"label entropy, $\min_{\|v\|_\infty \le B_{check},\, b} \ell_T(v, b \text{ on } p^*) - "
+              r"\mathbb{E}_s H(y \mid s) \le \text{gap}_{max}$",
     terms=("natural_gap", "gap_max"),
     check=_naturalness,
 )

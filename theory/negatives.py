@@ -309,7 +309,8 @@ def _some_other_class(no_collision):
     return t, t > 0
 
 
-COVERED = Assumption("upsilon_{K+1}", "K + 1 draws can cover all C classes: upsilon_{K+1} > 0 (K + 1 >= C)",
+COVERED = Assumption("coverage",
+                     r"K + 1 draws can cover all C classes: $\upsilon_{K+1} > 0$ ($K + 1 \ge C$)",
                      ("upsilon",), _covered)
 NORM = Assumption("b", "features of norm <= b with b > 0 (the run projects them onto the sphere of radius b)",
                   ("b",), _norm_bounded)
@@ -346,7 +347,8 @@ def _upper(name, paper, number, statement, terms, bound, notes, assumptions=(NOR
         statement=statement, status="reference" if ref else status, terms=terms, bound=bound,
         trivial=Trivial(_TRIVIAL, ("C",), trivial_log_c), assumptions=assumptions,
         study="sweep", figures=() if ref else ("bounds_vs_k", "coefficient", "zipf"),
-        measured=("R_mu_supv* = log(1 + (C - 1) e^{-2 b^2}), the paper's optimum value (uniform law)" if ref
+        measured=(r"$R^*_{\mu} = \log(1 + (C - 1) e^{-2 b^2})$, the paper's optimum value of "
+                  r"$R_{\mu\text{-supv}}$ (uniform law)" if ref
                   else _MEASURED),
         doc=f"{DOC}#{'the-optimum-reference-rows' if ref else name.replace('_', '-')}",
         notes=("The form evaluated at the paper's optimum R_cont* (plot_k_msuploss.py), uniform law: a reference, "

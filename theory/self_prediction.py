@@ -394,18 +394,19 @@ def _exact_ci_check(eps_ci2, trivial):
 
 
 EXACT_CI = Assumption(
-    "eps_CI^2/max(1,trivial)", r"exact CI, X_1 \perp X_2 \mid Y: \epsilon_{CI}^2 = 0 (to rounding, "
-    r"\le 10^{-18}\max(1, \operatorname{tr}\operatorname{Cov} f^*))", ("eps_ci2", "trivial"), _exact_ci_check)
+    "eps_CI^2/max(1,trivial)", r"exact conditional independence, $X_1 \perp X_2 \mid Y$: $\epsilon_{CI}^2 = 0$ "
+    r"(to rounding, "
+    r"$\le 10^{-18}\max(1, \operatorname{tr}\operatorname{Cov} f^*)$)", ("eps_ci2", "trivial"), _exact_ci_check)
 BETA_POSITIVE = Assumption(
-    "beta", r"Assumption 4.1: \Sigma_{X_2\phi_{\bar y}} has rank n_{latent}, so "
-    r"1/\beta = \|\Sigma_{Y\phi_{\bar y}}\Sigma_{X_2\phi_{\bar y}}^+\|_2 < \infty, i.e. \beta > 0",
+    "beta", r"Assumption 4.1: $\Sigma_{X_2\phi_{\bar y}}$ has rank $n_{latent}$, so "
+    r"$1/\beta = \|\Sigma_{Y\phi_{\bar y}}\Sigma_{X_2\phi_{\bar y}}^+\|_2 < \infty$, i.e. $\beta > 0$",
     ("beta",), lambda beta: (beta, beta > 0))
 LATENT_RANK = Assumption(
-    "d2 - n_latent", r"Assumption 4.1's rank needs d_2 \ge n_{latent} = k m", ("d2", "n_latent"),
+    "d2 - n_latent", r"Assumption 4.1's rank needs $d_2 \ge n_{latent} = k m$", ("d2", "n_latent"),
     lambda d2, n_latent: (d2 - n_latent, d2 >= n_latent))
 DESIGN_EVENT = Assumption(
-    "P(lambda_min(S)<1/2)", r"the design event G = \{\lambda_{\min}(S) \ge 1/2\} fails with probability "
-    r"\le (p+1)e^{-c n/L} \le 0.01 (matrix Chernoff, c = (1 - \ln 2)/2)", ("p", "n", "leverage_max"),
+    "P(lambda_min(S)<1/2)", r"the design event $G = \{\lambda_{\min}(S) \ge 1/2\}$ fails with probability "
+    r"$\le (p+1)e^{-c n/L} \le 0.01$ (matrix Chernoff, $c = (1 - \ln 2)/2$)", ("p", "n", "leverage_max"),
     _design_failure)
 
 PAPER = "Lee, Lei, Saunshi & Zhuo 2021"

@@ -7,41 +7,45 @@ atlas and ``docs/theorems.md`` cannot drift apart. Verdicts come from the latest
 (``runs.latest``), judged by ``runner.run_table`` and summarised by ``check.theorem_records``; figures are the
 chapter's own drawing functions (``chapter.figures``), never re-implemented here.
 
-``sslt report [--out results] [--site report]`` writes ``<site>/index.html`` (every chapter, every theorem with
-its status and verdict counts) and ``<site>/<chapter>.html`` (statement as a formula image, assumptions, every
-figure of the run with its provenance, the verdict table with each theorem's worst point, the command that
-regenerates the page, and the chapter's notebook). Formulas are rendered with matplotlib's mathtext to SVG;
-a statement mathtext cannot parse is shown as its LaTeX source in ``<code>``, with a note. Pages load nothing
-from the network: no scripts, fonts or styles.
+``sslt report [--out results] [--site report]`` writes ``<site>/index.html`` (docs/start-here.md, then every
+chapter, every theorem with its status and verdict counts), ``<site>/notation.html`` (docs/notation.md),
+``<site>/theory/<chapter>.html`` (docs/theory/<chapter>.md) and ``<site>/<chapter>.html`` (statement, assumptions,
+every figure of the run with its provenance, the verdict table with each theorem's worst point, the command that
+regenerates the page, and the chapter's notebook). Formulas are MathML converted from the registry's LaTeX
+(``mathhtml``); one the converter cannot render is an error naming it, never LaTeX source on a page. Pages load
+nothing from the network: no scripts, fonts or styles; the notebook pages load the MathJax copied beside them.
 """
 from __future__ import annotations
 
 import html
-import io
-import json
 import re
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
 from tqdm import tqdm
 
 from analysis import figures as figs
-from experiments.engine import chapters, check, runner, runs, store
+from experiments.engine import browser, chapters, check, mathhtml, runner, runs, store
 from experiments.engine.fingerprint import fingerprint
 from theory.verdict import (ABOVE, BELOW, BOUND_VERDICTS, BROKEN, EXACT, HOLDS, NOT_MET, UNDETERMINED, VACUOUS,
                             VERDICTS_OF, VIOLATED)
 
 NOTEBOOK_HTML = Path("docs/notebooks")   # where `make notebooks` renders each chapter's notebook
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+MATHJAX_DIR = "mathjax"                  # the MathJax copy beside the notebook pages (`make notebooks`)
+
+
+class ReportError(ValueError):
+    """A page that would show the reader something broken (a formula as LaTeX source)."""
 
 
 # --------------------------------------------------------------------------------------------------------------
 # The registry, in words (notebooks and the atlas both use these)
 
 def _math_in_text(text: str) -> str:
-    """An assumption statement is prose, sometimes with LaTeX in it: keep it verbatim, marking LaTeX as code."""
-    return f"`{text}`" if "\\" in text else text
+    """An assumption statement is prose with its formulas in ``$...$``: MathJax renders them in a notebook."""
+    return mathhtml.markdown_math(text)
 
 
 def theorem_markdown(t) -> str:
@@ -116,37 +120,22 @@ def draw(root: Path, run: runs.Run, names, out: Path, judged=None) -> list[Path]
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Formulas: matplotlib mathtext to SVG, or the LaTeX source where mathtext cannot parse it
+# Formulas: MathML from the registry's LaTeX (experiments/engine/mathhtml.py)
 
-_MATHTEXT_FIXES = [
-    (re.compile(r"\\le(?![a-zA-Z])"), r"\\leq"),
-    (re.compile(r"\\ge(?![a-zA-Z])"), r"\\geq"),
-    (re.compile(r"\\mathbb\s*([A-Za-z])"), r"\\mathbb{\1}"),
-    (re.compile(r"\\[bB]igg?[lr]?(?![a-zA-Z])"), ""),
-    (re.compile(r"\\[td]frac(?![a-zA-Z])"), r"\\frac"),
-    (re.compile(r"\\frac\s*(\d)\s*(\d)"), r"\\frac{\1}{\2}"),
-]
-
-
-def mathtext_source(statement: str) -> str:
-    """The statement in the subset of LaTeX mathtext reads (\\le -> \\leq, \\big dropped, \\tfrac -> \\frac)."""
-    s = statement
-    for pat, rep in _MATHTEXT_FIXES:
-        s = pat.sub(rep, s)
-    return s
-
-
-def formula_svg(statement: str, fontsize: float = 15) -> str | None:
-    """The statement rendered as SVG text by mathtext, or None if mathtext cannot parse it."""
-    from matplotlib import mathtext
-    from matplotlib.font_manager import FontProperties
-    buf = io.BytesIO()
+def formula_html(t) -> str:
+    """A theorem's statement as a display ``<math>`` element; a statement that cannot be rendered is an error."""
     try:
-        mathtext.math_to_image(f"${mathtext_source(statement)}$", buf, prop=FontProperties(size=fontsize),
-                               format="svg")
-    except (ValueError, RuntimeError):
-        return None
-    return buf.getvalue().decode()
+        return mathhtml.formula(t.statement, "block")
+    except mathhtml.MathError as err:
+        raise ReportError(f"theorem {t.id}: {err}") from err
+
+
+def prose_html(t, text: str) -> str:
+    """Prose of theorem ``t`` (an assumption, what it measures) with its ``$...$`` math as MathML."""
+    try:
+        return mathhtml.prose(text)
+    except mathhtml.MathError as err:
+        raise ReportError(f"theorem {t.id}: {err}") from err
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -169,21 +158,41 @@ def _e(x) -> str:
     return html.escape(str(x), quote=True)
 
 
-def _page(title: str, body: str) -> str:
+def _nav(up: str = "") -> str:
+    """The links every atlas page carries: the first page, the notation, the chapters."""
+    chs = " · ".join(f"<a href=\"{up}{_e(n)}.html\">{_e(n)}</a>" for n in chapters.names())
+    return (f"<nav><a href=\"{up}index.html\">start here &amp; all theorems</a> · <a href=\"{up}notation.html\">"
+            f"notation</a> · {chs}</nav>")
+
+
+def _page(title: str, body: str, up: str = "") -> str:
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{_e(title)}</title>"
-            f"<style>{CSS}</style></head>\n<body>\n{body}\n</body></html>\n")
+            f"<style>{CSS}</style></head>\n<body>\n{_nav(up)}\n{body}\n</body></html>\n")
 
 
-def _formula(t, out_dir: Path) -> tuple[str, bool]:
-    """HTML for a theorem's statement: an <img> of the mathtext SVG, or the source in <code> with a note."""
-    svg = formula_svg(t.statement)
-    alt = _e(t.statement)
-    if svg is None:
-        return (f"<div class=\"formula\"><code>{alt}</code><br><span class=\"muted\">(matplotlib mathtext cannot "
-                f"parse this statement; its LaTeX source is shown)</span></div>", False)
-    name = f"{t.id.replace('.', '_')}.svg"
-    (out_dir / name).write_text(svg)
-    return f"<div class=\"formula\"><img src=\"formulas/{name}\" alt=\"{alt}\" title=\"{alt}\"></div>", True
+def _doc_link(url: str, up: str = "") -> str:
+    """A link in a rendered docs/*.md: to another document the site renders, its page; anything else unchanged
+    (the browser check then reports it if it does not resolve)."""
+    path, _, anchor = url.partition("#")
+    rendered = {p.name: f"{p.stem}.html" for p in DOCS.glob("*.md")}
+    rendered.update({f"theory/{p.name}": f"theory/{p.stem}.html" for p in (DOCS / "theory").glob("*.md")})
+    rendered["start-here.md"] = "index.html"
+    key = path[len("../"):] if up and path.startswith("../") else (f"theory/{path}" if up and path else path)
+    if key in rendered:
+        return f"{up}{rendered[key]}" + (f"#{anchor}" if anchor else "")
+    if key.startswith("img/"):
+        return f"{up}{key}"       # docs/img is copied into the site
+    return url
+
+
+def _doc_page(md: Path, title: str, up: str = "") -> str:
+    """A docs/*.md file as an atlas page, its math as MathML."""
+    try:
+        body = mathhtml.markdown(md.read_text(), links=lambda u: _doc_link(u, up))
+    except mathhtml.MathError as err:
+        raise ReportError(f"{md.name}: {err}") from err
+    return _page(title, f"{body}\n<p class=\"muted\">Rendered from <code>docs/{_e(md.relative_to(DOCS))}</code>.</p>",
+                 up)
 
 
 def _fmt(v) -> str:
@@ -226,8 +235,9 @@ def _latest_figures(fig_root: Path | None, run: runs.Run, names) -> dict[str, Pa
 def _header_section(ch, root: Path, site: Path, run, notebook: str | None) -> list[str]:
     """The page's title, summary, notebook link, the run it was built from and the command that rebuilds it."""
     name = ch.name
-    body = ["<nav><a href=\"index.html\">&larr; all chapters</a></nav>", f"<h1>{_e(name)}</h1>",
-            f"<p>{_e(ch.summary)}</p>"]
+    body = [f"<h1>{_e(name)}</h1>", f"<p>{_e(ch.summary)}</p>",
+            f"<p>Derivations, what is proven and what is only a reference: <a href=\"theory/{_e(name)}.html\">"
+            f"docs/theory/{_e(name)}.md</a>. Symbols: <a href=\"notation.html\">notation</a>.</p>"]
     if notebook:
         body.append(f"<p>Notebook: <a href=\"{_e(notebook)}\">the executed notebook of this chapter</a> "
                     f"(source <code>notebooks/{_e(name)}.py</code>).</p>")
@@ -249,11 +259,12 @@ def _theorems_section(ch, site: Path, recs) -> list[str]:
     by_id = {r["theorem"]: r for r in recs}
     body = ["<h2>Theorems</h2>"]
     for t in ch.theorems:
-        formula, _ = _formula(t, site / "formulas")
+        formula = f"<div class=\"formula\">{formula_html(t)}</div>"
         rec = by_id.get(t.id, {})
         body.append(f"<h3 id=\"{_e(t.id)}\"><code>{_e(t.id)}</code> — {_e(t.paper)}, {_e(t.number)}</h3>")
-        body.append(f"<p>status <b>{_e(t.status)}</b> ({_e(t.kind)}). It compares <i>{_e(t.measured or 'the measurement')}"
-                    f"</i> with its bound, and the trivial value is <i>{_e(t.trivial.statement)}</i>.</p>")
+        body.append(f"<p>status <b>{_e(t.status)}</b> ({_e(t.kind)}). It compares "
+                    f"<i>{prose_html(t, t.measured or 'the measurement')}</i> with its bound, and the trivial value "
+                    f"is <i>{prose_html(t, t.trivial.statement)}</i>.</p>")
         body.append(formula)
         if t.assumptions:
             met = {a["name"]: a for a in rec.get("assumptions", [])}
@@ -261,13 +272,16 @@ def _theorems_section(ch, site: Path, recs) -> list[str]:
             for a in t.assumptions:
                 m = met.get(a.name)
                 state = "" if m is None else f" <span class=\"muted\">(this run: {m['met']} met, {m['not_met']} not met)</span>"
-                text = f"<code>{_e(a.statement)}</code>" if "\\" in a.statement else _e(a.statement)
+                text = prose_html(t, a.statement)
                 items.append(f"<li><b>{_e(a.name)}</b>: {text}{state}</li>")
             body.append("<p>It assumes:</p><ul>" + "".join(items) + "</ul>")
         else:
             body.append("<p>It assumes nothing beyond the definitions.</p>")
         if t.doc:
-            body.append(f"<p class=\"muted\">Derivation and known looseness: <code>{_e(t.doc)}</code></p>")
+            target = _doc_link(t.doc[len("docs/"):]) if t.doc.startswith("docs/") else t.doc
+            link = (f"<a href=\"{_e(target)}\"><code>{_e(t.doc)}</code></a>" if target.split("#")[0].endswith(".html")
+                    else f"<code>{_e(t.doc)}</code>")
+            body.append(f"<p class=\"muted\">Derivation and known looseness: {link}</p>")
     return body
 
 
@@ -339,18 +353,13 @@ def build(root: Path = store.RESULTS, site: Path = Path("report"), notebooks: Pa
     root, site = Path(root), Path(site)
     if site.exists():
         shutil.rmtree(site)
-    (site / "formulas").mkdir(parents=True)
+    (site / "theory").mkdir(parents=True)
     rows_html = []
-    unparsed = []
     for ch in chapters.all_chapters():
         run = runs.latest(root, ch.name)
         table = verdict_table(root, run) if run is not None else None
         recs = records(root, run, table) if run is not None else []
-        nb = None
-        if notebooks is not None and (Path(notebooks) / f"{ch.name}.html").is_file():
-            (site / "notebooks").mkdir(exist_ok=True)
-            shutil.copy2(Path(notebooks) / f"{ch.name}.html", site / "notebooks" / f"{ch.name}.html")
-            nb = f"notebooks/{ch.name}.html"
+        nb = _copy_notebook(notebooks, ch.name, site)
         (site / f"{ch.name}.html").write_text(_chapter_page(ch, root, site, run, table, recs, nb, fig_root))
         by_id = {r["theorem"]: r for r in recs}
         nb_link = f' · <a href="{_e(nb)}">notebook</a>' if nb else ""
@@ -359,15 +368,20 @@ def build(root: Path = store.RESULTS, site: Path = Path("report"), notebooks: Pa
                 f"{_e(run.describe()) if run else 'no complete run: nothing judged'}{nb_link}</span></th></tr>")
         rows_html.append(head)
         for t in ch.theorems:
-            if formula_svg(t.statement) is None:
-                unparsed.append(t.id)
             r = by_id.get(t.id, {})
             ms = "" if r.get("median_slack") is None else _fmt(r["median_slack"])
             counts = _counts_cells(t.kind, r.get("counts", {})) if run else "<td colspan=\"5\"></td>"
             rows_html.append(f"<tr><td><a href=\"{_e(ch.name)}.html#{_e(t.id)}\"><code>{_e(t.id)}</code></a><br>"
                              f"<span class=\"muted\">{_e(t.paper)}, {_e(t.number)}</span></td><td>{_e(t.status)}</td>"
                              f"<td>{r.get('points', '')}</td>{counts}<td>{ms}</td></tr>")
-    body = ["<h1>Theorem atlas</h1>",
+    for md in sorted((DOCS / "theory").glob("*.md")):
+        (site / "theory" / f"{md.stem}.html").write_text(_doc_page(md, f"{md.stem}: theory", up="../"))
+    for md in sorted(DOCS.glob("*.md")):     # every document docs/ links to is a page of the site
+        if md.name != "start-here.md":
+            (site / f"{md.stem}.html").write_text(_doc_page(md, md.stem))
+    shutil.copytree(DOCS / "img", site / "img")
+    start = mathhtml.markdown((DOCS / "start-here.md").read_text(), links=_doc_link)
+    body = [start, "<h1 id=\"atlas\">Theorem atlas</h1>",
             "<p>Every theorem the suite checks, chapter by chapter, judged on the latest complete run of each "
             f"chapter under <code>{_e(root)}</code>. A chapter's page states each theorem and what it assumes, "
             "shows every figure of that run, its verdict table and the worst point of each theorem.</p>",
@@ -379,100 +393,62 @@ def build(root: Path = store.RESULTS, site: Path = Path("report"), notebooks: Pa
             "<th>median slack</th></tr>", *rows_html, "</table>",
             f"<p>Regenerate: <code>{_e(f'sslt report --out {root} --site {site}')}</code> (or "
             "<code>make report</code>).</p>"]
-    if unparsed:
-        body.append(f"<p class=\"muted\">Shown as LaTeX source (mathtext cannot parse): "
-                    f"{_e(', '.join(unparsed))}</p>")
     index = site / "index.html"
     index.write_text(_page("Theorem atlas", "\n".join(body)))
     return index
 
 
+def _copy_notebook(notebooks: Path | None, name: str, site: Path) -> str | None:
+    """Copy the rendered notebook of chapter ``name`` (and the MathJax beside it) into the site; its link."""
+    if notebooks is None or not (Path(notebooks) / f"{name}.html").is_file():
+        return None
+    (site / "notebooks").mkdir(exist_ok=True)
+    shutil.copy2(Path(notebooks) / f"{name}.html", site / "notebooks" / f"{name}.html")
+    mj = Path(notebooks) / MATHJAX_DIR
+    if mj.is_dir() and not (site / "notebooks" / MATHJAX_DIR).exists():
+        shutil.copytree(mj, site / "notebooks" / MATHJAX_DIR)
+    return f"notebooks/{name}.html"
+
+
 # --------------------------------------------------------------------------------------------------------------
-# Opening the site in headless Chromium: images loaded, links between pages resolve, no console error
-
-_PROBE = """<script>
-window.addEventListener('load', function () {
-  var bad = [];
-  var imgs = document.images;
-  for (var i = 0; i < imgs.length; i++) {
-    if (!imgs[i].complete || imgs[i].naturalWidth === 0) bad.push(imgs[i].getAttribute('src'));
-  }
-  var links = [];
-  var as = document.getElementsByTagName('a');
-  for (var j = 0; j < as.length; j++) links.push(as[j].getAttribute('href'));
-  var out = document.createElement('pre');
-  out.id = 'sslt-probe';
-  out.textContent = JSON.stringify({images: imgs.length, broken: bad, links: links});
-  document.body.appendChild(out);
-});
-</script>"""
-
+# Opening the pages in headless Chromium (experiments/engine/browser.py): images loaded, links resolve, no console
+# error, no network request, no LaTeX left in the rendered text
 
 def chromium_binary() -> str | None:
-    for b in ("chromium", "chromium-browser", "google-chrome"):
-        p = shutil.which(b)
-        if p:
-            return p
-    return None
+    return browser.binary()
 
 
-def open_page(page: Path, browser: str, timeout: float = 60) -> dict:
-    """Open a copy of ``page`` (same folder, so relative paths hold) with a probe script in Chromium; returns
-    the probe's findings (image count, broken images, links) and the console errors it logged."""
-    page = Path(page).resolve()
-    probe = page.with_name(f".probe-{page.name}")
-    probe.write_text(page.read_text().replace("</body>", _PROBE + "</body>"))
-    try:
-        with tempfile.TemporaryDirectory() as profile:
-            done = subprocess.run(
-                [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--no-first-run", "--allow-file-access-from-files", f"--user-data-dir={profile}",
-                 "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
-                capture_output=True, text=True, timeout=timeout)
-    finally:
-        probe.unlink(missing_ok=True)
-    m = re.search(r'<pre id="sslt-probe">(.*?)</pre>', done.stdout, re.S)
-    found = json.loads(html.unescape(m.group(1))) if m else {"images": 0, "broken": [], "links": [],
-                                                               "error": "the probe did not run"}
-    found["console"] = [ln for ln in done.stderr.splitlines() if "CONSOLE" in ln]
-    return found
+def check_site(site: Path, chromium: str | None = None, extra=()) -> list[str]:
+    """Every page under ``site`` (and under each of ``extra``, e.g. docs/notebooks) opened in headless Chromium:
+    the problems found (empty: the pages are sound)."""
+    return browser.check([Path(site), *[Path(x) for x in extra if Path(x).is_dir()]], chromium)
 
 
-def check_site(site: Path, browser: str | None = None) -> list[str]:
-    """Every page of the site opened in headless Chromium: the problems found (empty: the site is sound)."""
-    browser = browser or chromium_binary()
-    if browser is None:
-        return ["no Chromium on PATH (apt-get install -y chromium, or `make chromium`)"]
-    site = Path(site).resolve()
-    problems = []
-    for page in sorted(site.glob("*.html")):
-        found = open_page(page, browser)
-        if "error" in found:
-            problems.append(f"{page.name}: {found['error']}")
-        problems += [f"{page.name}: image {src} did not load" for src in found["broken"]]
-        problems += [f"{page.name}: console: {c}" for c in found["console"]]
-        for href in found["links"]:
-            if not href or re.match(r"^[a-z]+:", href):
-                problems.append(f"{page.name}: link {href!r} leaves the site")
-                continue
-            target, _, anchor = href.partition("#")
-            dest = (page.parent / target) if target else page
-            if not dest.is_file():
-                problems.append(f"{page.name}: link {href} does not resolve")
-            elif anchor and dest.suffix == ".html" and f'id="{anchor}"' not in dest.read_text():
-                problems.append(f"{page.name}: link {href}: no anchor {anchor!r} in {dest.name}")
-    return problems
+def split_pending(problems: list[str]) -> tuple[list[str], list[str]]:
+    """(problems, notices): raw TeX on a rendered docs/theory page is a notice, not a failure, until those
+    derivations are written with ``$...$`` math (issue 19 §3); every other finding, on every page, fails."""
+    pending = [p for p in problems if re.match(r"^[^:]+/theory/[^:/]+\.html: raw TeX ", p)]
+    return [p for p in problems if p not in pending], pending
 
 
 def main(root: Path, site: Path, check_browser: bool = False) -> int:
-    index = build(root, site)
-    print(f"atlas: {index} ({len(list(Path(site).glob('*.html')))} pages)")
+    try:
+        index = build(root, site)
+    except ReportError as err:
+        print(f"report: {err}")
+        return 2
+    print(f"atlas: {index} ({len(browser.pages(Path(site)))} pages)")
     if check_browser:
-        problems = check_site(site)
+        problems, pending = split_pending(check_site(site, extra=[NOTEBOOK_HTML]))
+        for page in sorted({p.split(": ", 1)[0] for p in pending}):
+            n = sum(p.startswith(f"{page}: ") for p in pending)
+            print(f"  notice: {page}: {n}{'+' if n >= 5 else ''} places of plain-text notation (_{{, ^{{) not yet "
+                  "written as $...$ math (issue 19 §3)")
         for p in problems:
             print(f"  problem: {p}")
         if problems:
             return 1
-        print("  opened in headless Chromium: every image loaded, every link resolves, no console error")
+        print(f"  opened in headless Chromium, network blocked: {site}/ and {NOTEBOOK_HTML}/ — every image "
+              "loaded, every link resolves, no console error, no request left file://, no LaTeX left in the text"
+              + (" (but the notices above)" if pending else ""))
     return 0
-
