@@ -46,11 +46,14 @@ def bound_checks(rows: pd.DataFrame) -> pd.DataFrame:
     every term of its theorem's bound, trivial value and assumptions, so ``theorem.bound_from(rows)`` recomputes
     ``bound_value``; the assumptions are the theorems' own (``analysis.bounds.judge`` evaluates them). Points where
     no (k+1)-way task exists (p_distinct = 0, or L_sup^mu undefined because k + 1 exceeds the classes with mass)
-    have no bound to check and give no row. docs/theory/contrastive.md states each theorem as checked here.
+    have no row of the old forms; the de-duplicated k-negative lemma has a row at every k >= 2 point, and the
+    generalisation study's cells (a ``radius`` column) name the norm-ball Theorem 4.1. Every row has a
+    ``model_kind`` (issue 16). docs/theory/contrastive.md states each theorem as checked here.
     """
     t = terms_table(rows)
     if "L_un" not in t:
         return pd.DataFrame()
+    frames = _distinct_rows(t) if "L_sup_mu_distinct" in t else []
     t = t[t["L_un"].notna() & (t["p_distinct"] > 0) & t["L_sup_mu"].notna()].copy()
     trivial = th.trivial_from_terms(t["loss"].to_numpy(), t["k"].to_numpy())
     one = t["k"].to_numpy() == 1
@@ -59,7 +62,6 @@ def bound_checks(rows: pd.DataFrame) -> pd.DataFrame:
               if c in t}
     common["model_kind"] = model_kind(t)
     floor, p_distinct = t["collision_floor"].to_numpy(), t["p_distinct"].to_numpy()
-    frames = []
     pop = th.bound_from_terms(t["L_un"].to_numpy(), floor, p_distinct)
     frames.append(pd.DataFrame({"theorem": np.where(one, LEMMA, LEMMA_K), "bound": "mean_classifier",
                                 "form": "population",
@@ -79,18 +81,6 @@ def bound_checks(rows: pd.DataFrame) -> pd.DataFrame:
                                     "form": "gen_M",
                                     "measured": t["L_sup_mu"].to_numpy(), "measured_se": t["L_sup_mu_se"].to_numpy(),
                                     "bound_value": gen, "bound_se": 0.0, "trivial": trivial, **common, **extra})[g])
-    if "L_sup_mu_distinct" in t:
-        tk = t["tau_k"].to_numpy()
-        d = (t["L_sup_mu_distinct"].notna() & (t["k"] > 1)).to_numpy() & (tk < 1)
-        dist = np.full(len(t), np.nan)
-        dist[d] = th.distinct_bound_from_terms(t["L_un"].to_numpy()[d], floor[d], tk[d])
-        frames.append(pd.DataFrame({"theorem": DISTINCT, "bound": "mean_classifier_distinct", "form": "population",
-                                    "measured": t["L_sup_mu_distinct"].to_numpy(),
-                                    "measured_se": t["L_sup_mu_distinct_se"].to_numpy(),
-                                    "bound_value": dist, "bound_se": t["L_un_se"].to_numpy() / np.maximum(1 - tk, 1e-300),
-                                    "trivial": t["trivial_distinct"].to_numpy(), **common,
-                                    "L_sup_mu_distinct": t["L_sup_mu_distinct"].to_numpy(),
-                                    "trivial_distinct": t["trivial_distinct"].to_numpy()})[d])
     if "L_block" in t:
         b = t["L_block"].notna().to_numpy()
         blk = th.block_bound_from_terms(t["L_block"].to_numpy(), t["tau"].to_numpy())
@@ -99,6 +89,25 @@ def bound_checks(rows: pd.DataFrame) -> pd.DataFrame:
                                     "bound_value": blk, "bound_se": t["L_block_se"].to_numpy() / (1 - t["tau"].to_numpy()),
                                     "trivial": trivial, **common, "L_block": t["L_block"].to_numpy()})[b])
     return pd.concat(frames, ignore_index=True)
+
+
+def _distinct_rows(t: pd.DataFrame) -> list[pd.DataFrame]:
+    """The de-duplicated k-negative lemma at every k >= 2 point, also where k + 1 exceeds the classes (no
+    (k+1)-way task, so the old form has no row there, but the tuple's own distinct classes still form a task)."""
+    t = t[t["L_un"].notna() & t["L_sup_mu_distinct"].notna() & (t["k"] > 1) & (t["tau_k"] < 1)]
+    if t.empty:
+        return []
+    tk, floor = t["tau_k"].to_numpy(), t["collision_floor"].to_numpy()
+    common = {c: t[c].to_numpy() for c in KEYS + ["tau", "tau_k", "p_distinct", "collision_floor", "L_un", "L_un_se",
+                                                    "L_un_neq", "L_un_eq", "L_sup_mu", "L_sup_mu_se"] if c in t}
+    return [pd.DataFrame({"theorem": DISTINCT, "bound": "mean_classifier_distinct", "form": "population",
+                          "measured": t["L_sup_mu_distinct"].to_numpy(),
+                          "measured_se": t["L_sup_mu_distinct_se"].to_numpy(),
+                          "bound_value": th.distinct_bound_from_terms(t["L_un"].to_numpy(), floor, tk),
+                          "bound_se": t["L_un_se"].to_numpy() / (1 - tk),
+                          "trivial": t["trivial_distinct"].to_numpy(), **common, "model_kind": model_kind(t),
+                          "L_sup_mu_distinct": t["L_sup_mu_distinct"].to_numpy(),
+                          "trivial_distinct": t["trivial_distinct"].to_numpy()})]
 
 
 def model_kind(t: pd.DataFrame) -> np.ndarray:
@@ -167,6 +176,11 @@ def fig_negatives(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str
     population = {"theorem": (LEMMA, LEMMA_K), "form": "population"}
     t["bound"] = tables.judged_at(judged, t, POINT, **population).astype(float)
     t["verdict"] = tables.judged_at(judged, t, POINT, "verdict", **population)
+    # the de-duplicated form (k >= 2; at k = 1 it is Lemma 4.3 itself), judged beside the old one
+    one = t["k"] == 1
+    t["bound_distinct"] = np.where(one, t["bound"], tables.judged_at(judged, t, POINT, theorem=DISTINCT).astype(float))
+    t["verdict_distinct"] = np.where(one, t["verdict"], tables.judged_at(judged, t, POINT, "verdict", theorem=DISTINCT))
+    t["measured_distinct"] = np.where(one, t["L_sup_mu"], t.get("L_sup_mu_distinct", np.nan))
     fig, ax = plotting.new(2)
     for i, c in enumerate(sorted(t["n_classes"].unique())):
         color = f"C{i}"
@@ -183,7 +197,9 @@ def fig_negatives(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str
             m = _mean_sd(ps, ["k"], "probe_accuracy")
             ax[0, 0].errorbar(m["k"], m["mean"], m["std"], fmt="--s", color=color, ms=3,
                               label=f"C={c} probe (n={shared[-1]}/class)")
-        for col, style, name in (("L_un", "-o", "L_un"), ("L_sup_mu", ":^", "L_sup^mu"), ("bound", "--s", "bound")):
+        for col, style, name in (("L_un", "-o", "L_un"), ("L_sup_mu", ":^", "L_sup^mu"), ("bound", "--s", "bound"),
+                                 ("measured_distinct", ":v", "L^mu on distinct classes"),
+                                 ("bound_distinct", "-.d", "bound, distinct negatives")):
             m = _mean_sd(s, ["k"], col)
             ax[0, 1].errorbar(m["k"], m["mean"], m["std"], fmt=style, color=color, ms=3, label=f"C={c} {name}")
         _coverage_marks(ax[0], s, color, c)
@@ -231,6 +247,11 @@ def _coverage_marks(axes, s: pd.DataFrame, color, c: int) -> None:
     if np.isfinite(v["informative_k"]):
         axes[1].axvline(v["informative_k"], color=color, ls="-.", lw=0.8, alpha=0.6,
                         label=f"C={c} bound holds, not vacuous (bounds.csv), up to k={v['informative_k']:.0f}")
+    if "verdict_distinct" in s:
+        w = coverage_view(s.assign(verdict=s["verdict_distinct"]))
+        if np.isfinite(w["informative_k"]):
+            axes[1].axvline(w["informative_k"], color=color, ls="--", lw=1.2, alpha=0.8,
+                            label=f"C={c} distinct-negatives bound informative up to k={w['informative_k']:.0f}")
 
 
 def labels_needed(curve: pd.DataFrame, target_error: float) -> float:
@@ -377,9 +398,11 @@ def negatives_view(judged: pd.DataFrame) -> pd.DataFrame:
 def _where(view: pd.DataFrame, knob: str, informative_from_below: bool) -> str:
     """'C=2: M >= 1e+05' style: the knob values at which every point holds, per group, in words."""
     parts = []
-    for key, s in view.groupby([c for c in view.columns if c not in (knob, "ratio", "measured_ratio", "holds")]):
+    by = [c for c in view.columns if c not in (knob, "ratio", "measured_ratio", "holds")]
+    for key, s in view.groupby(by):
         good = s[s["holds"] == 1.0][knob]
-        name = ", ".join(str(k) for k in (key if isinstance(key, tuple) else (key,)))
+        name = ", ".join(v if isinstance(v, str) else f"{c}={v:g}"
+                         for c, v in zip(by, key if isinstance(key, tuple) else (key,)))
         if good.empty:
             parts.append(f"{name}: nowhere in the sweep")
         elif informative_from_below:
@@ -397,11 +420,11 @@ def frontier_caption(judged: pd.DataFrame) -> str:
         t = g[g["model_kind"] == "trained"][["n_classes", "radius", "M", "ratio", "measured_ratio", "holds"]]
         t = t.rename(columns={"n_classes": "C", "radius": "R"})
         out.append("Theorem 4.1 on the ball holds below the trivial value for every trained point at "
-                   + _where(t.drop(columns=[]), "M", False))
+                   + _where(t, "M", False))
     n = negatives_view(judged)
     if len(n):
-        out.append("the k-negative forms are informative at " + _where(n.rename(columns={"n_classes": "C"}), "k",
-                                                                     True))
+        out.append("the k-negative forms hold below it (every trained point) for " +
+                   _where(n.rename(columns={"n_classes": "C"}), "k", True))
     return ("Where the theory bites: " + "; and ".join(out) + ".") if out else "No frontier rows in this run."
 
 
