@@ -6,6 +6,7 @@ run's judged table (its rows of bounds.csv), never computing or judging them aga
 """
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -181,7 +182,7 @@ def fig_negatives(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str
     t["bound_distinct"] = np.where(one, t["bound"], tables.judged_at(judged, t, POINT, theorem=DISTINCT).astype(float))
     t["verdict_distinct"] = np.where(one, t["verdict"], tables.judged_at(judged, t, POINT, "verdict", theorem=DISTINCT))
     t["measured_distinct"] = np.where(one, t["L_sup_mu"], t.get("L_sup_mu_distinct", np.nan))
-    fig, ax = plotting.new(2)
+    fig, ax = plotting.new(2, height=4.8)
     for i, c in enumerate(sorted(t["n_classes"].unique())):
         color = f"C{i}"
         s = t[t["n_classes"] == c]
@@ -211,8 +212,8 @@ def fig_negatives(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str
     ax[0, 1].set_yscale("log")
     ax[0, 0].set_title("accuracy against k (dotted: coverage E[T])")
     ax[0, 1].set_title("L_un, L_sup^mu and the bound against k")
-    ax[0, 0].legend(fontsize=6)
-    ax[0, 1].legend(fontsize=6, ncol=2)
+    for a in ax[0]:
+        a.legend(fontsize=5, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     return plotting.save(fig, out, stem)
 
 
@@ -434,7 +435,7 @@ def fig_frontier(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str)
     g, n = generalisation_view(judged), negatives_view(judged)
     if g.empty and n.empty:
         return []
-    fig, ax = plotting.new(2, width=5.2)
+    fig, ax = plotting.new(2, width=5.2, height=3.9)
     for i, ((c, R), s) in enumerate(g.groupby(["n_classes", "radius"])):
         for kind, marker, fill in (("trained", "o", f"C{i}"), ("oracle", "^", "none")):
             k = s[s["model_kind"] == kind].sort_values("M")
@@ -444,9 +445,12 @@ def fig_frontier(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str)
                           mfc=fill, label=f"C={c}, R={R:g} {kind}")
             if kind == "trained":
                 ax[0, 0].plot(k["M"], k["measured_ratio"], ":", marker=".", color="0.5", lw=0.8)
-    for i, ((form, c), s) in enumerate(n.groupby(["form_name", "n_classes"])):
+    classes = sorted(n["n_classes"].unique()) if len(n) else []
+    for (form, c), s in n.groupby(["form_name", "n_classes"]):
         s = s.sort_values("k")
-        ax[0, 1].plot(s["k"], s["ratio"], "-" if form.startswith("distinct") else "--", marker="o", color=f"C{i}",
+        distinct = form.startswith("distinct")
+        ax[0, 1].plot(s["k"], s["ratio"].clip(upper=1e3), "-" if distinct else "--", marker="o" if distinct else "s",
+                      color=f"C{classes.index(c)}", mfc=None if distinct else "none",
                       label=f"C={c} {form} (trained)")
         ax[0, 1].plot(s["k"], s["measured_ratio"], ":", marker=".", color="0.5", lw=0.8)
     for a, knob in ((ax[0, 0], "tuples M"), (ax[0, 1], "negatives k")):
@@ -457,8 +461,8 @@ def fig_frontier(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str)
         a.set_ylabel("bound / trivial (grey dotted: measured / trivial)")
         a.legend(fontsize=6)
     ax[0, 0].set_title("Theorem 4.1, Gen_M on ||W||_F <= R")
-    ax[0, 1].set_title("k negatives: two forms of Lemma 4.3")
-    fig.text(0.01, 0.005, frontier_caption(judged), fontsize=6, wrap=True, va="bottom")
+    ax[0, 1].set_title("k negatives: two forms of Lemma 4.3 (clipped at 1e3)")
+    fig.suptitle(textwrap.fill(frontier_caption(judged), 150), fontsize=6.5, y=0.995, va="top")
     return plotting.save(fig, out, stem)
 
 
@@ -476,7 +480,8 @@ def fig_generalisation(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem
                 k = r[r["model_kind"] == kind].sort_values("M")
                 a.plot(k["M"], k["ratio"], "-" if kind == "trained" else "--", marker=marker, color=f"C{i}",
                        mfc=fill, label=f"R={R:g} {kind}: bound")
-                a.plot(k["M"], k["measured_ratio"], ":", marker=".", color=f"C{i}", alpha=0.6,
+                a.plot(k["M"], k["measured_ratio"], ":", marker="." if kind == "trained" else "x", color=f"C{i}",
+                       alpha=0.6,
                        label=f"R={R:g} {kind}: measured L_sup^mu")
         a.axhline(1.0, color="k", lw=1, label="trivial (ell(0) = 1)")
         a.set_xscale("log")
