@@ -584,8 +584,8 @@ THEOREMS: tuple[Theorem, ...] = (
         status="derived",
         terms=("L_un", "collision_floor", "tau_k"),
         bound=distinct_bound_from_terms,
-        trivial=Trivial("E[ell(0_J) | no collision], J = |S|: the zero encoder's loss on the tuple's own distinct-class "
-                        "task (1 for the hinge, E log2(1 + J) for the base-2 logistic)",
+        trivial=Trivial("E[ell(0_J) | no collision], J = |S|: the zero encoder's loss on the tuple's own "
+                        "distinct-class task (1 for the hinge, E log2(1 + J) for the base-2 logistic)",
                         ("trivial_distinct",), lambda trivial_distinct: np.asarray(trivial_distinct, dtype=np.float64)),
         assumptions=(KNOWN_FLOOR, NO_SURE_COLLISION),
         measured="E[L^mu on {c+} u S with label c+ | no negative from c+]: the mean classifier's loss on the tuple's "
