@@ -436,7 +436,9 @@ def fig_frontier(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str)
     if g.empty and n.empty:
         return []
     fig, ax = plotting.new(2, width=5.2, height=3.9)
-    for i, ((c, R), s) in enumerate(g.groupby(["n_classes", "radius"])):
+    if g.empty:
+        plotting.message(ax[0, 0], "no generalisation rows in this run")
+    for i, ((c, R), s) in enumerate(g.groupby(["n_classes", "radius"]) if len(g) else ()):
         for kind, marker, fill in (("trained", "o", f"C{i}"), ("oracle", "^", "none")):
             k = s[s["model_kind"] == kind].sort_values("M")
             if k.empty:
@@ -446,7 +448,9 @@ def fig_frontier(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str)
             if kind == "trained":
                 ax[0, 0].plot(k["M"], k["measured_ratio"], ":", marker=".", color="0.5", lw=0.8)
     classes = sorted(n["n_classes"].unique()) if len(n) else []
-    for (form, c), s in n.groupby(["form_name", "n_classes"]):
+    if n.empty:
+        plotting.message(ax[0, 1], "no k-negative sweep in this run")
+    for (form, c), s in n.groupby(["form_name", "n_classes"]) if len(n) else ():
         s = s.sort_values("k")
         distinct = form.startswith("distinct")
         ax[0, 1].plot(s["k"], s["ratio"].clip(upper=1e3), "-" if distinct else "--", marker="o" if distinct else "s",
