@@ -181,13 +181,11 @@ def _gen_data(g: GeneralisationStudy) -> DataSpec:
     return DataSpec(family="discrete", spread=g.spread, dim=g.dim, nonlinear=False)
 
 
-def generalisation_cells(cfg: Config) -> list[GenCell]:
-    g = cfg.generalisation
-    if not g.enabled:
-        return []
-    seeds = tuple(range(cfg.seeds))
+def generalisation_cells(g: GeneralisationStudy, n_seeds: int, delta: float) -> list[GenCell]:
+    """One trained and one oracle cell per (C, M, R) of the generalisation study."""
+    seeds = tuple(range(n_seeds))
     return [GenCell(obj, M, float(R), g.out_dim or c - 1, seeds, _data_for(_gen_data(g), c, "generalisation"),
-                    g.steps if obj == BALL else 0, g.batch_size, g.lr, g.n_checkpoints, cfg.eval.delta)
+                    g.steps if obj == BALL else 0, g.batch_size, g.lr, g.n_checkpoints, delta)
             for c in g.classes for M in g.n_tuples for R in g.radii for obj in (BALL, ORACLE)]
 
 
@@ -240,7 +238,10 @@ def cells(cfg: Config) -> list[Cell]:
     merged: dict[Cell, set[int]] = {}
     for c in out:
         merged.setdefault(replace(c, probe_n=()), set()).update(c.probe_n)
-    return [replace(c, probe_n=tuple(sorted(ns))) for c, ns in merged.items()] + generalisation_cells(cfg)
+    out = [replace(c, probe_n=tuple(sorted(ns))) for c, ns in merged.items()]
+    if cfg.generalisation.enabled:   # its own cell type: the M tuples are support indices, the encoder a ball
+        out += generalisation_cells(cfg.generalisation, cfg.seeds, cfg.eval.delta)
+    return out
 
 
 def cost(cell: Cell) -> float:

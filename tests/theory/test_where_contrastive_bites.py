@@ -77,7 +77,7 @@ def test_the_generalisation_cell_reaches_the_regime_where_the_bound_bites():
     cfg = Config(seeds=1, generalisation=GeneralisationStudy(classes=(2,), n_tuples=(100_000,), radii=(0.75,),
                                                              steps=60, n_checkpoints=3))
     rows = pd.concat([pd.DataFrame(gen.run(c, config_hash(c))).assign(cell=config_hash(c))
-                      for c in generalisation_cells(cfg)])
+                      for c in generalisation_cells(cfg.generalisation, cfg.seeds, cfg.eval.delta)])
     checks = bound_checks(rows)
     ball = checks[checks["theorem"] == THEOREM_BALL]
     assert set(ball["model_kind"]) == {"oracle", "trained", "untrained"}
