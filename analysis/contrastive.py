@@ -6,13 +6,13 @@ run's judged table (its rows of bounds.csv), never computing or judging them aga
 """
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from analysis import plotting, tables
-from analysis.bounds import TRAINED, UNTRAINED
 from theory import contrastive as th
 from theory.verdict import HOLDS
 
@@ -21,17 +21,14 @@ THEOREMS = th.THEOREMS
 LEMMA, LEMMA_K = "contrastive.lemma_4_3", "contrastive.lemma_4_3_k_negatives"
 THEOREM, THEOREM_K = "contrastive.theorem_4_1", "contrastive.theorem_4_1_k_negatives"
 BLOCK = "contrastive.proposition_6_2"
+THEOREM_BALL = "contrastive.theorem_4_1_norm_ball"
+DISTINCT = "contrastive.lemma_4_3_distinct_negatives"
+ORACLE_OBJECTIVES = ("oracle_linear",)   # built from the true class means (experiments.contrastive.generalisation)
+UNTRAINED_OBJECTIVES = ("raw", "random")
 KEYS = ["cell", "objective", "loss", "n_classes", "k", "block_size", "seed", "lr", "step"]
 POINT = ["cell", "seed", "lr", "step"]   # one checkpoint of one seed: what a judged row of one theorem is at
 PAPER_LOSSES = ("logistic", "hinge")
 UNTRAINED_OBJECTIVES = ("raw", "random")   # experiments.contrastive.config.UNTRAINED: encoders nothing optimised
-
-
-def model_kinds(objective, step) -> np.ndarray:
-    """What each point's encoder is: "untrained" for raw inputs, the random encoder and step 0 of any objective
-    (its initialisation), else "trained" (optimised by the suite on its objective, the supervised one included)."""
-    objective, step = np.asarray(objective, dtype=object), np.asarray(step)
-    return np.where(np.isin(objective, UNTRAINED_OBJECTIVES) | (step == 0), UNTRAINED, TRAINED).astype(object)
 
 
 def terms_table(rows: pd.DataFrame) -> pd.DataFrame:
@@ -51,20 +48,22 @@ def bound_checks(rows: pd.DataFrame) -> pd.DataFrame:
     every term of its theorem's bound, trivial value and assumptions, so ``theorem.bound_from(rows)`` recomputes
     ``bound_value``; the assumptions are the theorems' own (``analysis.bounds.judge`` evaluates them). Points where
     no (k+1)-way task exists (p_distinct = 0, or L_sup^mu undefined because k + 1 exceeds the classes with mass)
-    have no bound to check and give no row. docs/theory/contrastive.md states each theorem as checked here.
+    have no row of the old forms; the de-duplicated k-negative lemma has a row at every k >= 2 point, and the
+    generalisation study's cells (a ``radius`` column) name the norm-ball Theorem 4.1. Every row has a
+    ``model_kind`` (issue 16). docs/theory/contrastive.md states each theorem as checked here.
     """
     t = terms_table(rows)
     if "L_un" not in t:
         return pd.DataFrame()
+    frames = _distinct_rows(t) if "L_sup_mu_distinct" in t else []
     t = t[t["L_un"].notna() & (t["p_distinct"] > 0) & t["L_sup_mu"].notna()].copy()
     trivial = th.trivial_from_terms(t["loss"].to_numpy(), t["k"].to_numpy())
     one = t["k"].to_numpy() == 1
     common = {c: t[c].to_numpy() for c in KEYS + ["tau", "tau_k", "p_distinct", "collision_floor", "L_un",
                                                     "L_un_se", "L_un_neq", "L_un_eq", "L_sup_mu", "L_sup_mu_se"]
               if c in t}
-    common["model_kind"] = model_kinds(t["objective"].to_numpy(), t["step"].to_numpy())
+    common["model_kind"] = model_kind(t)
     floor, p_distinct = t["collision_floor"].to_numpy(), t["p_distinct"].to_numpy()
-    frames = []
     pop = th.bound_from_terms(t["L_un"].to_numpy(), floor, p_distinct)
     frames.append(pd.DataFrame({"theorem": np.where(one, LEMMA, LEMMA_K), "bound": "mean_classifier",
                                 "form": "population",
@@ -76,7 +75,11 @@ def bound_checks(rows: pd.DataFrame) -> pd.DataFrame:
         # Uniform convergence: with prob. >= 1 - delta, L_un(f) <= L^_un(f) + Gen_M / 2 for every f in the class.
         gen = th.gen_bound_from_terms(t["L_hat_un"].to_numpy(), t["Gen_M"].to_numpy(), floor, p_distinct)
         extra = {c: t[c].to_numpy() for c in ("L_hat_un", "Gen_M", "Rad_S", "R", "M", "delta")}
-        frames.append(pd.DataFrame({"theorem": np.where(one, THEOREM, THEOREM_K), "bound": "mean_classifier",
+        ball = t["radius"].notna().to_numpy() if "radius" in t else np.zeros(len(t), dtype=bool)
+        if ball.any():
+            extra.update({c: t[c].to_numpy() for c in ("radius", "support_norm", "W_fro")})
+        frames.append(pd.DataFrame({"theorem": np.where(ball, THEOREM_BALL, np.where(one, THEOREM, THEOREM_K)),
+                                    "bound": "mean_classifier",
                                     "form": "gen_M",
                                     "measured": t["L_sup_mu"].to_numpy(), "measured_se": t["L_sup_mu_se"].to_numpy(),
                                     "bound_value": gen, "bound_se": 0.0, "trivial": trivial, **common, **extra})[g])
@@ -88,6 +91,33 @@ def bound_checks(rows: pd.DataFrame) -> pd.DataFrame:
                                     "bound_value": blk, "bound_se": t["L_block_se"].to_numpy() / (1 - t["tau"].to_numpy()),
                                     "trivial": trivial, **common, "L_block": t["L_block"].to_numpy()})[b])
     return pd.concat(frames, ignore_index=True)
+
+
+def _distinct_rows(t: pd.DataFrame) -> list[pd.DataFrame]:
+    """The de-duplicated k-negative lemma at every k >= 2 point, also where k + 1 exceeds the classes (no
+    (k+1)-way task, so the old form has no row there, but the tuple's own distinct classes still form a task)."""
+    t = t[t["L_un"].notna() & t["L_sup_mu_distinct"].notna() & (t["k"] > 1) & (t["tau_k"] < 1)]
+    if t.empty:
+        return []
+    tk, floor = t["tau_k"].to_numpy(), t["collision_floor"].to_numpy()
+    common = {c: t[c].to_numpy() for c in KEYS + ["tau", "tau_k", "p_distinct", "collision_floor", "L_un", "L_un_se",
+                                                    "L_un_neq", "L_un_eq", "L_sup_mu", "L_sup_mu_se"] if c in t}
+    return [pd.DataFrame({"theorem": DISTINCT, "bound": "mean_classifier_distinct", "form": "population",
+                          "measured": t["L_sup_mu_distinct"].to_numpy(),
+                          "measured_se": t["L_sup_mu_distinct_se"].to_numpy(),
+                          "bound_value": th.distinct_bound_from_terms(t["L_un"].to_numpy(), floor, tk),
+                          "bound_se": t["L_un_se"].to_numpy() / (1 - tk),
+                          "trivial": t["trivial_distinct"].to_numpy(), **common, "model_kind": model_kind(t),
+                          "L_sup_mu_distinct": t["L_sup_mu_distinct"].to_numpy(),
+                          "trivial_distinct": t["trivial_distinct"].to_numpy()})]
+
+
+def model_kind(t: pd.DataFrame) -> np.ndarray:
+    """issue 16 section 1: "oracle" (built from the true class means), "untrained" (raw inputs, the random encoder,
+    every trained cell's step 0, which is its random initialisation), else "trained"."""
+    obj, step = t["objective"].to_numpy(), t["step"].to_numpy()
+    return np.where(np.isin(obj, ORACLE_OBJECTIVES), "oracle",
+                    np.where(np.isin(obj, UNTRAINED_OBJECTIVES) | (step == 0), "untrained", "trained"))
 
 
 # ----------------------------------------------------------------------------------------------- figures
@@ -148,7 +178,12 @@ def fig_negatives(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str
     population = {"theorem": (LEMMA, LEMMA_K), "form": "population"}
     t["bound"] = tables.judged_at(judged, t, POINT, **population).astype(float)
     t["verdict"] = tables.judged_at(judged, t, POINT, "verdict", **population)
-    fig, ax = plotting.new(2)
+    # the de-duplicated form (k >= 2; at k = 1 it is Lemma 4.3 itself), judged beside the old one
+    one = t["k"] == 1
+    t["bound_distinct"] = np.where(one, t["bound"], tables.judged_at(judged, t, POINT, theorem=DISTINCT).astype(float))
+    t["verdict_distinct"] = np.where(one, t["verdict"], tables.judged_at(judged, t, POINT, "verdict", theorem=DISTINCT))
+    t["measured_distinct"] = np.where(one, t["L_sup_mu"], t.get("L_sup_mu_distinct", np.nan))
+    fig, ax = plotting.new(2, height=4.8)
     for i, c in enumerate(sorted(t["n_classes"].unique())):
         color = f"C{i}"
         s = t[t["n_classes"] == c]
@@ -164,7 +199,9 @@ def fig_negatives(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str
             m = _mean_sd(ps, ["k"], "probe_accuracy")
             ax[0, 0].errorbar(m["k"], m["mean"], m["std"], fmt="--s", color=color, ms=3,
                               label=f"C={c} probe (n={shared[-1]}/class)")
-        for col, style, name in (("L_un", "-o", "L_un"), ("L_sup_mu", ":^", "L_sup^mu"), ("bound", "--s", "bound")):
+        for col, style, name in (("L_un", "-o", "L_un"), ("L_sup_mu", ":^", "L_sup^mu"), ("bound", "--s", "bound"),
+                                 ("measured_distinct", ":v", "L^mu on distinct classes"),
+                                 ("bound_distinct", "-.d", "bound, distinct negatives")):
             m = _mean_sd(s, ["k"], col)
             ax[0, 1].errorbar(m["k"], m["mean"], m["std"], fmt=style, color=color, ms=3, label=f"C={c} {name}")
         _coverage_marks(ax[0], s, color, c)
@@ -176,8 +213,8 @@ def fig_negatives(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str
     ax[0, 1].set_yscale("log")
     ax[0, 0].set_title("accuracy against k (dotted: coverage E[T])")
     ax[0, 1].set_title("L_un, L_sup^mu and the bound against k")
-    ax[0, 0].legend(fontsize=6)
-    ax[0, 1].legend(fontsize=6, ncol=2)
+    for a in ax[0]:
+        a.legend(fontsize=5, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     return plotting.save(fig, out, stem)
 
 
@@ -212,6 +249,11 @@ def _coverage_marks(axes, s: pd.DataFrame, color, c: int) -> None:
     if np.isfinite(v["informative_k"]):
         axes[1].axvline(v["informative_k"], color=color, ls="-.", lw=0.8, alpha=0.6,
                         label=f"C={c} bound holds, not vacuous (bounds.csv), up to k={v['informative_k']:.0f}")
+    if "verdict_distinct" in s:
+        w = coverage_view(s.assign(verdict=s["verdict_distinct"]))
+        if np.isfinite(w["informative_k"]):
+            axes[1].axvline(w["informative_k"], color=color, ls="--", lw=1.2, alpha=0.8,
+                            label=f"C={c} distinct-negatives bound informative up to k={w['informative_k']:.0f}")
 
 
 def labels_needed(curve: pd.DataFrame, target_error: float) -> float:
@@ -317,7 +359,146 @@ def fig_block(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str) ->
     return plotting.save(fig, out, stem)
 
 
+def _last(j: pd.DataFrame) -> pd.DataFrame:
+    """The judged rows at each cell's last checkpoint (the oracle has only step 0)."""
+    return j[j["step"] == j.groupby("cell")["step"].transform("max")] if len(j) else j
+
+
+def generalisation_view(judged: pd.DataFrame) -> pd.DataFrame:
+    """Theorem 4.1 on the norm ball at the last checkpoint: mean over seeds of bound / trivial and measured /
+    trivial per (model kind, C, R, M), with the share of points that hold (bounds.csv's verdicts)."""
+    j = _last(judged[judged["theorem"] == THEOREM_BALL]) if "theorem" in judged else judged.iloc[0:0]
+    if j.empty:
+        return pd.DataFrame()
+    j = j.assign(ratio=j["bound_value"] / j["trivial"], measured_ratio=j["measured"] / j["trivial"],
+                 holds=(j["verdict"] == HOLDS).astype(float))
+    return (j.groupby(["model_kind", "n_classes", "radius", "M"])[["ratio", "measured_ratio", "holds"]]
+            .mean().reset_index())
+
+
+def negatives_view(judged: pd.DataFrame) -> pd.DataFrame:
+    """The two k-negative forms at the last checkpoint of the trained negatives cells: mean bound / trivial and
+    measured / trivial per (form, C, k), with the share of points that hold."""
+    if "theorem" not in judged:
+        return pd.DataFrame()
+    j = judged[judged["theorem"].isin([LEMMA, LEMMA_K, DISTINCT]) & (judged["form"] == "population")
+               & judged["objective"].isin(PAPER_LOSSES)]
+    j = _last(j)
+    ks = j.groupby("n_classes")["k"].nunique()
+    j = j[j["n_classes"].isin(ks[ks > 1].index)]
+    if j.empty:
+        return pd.DataFrame()
+    j = j.assign(form_name=np.where(j["theorem"] == DISTINCT, "distinct negatives", "all k + 1 distinct"),
+                 ratio=j["bound_value"] / j["trivial"], measured_ratio=j["measured"] / j["trivial"],
+                 holds=(j["verdict"] == HOLDS).astype(float))
+    # at k = 1 the two forms coincide (Lemma 4.3): draw it on both lines
+    one = j[j["k"] == 1].assign(form_name="distinct negatives")
+    j = pd.concat([j, one], ignore_index=True)
+    return j.groupby(["form_name", "n_classes", "k"])[["ratio", "measured_ratio", "holds"]].mean().reset_index()
+
+
+def _where(view: pd.DataFrame, knob: str, informative_from_below: bool) -> str:
+    """'C=2: M >= 1e+05' style: the knob values at which every point holds, per group, in words."""
+    parts = []
+    by = [c for c in view.columns if c not in (knob, "ratio", "measured_ratio", "holds")]
+    for key, s in view.groupby(by):
+        good = s[s["holds"] == 1.0][knob]
+        name = ", ".join(v if isinstance(v, str) else f"{c}={v:g}"
+                         for c, v in zip(by, key if isinstance(key, tuple) else (key,)))
+        if good.empty:
+            parts.append(f"{name}: nowhere in the sweep")
+        elif informative_from_below:
+            parts.append(f"{name}: up to {knob} = {good.max():g}")
+        else:
+            parts.append(f"{name}: from {knob} = {good.min():g}")
+    return "; ".join(parts)
+
+
+def frontier_caption(judged: pd.DataFrame) -> str:
+    """One sentence, computed from the judged rows: where each theorem stops saying anything."""
+    out = []
+    g = generalisation_view(judged)
+    if len(g):
+        t = g[g["model_kind"] == "trained"][["n_classes", "radius", "M", "ratio", "measured_ratio", "holds"]]
+        t = t.rename(columns={"n_classes": "C", "radius": "R"})
+        out.append("Theorem 4.1 on the ball holds below the trivial value for every trained point at "
+                   + _where(t, "M", False))
+    n = negatives_view(judged)
+    if len(n):
+        out.append("the k-negative forms hold below it (every trained point) for " +
+                   _where(n.rename(columns={"n_classes": "C"}), "k", True))
+    return ("Where the theory bites: " + "; and ".join(out) + ".") if out else "No frontier rows in this run."
+
+
+def fig_frontier(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str) -> list[Path]:
+    """Bound / trivial against M (Theorem 4.1 on the ball) and against k (the two k-negative forms); the line
+    bound = trivial; trained and oracle points apart; the measured value / trivial beside (grey)."""
+    g, n = generalisation_view(judged), negatives_view(judged)
+    if g.empty and n.empty:
+        return []
+    fig, ax = plotting.new(2, width=5.2, height=3.9)
+    if g.empty:
+        plotting.message(ax[0, 0], "no generalisation rows in this run")
+    for i, ((c, R), s) in enumerate(g.groupby(["n_classes", "radius"]) if len(g) else ()):
+        for kind, marker, fill in (("trained", "o", f"C{i}"), ("oracle", "^", "none")):
+            k = s[s["model_kind"] == kind].sort_values("M")
+            if k.empty:
+                continue
+            ax[0, 0].plot(k["M"], k["ratio"], "-" if kind == "trained" else "--", marker=marker, color=f"C{i}",
+                          mfc=fill, label=f"C={c}, R={R:g} {kind}")
+            if kind == "trained":
+                ax[0, 0].plot(k["M"], k["measured_ratio"], ":", marker=".", color="0.5", lw=0.8)
+    classes = sorted(n["n_classes"].unique()) if len(n) else []
+    if n.empty:
+        plotting.message(ax[0, 1], "no k-negative sweep in this run")
+    for (form, c), s in n.groupby(["form_name", "n_classes"]) if len(n) else ():
+        s = s.sort_values("k")
+        distinct = form.startswith("distinct")
+        ax[0, 1].plot(s["k"], s["ratio"].clip(upper=1e3), "-" if distinct else "--", marker="o" if distinct else "s",
+                      color=f"C{classes.index(c)}", mfc=None if distinct else "none",
+                      label=f"C={c} {form} (trained)")
+        ax[0, 1].plot(s["k"], s["measured_ratio"], ":", marker=".", color="0.5", lw=0.8)
+    for a, knob in ((ax[0, 0], "tuples M"), (ax[0, 1], "negatives k")):
+        a.axhline(1.0, color="k", lw=1, label="bound = trivial")
+        a.set_xscale("log")
+        a.set_yscale("log")
+        a.set_xlabel(knob)
+        a.set_ylabel("bound / trivial (grey dotted: measured / trivial)")
+        a.legend(fontsize=6)
+    ax[0, 0].set_title("Theorem 4.1, Gen_M on ||W||_F <= R")
+    ax[0, 1].set_title("k negatives: two forms of Lemma 4.3 (clipped at 1e3)")
+    fig.suptitle(textwrap.fill(frontier_caption(judged), 150), fontsize=6.5, y=0.995, va="top")
+    return plotting.save(fig, out, stem)
+
+
+def fig_generalisation(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str) -> list[Path]:
+    """Theorem 4.1 on the norm ball: bound, L^_un + Gen_M / 2 and measured L_sup^mu against M, per C and R."""
+    g = generalisation_view(judged)
+    if g.empty:
+        return []
+    classes = sorted(g["n_classes"].unique())
+    fig, ax = plotting.new(len(classes))
+    for a, c in zip(ax[0], classes):
+        s = g[g["n_classes"] == c]
+        for i, (R, r) in enumerate(s.groupby("radius")):
+            for kind, marker, fill in (("trained", "o", f"C{i}"), ("oracle", "^", "none")):
+                k = r[r["model_kind"] == kind].sort_values("M")
+                a.plot(k["M"], k["ratio"], "-" if kind == "trained" else "--", marker=marker, color=f"C{i}",
+                       mfc=fill, label=f"R={R:g} {kind}: bound")
+                a.plot(k["M"], k["measured_ratio"], ":", marker="." if kind == "trained" else "x", color=f"C{i}",
+                       alpha=0.6,
+                       label=f"R={R:g} {kind}: measured L_sup^mu")
+        a.axhline(1.0, color="k", lw=1, label="trivial (ell(0) = 1)")
+        a.set_xscale("log")
+        a.set_yscale("log")
+        a.set_xlabel("tuples M")
+        a.set_ylabel("value / trivial")
+        a.set_title(f"C = {c}: Theorem 4.1 on the ball")
+        a.legend(fontsize=6)
+    return plotting.save(fig, out, stem)
+
+
 # One name per study: each figure is named after the config section (study) whose cells it draws.
 FIGURES = {"bound": fig_bound, "negatives": fig_negatives, "sample_complexity": fig_sample_complexity,
-           "block": fig_block}
-SUMMARY_FIGURES: dict[str, tuple[str, ...]] = {}
+           "block": fig_block, "generalisation": fig_generalisation, "frontier": fig_frontier}
+SUMMARY_FIGURES: dict[str, tuple[str, ...]] = {"frontier": ("generalisation|negatives",)}   # needed on (either)

@@ -25,7 +25,7 @@ from experiments.engine.rng import numpy_rng
 from experiments.engine.train import gather_rows
 from synthetic_data.contrastive import DataSpec
 from theory import contrastive as th
-from theory.contrastive_terms import mc_terms
+from theory.contrastive_terms import distinct_zero_loss, mc_terms
 
 
 @dataclass(frozen=True)
@@ -190,6 +190,8 @@ class EvalSet:
                              rng=np.random.default_rng(self.rng.integers(2**63)))
             terms["tau_k"] = terms.pop("tau")  # mc_terms' tau is the k-negative collision probability
             terms["tau"] = th.tau(rho)
+            if "L_sup_mu_distinct" in terms:
+                terms["trivial_distinct"] = self._trivial_distinct()
             for key, val in terms.items():
                 out.setdefault(key, []).append(float(val))
         if loss_fn is not None and params is not None:
@@ -197,6 +199,12 @@ class EvalSet:
         if cell.objective == "block":
             out.update(self._block_loss(enc))
         return {k: np.asarray(v) for k, v in out.items()}
+
+    def _trivial_distinct(self) -> float:
+        """The de-duplicated k-negative bound's trivial value, once per evaluation set (it depends on rho only)."""
+        if not hasattr(self, "_zero_distinct"):
+            self._zero_distinct = distinct_zero_loss(self.model.rho, self.cell.k, self.cell.loss)
+        return self._zero_distinct
 
     def _generalisation(self, params, loss_fn) -> dict:
         """Empirical loss on the M training tuples and the Gen_M term for the encoder's norm class.

@@ -117,6 +117,10 @@ def _expand(path: str) -> list[str]:
     return [x for alt in m.group(1).split(",") for x in _expand(path[:m.start()] + alt.strip() + path[m.end():])]
 
 
+# what `make` writes (ignored by git): named in the docs as outputs, never present in a fresh clone
+GENERATED = ("results/", "figures/", "report/", "docs/notebooks/")
+
+
 def _named_paths(doc: Path, text: str):
     """(how, path) for every backticked or linked string that looks like a path of this repository."""
     found = [("code", m.group(1)) for m in re.finditer(r"`([^`\n]+)`", text)]
@@ -124,8 +128,10 @@ def _named_paths(doc: Path, text: str):
     for how, raw in found:
         path = raw.split("#")[0].strip()
         path = re.sub(r":\w+$", "", path)                     # analysis/contrastive.py:bound_checks
-        if not path or "://" in path or any(c in path for c in "<>*…$ =") or "..." in path:
-            continue                                           # URLs, placeholders, globs, commands
+        if not path or "://" in path or any(c in path for c in "<>*…$ =") or "..." in path or path.startswith("."):
+            continue                                           # URLs, placeholders, globs, commands, `.py`
+        if path.startswith(GENERATED):
+            continue                                           # what `make` writes, absent from a fresh clone
         repo_like = "/" in path and path.split("/")[0] in TOP
         if how == "link" or repo_like or path.endswith((".py", ".md", ".toml")):
             yield from ((how, p) for p in _expand(path))

@@ -334,6 +334,41 @@ def gen_term(rad: float, R: float, k: int, M: int, delta: float, loss: str) -> f
     return 4.0 * math.sqrt(2.0) * L * rad / M + 6.0 * B * math.sqrt(math.log(4.0 / delta) / (2.0 * M))
 
 
+def support_radius(support) -> float:
+    """max ||x|| over a finite support (C, m, D): the X with ||f(x)|| <= ||W||_F X for every x of the data."""
+    s = np.asarray(support, dtype=np.float64)
+    return float(np.sqrt(np.max(np.sum(s.reshape(-1, s.shape[-1]) ** 2, axis=1))))
+
+
+def gen_term_ball(radius: float, support_norm: float, sum_sq: float, out_dim: int, M: int, delta: float,
+                  k: int = 1, loss: str = "hinge") -> float:
+    """Gen_M of Theorem 4.1 for the Frobenius ball F_R = {x -> W x : ||W||_F <= R}, fixed before training. DERIVED.
+
+    Every constant is the ball's, not a trained checkpoint's (docs/theory/contrastive.md, "Theorem 4.1 on a
+    norm ball"): Rad_S(F_R) <= R sqrt(out_dim * sum_sq) (``rademacher_linear``: the sup over the ball is
+    R ||sum_j sigma_j x_j^T||_F, then Jensen), with sum_sq = sum_j ||x_j||^2 over the (k+2) M points of S;
+    ||f(x)|| <= R X on the support (X = ``support_radius``), so the loss is sqrt(6) R X eta-Lipschitz
+    (``loss_lipschitz``) and bounded by ``loss_range``(R X). Then ``gen_term``.
+    """
+    if radius < 0 or support_norm < 0 or sum_sq < 0:
+        raise ValueError("radius: radius, support_norm and sum_sq must be >= 0")
+    if out_dim < 1:
+        raise ValueError(f"out_dim: must be >= 1 (got {out_dim})")
+    rad = radius * math.sqrt(out_dim * sum_sq)
+    return gen_term(rad, radius * support_norm, k, M, delta, loss)
+
+
+def distinct_bound_from_terms(L_un, collision_floor, tau_k):
+    """The de-duplicated k-negative bound, vectorised: (L_un - collision_floor) / (1 - tau_k).
+
+    Bounds E[L^mu on {c+} u distinct(c-_1..c-_k), label c+ | c+ not in {c-_i}] (``L_sup_mu_distinct`` of
+    ``theory.contrastive_terms``). Derivation (docs/theory/contrastive.md): dropping repeated negatives only
+    lowers ell (both losses are monotone in adding a margin entry), then the Jensen step of Lemma 4.3 over the
+    kept negatives, one per distinct class.
+    """
+    return bound_from_terms(L_un, collision_floor, 1 - np.asarray(tau_k, dtype=np.float64))
+
+
 def bound_from_terms(L_un, collision_floor, p_distinct):
     """The mean-classifier bound from its three terms, vectorised (numpy arrays or floats).
 
@@ -419,6 +454,12 @@ def _confidence(delta):
     return delta, (delta > 0) & (delta < 1)
 
 
+def _no_sure_collision(tau_k):
+    return tau_k, tau_k < 1
+
+
+NO_SURE_COLLISION = Assumption("tau_k", r"some tuple has no negative from $c^+$: $\tau_k = P(c^+ \in \{c^-_i\}) < 1$",
+                               ("tau_k",), _no_sure_collision)
 ONE_NEGATIVE = Assumption("k", "one negative per tuple: $k = 1$ (the statement's setting)", ("k",), _one_negative)
 TASK_EXISTS = Assumption(
     "p_distinct", r"a $(k+1)$-way task exists: $p_{distinct} = P(c^+, c^-_1, \ldots, c^-_k \text{ all distinct}) > 0$",
@@ -537,6 +578,55 @@ THEOREMS: tuple[Theorem, ...] = (
         study="negatives", figures=(),
         notes="Gen_M's Lipschitz constant is free of k (sup norm over margins); its range term B grows like log2(k) "
               "for the logistic loss. " + _GEN_STANDINS,
+    ),
+    Theorem(
+        id="contrastive.lemma_4_3_distinct_negatives",
+        paper=PAPER,
+        number="none: our de-duplicated k-negative form of Lemma 4.3",
+        statement=r"\mathbb{E}\big[L^{\mu}_{\{c^+\} \cup S}(f; c^+) \,\big|\, c^+ \notin \{c^-_i\}\big] \le "
+                  r"\frac{L_{un}(f) - \mathbb{E}[\ell(0_m)\,1\{m \ge 1\}]}{1 - \tau_k},\quad "
+                  r"S = \text{the distinct classes of } c^-_1, \dots, c^-_k",
+        status="derived",
+        terms=("L_un", "collision_floor", "tau_k"),
+        bound=distinct_bound_from_terms,
+        trivial=Trivial("E[ell(0_J) | no collision], J = |S|: the zero encoder's loss on the tuple's own "
+                        "distinct-class task (1 for the hinge, E log2(1 + J) for the base-2 logistic)",
+                        ("trivial_distinct",), lambda trivial_distinct: np.asarray(trivial_distinct, dtype=np.float64)),
+        assumptions=(KNOWN_FLOOR, NO_SURE_COLLISION),
+        measured="E[L^mu on {c+} u S with label c+ | no negative from c+]: the mean classifier's loss on the tuple's "
+                 "own distinct classes, one margin f(x)^T (mu_c+ - mu_s) per distinct negative class s; Monte Carlo on "
+                 "the no-collision stratum (exact by enumeration on discrete models in the tests)",
+        doc=f"{DOC}#lemma-43-with-distinct-negatives-derived",
+        study="negatives", figures=("negatives", "frontier"),
+        notes="Removing a repeated negative can only lower ell (a margin entry less in the logistic sum or the "
+              "hinge's max), so the Jensen step needs one negative per distinct class and the denominator is "
+              "1 - tau_k instead of P(all k + 1 classes distinct), which vanishes once k >~ sqrt(2C). The measured "
+              "quantity is a mixture of (J + 1)-way tasks with the label c+ ~ rho, not the (k + 1)-way task law of "
+              "the old form. " + _MU_HAT,
+    ),
+    Theorem(
+        id="contrastive.theorem_4_1_norm_ball",
+        paper=PAPER,
+        number="Theorem 4.1 (its form) on a Frobenius ball fixed before training, with our explicit Gen_M",
+        statement=r"L_{sup}^{\mu}(\hat f) \le \frac{\hat L_{un}(\hat f) + Gen_M / 2 - \tau}{1 - \tau}"
+                  r"\ \text{w.p.} \ge 1 - \delta,\ \hat f \in F_R = \{x \mapsto Wx : \|W\|_F \le R\},\ "
+                  r"Gen_M = \frac{4\sqrt{2}\,\sqrt{6} R X \eta\, R\sqrt{d \sum_j \|x_j\|^2}}{M}"
+                  r" + 6 (1 + 2R^2X^2) \sqrt{\frac{\log(4/\delta)}{2M}}",
+        status="derived",
+        terms=_GEN_TERMS,
+        bound=gen_bound_from_terms,
+        trivial=_TRIVIAL,
+        assumptions=(ONE_NEGATIVE, TASK_EXISTS, UNIT_LOSS, TAU_TERMS, CONFIDENCE),
+        measured="L_sup^mu(f^) of the ball-constrained linear encoder (exact by enumeration on the discrete family), "
+                 "or of the oracle linear encoder built from the class means on the same ball",
+        doc=f"{DOC}#theorem-41-on-a-norm-ball-derived",
+        study="generalisation", figures=("generalisation", "frontier"),
+        notes="No stand-ins: the class F_R (radius R) is a config value fixed before any data is seen, X = max ||x|| "
+              "over the discrete family's finite support is exact, so ||f(x)|| <= R X holds on the support and the "
+              "Lipschitz constant sqrt(6) R X and the range 1 + 2 R^2 X^2 of the hinge are the ball's. Each radius "
+              "is its own class with its own delta (no union bound over the radii). The bound holds for every f in "
+              "F_R at once, so it applies to the trained encoder whether or not training reached the ERM. "
+              + _NUMBERS,
     ),
     Theorem(
         id="contrastive.proposition_6_2",

@@ -53,6 +53,67 @@ def _sup_mu_margins(x_emb: torch.Tensor, label: torch.Tensor, others: torch.Tens
     return torch.einsum("...d,...kd->...k", x_emb, diff)
 
 
+def distinct_margins(v: torch.Tensor, neg_cls: torch.Tensor) -> torch.Tensor:
+    """v (..., k) with every repeated negative class (after its first occurrence) set to +inf: a +inf margin is
+    no entry at all for both losses (exp(-inf) = 0 in the logistic sum, -inf in the hinge's max)."""
+    k = neg_cls.shape[-1]
+    earlier = torch.triu(torch.ones(k, k, dtype=torch.bool), diagonal=1)  # [i, j]: i < j
+    repeat = ((neg_cls[..., :, None] == neg_cls[..., None, :]) & earlier).any(dim=-2)
+    return torch.where(repeat, torch.full_like(v, float("inf")), v)
+
+
+def distinct_count_law(rho, k: int, max_subsets: int = 1 << 14, n_mc: int = 400_000) -> tuple[np.ndarray, bool]:
+    """P(J = j | no collision), j = 0..k, J = number of distinct classes among k negatives, given that none is c+.
+
+    Given c+ = c (probability prop. to rho_c (1 - rho_c)^k), the negatives are i.i.d. from rho restricted to the
+    other classes. Exact for a uniform rho (a birth chain: a new draw is new w.p. (n - j)/n) and, for other laws, by
+    inclusion-exclusion over subsets while 2^(C-1) <= max_subsets; otherwise Monte Carlo with n_mc seeded draws.
+    Returns (law, exact).
+    """
+    r = _check_rho(rho)
+    k = _check_k(k)
+    w = r * np.exp(k * np.log1p(-np.minimum(r, 1.0)))
+    if w.sum() <= 0:
+        raise ValueError("rho: no tuple avoids c+ (a class has all the mass)")
+    w = w / w.sum()
+    law = np.zeros(k + 1)
+    if np.allclose(r, r[0]):
+        n = r.size - 1
+        p = np.zeros(k + 1)
+        p[0] = 1.0
+        for _ in range(k):
+            stay = p * np.arange(k + 1) / n
+            move = p * (n - np.arange(k + 1)) / n
+            p = stay + np.concatenate([[0.0], move[:-1]])
+        return p, True
+    C = r.size
+    if 2 ** (C - 1) <= max_subsets:
+        for c in np.nonzero(w > 0)[0]:
+            q = np.delete(r, c) / (1 - r[c])
+            n = q.size
+            A = np.zeros(n + 1)  # A_u = sum_{|U| = u} q(U)^k
+            for mask in range(1 << n):
+                sel = [(mask >> i) & 1 for i in range(n)]
+                A[sum(sel)] += float(np.dot(sel, q)) ** k
+            for j in range(1, min(k, n) + 1):
+                law[j] += w[c] * sum((-1) ** (j - u) * math.comb(n - u, j - u) * A[u] for u in range(j + 1))
+        return np.clip(law, 0.0, 1.0), True
+    rng = np.random.default_rng(20190209)
+    c_pos, c_neg = _sample_no_collision(r, k, n_mc, rng)
+    J = (np.diff(np.sort(c_neg, axis=1), axis=1) != 0).sum(1) + 1
+    return np.bincount(J, minlength=k + 1)[: k + 1] / n_mc, False
+
+
+def distinct_zero_loss(rho, k: int, loss: str) -> float:
+    """E[ell(0_J) | no collision]: the de-duplicated bound's trivial value, the zero encoder's loss on the
+    tuple's own distinct-class task (1 for the hinge, E log2(1 + J) for the base-2 logistic)."""
+    _check_loss(loss)
+    if loss == "hinge":
+        return 1.0
+    law, _ = distinct_count_law(rho, k)
+    return float(np.dot(law, np.log2(1.0 + np.arange(law.size))))
+
+
 def exact_terms(emb, pmf, rho, loss: str, k: int = 1, max_terms: float = 2e8) -> dict:
     """Exact population terms on a discrete latent-class model, by enumeration.
 
@@ -111,8 +172,22 @@ def exact_terms(emb, pmf, rho, loss: str, k: int = 1, max_terms: float = 2e8) ->
         lab = tuples[:, 0]
         v = _sup_mu_margins(e[lab], lab[:, None].expand(-1, m), tuples[:, None, 1:].expand(-1, m, -1), mu)
         sup = float((ell(v) * p[lab] * w_t[:, None]).sum())
+    # The de-duplicated lemma's measured term: c+ ~ rho, c-_i ~ rho i.i.d. | c+ not in {c-_i}, label c+, one
+    # margin f(x)^T (mu_c+ - mu_s) per distinct negative class s.
+    cls_t = torch.as_tensor(np.array(list(itertools.product(range(C), repeat=k + 1)))).reshape(-1, k + 1)
+    keep = ~(cls_t[:, 1:] == cls_t[:, :1]).any(dim=1)
+    cls_t = cls_t[keep]
+    if tk < 1 and cls_t.shape[0]:
+        w_t = rt[cls_t].prod(dim=1) / (1 - tk)
+        lab = cls_t[:, 0]
+        negs = cls_t[:, None, 1:].expand(-1, m, -1)
+        v = distinct_margins(_sup_mu_margins(e[lab], lab[:, None].expand(-1, m), negs, mu), negs)
+        sup_distinct = float((ell(v) * p[lab] * w_t[:, None]).sum())
+    else:
+        sup_distinct = float("nan")
     return {
         "tau": tk,
+        "L_sup_mu_distinct": sup_distinct,
         "L_un": total,
         "L_un_eq": eq / tk if tk > 0 else float("nan"),
         "L_un_neq": (total - eq) / (1 - tk) if tk < 1 else float("nan"),
@@ -348,7 +423,7 @@ def _mc_sampled_tuples(A: torch.Tensor, P: torch.Tensor, Ng: torch.Tensor, M: to
     a_off = np.zeros(C, dtype=np.int64)
     n_off = np.zeros(C, dtype=np.int64)
 
-    def stratum(c_pos: np.ndarray, c_neg: np.ndarray) -> torch.Tensor:
+    def stratum(c_pos: np.ndarray, c_neg: np.ndarray, distinct: bool = False):
         nonlocal a_off, n_off
         cols, a_off = _fresh_columns(c_pos, a_off, n, "emb_anchor")
         ncols, n_off = _fresh_columns(c_neg.reshape(-1), n_off, n_neg, "emb_neg")
@@ -356,14 +431,21 @@ def _mc_sampled_tuples(A: torch.Tensor, P: torch.Tensor, Ng: torch.Tensor, M: to
         x, xp = A[cp, cols], P[cp, cols]
         xn = Ng[torch.as_tensor(c_neg), torch.as_tensor(ncols).reshape(c_neg.shape)]  # (n_t, k, d)
         v = (x * xp).sum(-1)[:, None] - torch.einsum("td,tkd->tk", x, xn)
-        return ell(v)
+        if not distinct:
+            return ell(v)
+        # the same anchors against the class means of the tuple's distinct negative classes (label c+)
+        cn = torch.as_tensor(c_neg)
+        return ell(v), ell(distinct_margins(_sup_mu_margins(x, cp, cn, M), cn))
 
     out["L_un_eq"], out["L_un_eq_se"] = _mean_se(stratum(*_sample_collision(r, k, n_t, rng)))
     if tk < 1:
-        out["L_un_neq"], out["L_un_neq_se"] = _mean_se(stratum(*_sample_no_collision(r, k, n_t, rng)))
+        z_neq, z_dist = stratum(*_sample_no_collision(r, k, n_t, rng), distinct=True)
+        out["L_un_neq"], out["L_un_neq_se"] = _mean_se(z_neq)
+        out["L_sup_mu_distinct"], out["L_sup_mu_distinct_se"] = _mean_se(z_dist)
         neq, neq_se = out["L_un_neq"], out["L_un_neq_se"]
     else:
         out["L_un_neq"], out["L_un_neq_se"] = float("nan"), float("nan")
+        out["L_sup_mu_distinct"] = out["L_sup_mu_distinct_se"] = float("nan")
         neq, neq_se = 0.0, 0.0
     out["L_un"] = tk * out["L_un_eq"] + (1 - tk) * neq
     out["L_un_se"] = math.sqrt((tk * out["L_un_eq_se"]) ** 2 + ((1 - tk) * neq_se) ** 2)

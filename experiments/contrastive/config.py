@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from experiments.contrastive.generalisation import ORACLE, TRAINED as BALL, GenCell
 from experiments.engine.config import positive as _positive
 from experiments.latent_eval import EncoderSpec, EvalSpec
 from synthetic_data import plugins
@@ -118,6 +119,39 @@ class BlockStudy:
 
 
 @dataclass(frozen=True)
+class GeneralisationStudy:
+    """Theorem 4.1 with Gen_M on a Frobenius ball: a ball-constrained linear encoder and the oracle, against M."""
+    enabled: bool = True
+    classes: tuple[int, ...] = (2, 10)
+    n_tuples: tuple[int, ...] = (10_000, 100_000, 1_000_000)   # M
+    radii: tuple[float, ...] = (0.75, 2.0)   # R of ||W||_F <= R; each its own class and its own delta
+    spread: float = 0.3                       # the discrete family's support spread
+    dim: int = 16
+    out_dim: int = 0                          # d; 0: C - 1, the span of the centred class means
+    steps: int = 300
+    batch_size: int = 256
+    lr: float = 0.05
+    n_checkpoints: int = 4
+
+    def check(self) -> None:
+        _check_classes("classes", self.classes)
+        if not self.n_tuples or any(isinstance(M, bool) or not isinstance(M, int) or M < 1 for M in self.n_tuples):
+            raise ValueError(f"n_tuples: needs integers >= 1, got {self.n_tuples}")
+        if not self.radii or any(not r > 0 for r in self.radii):
+            raise ValueError(f"radii: needs values > 0, got {self.radii}")
+        if not self.spread >= 0:
+            raise ValueError(f"spread: must be >= 0, got {self.spread}")
+        for name in ("dim", "steps", "batch_size"):
+            _positive(name, getattr(self, name))
+        if self.out_dim < 0:
+            raise ValueError(f"out_dim: must be >= 0 (0: C - 1), got {self.out_dim}")
+        if not 0 < self.lr < 10:
+            raise ValueError(f"lr: must be in (0, 10), got {self.lr}")
+        if self.n_checkpoints < 2:
+            raise ValueError(f"n_checkpoints: must be >= 2, got {self.n_checkpoints}")
+
+
+@dataclass(frozen=True)
 class Config:
     """One profile of the contrastive chapter: the shared data, encoder, training and evaluation specs, then one
     section per study (figure). A study's ``enabled`` switches it off without changing the other cells' ids."""
@@ -130,6 +164,7 @@ class Config:
     negatives: NegativesStudy = field(default_factory=NegativesStudy)
     sample_complexity: SampleStudy = field(default_factory=SampleStudy)
     block: BlockStudy = field(default_factory=BlockStudy)
+    generalisation: GeneralisationStudy = field(default_factory=GeneralisationStudy)
 
     def check(self) -> None:
         _positive("seeds", self.seeds)
@@ -139,6 +174,21 @@ class Config:
                 _data_for(self.data, c, f"{study}.classes")
         for study in ("sample_complexity", "block"):
             _data_for(self.data, getattr(self, study).classes, f"{study}.classes")
+        for c in self.generalisation.classes:
+            _data_for(_gen_data(self.generalisation), c, "generalisation.classes")
+
+
+def _gen_data(g: GeneralisationStudy) -> DataSpec:
+    """The study's own data: the discrete family (finite support, so every population term is exact)."""
+    return DataSpec(family="discrete", spread=g.spread, dim=g.dim, nonlinear=False)
+
+
+def generalisation_cells(g: GeneralisationStudy, n_seeds: int, delta: float) -> list[GenCell]:
+    """One trained and one oracle cell per (C, M, R) of the generalisation study."""
+    seeds = tuple(range(n_seeds))
+    return [GenCell(obj, M, float(R), g.out_dim or c - 1, seeds, _data_for(_gen_data(g), c, "generalisation"),
+                    g.steps if obj == BALL else 0, g.batch_size, g.lr, g.n_checkpoints, delta)
+            for c in g.classes for M in g.n_tuples for R in g.radii for obj in (BALL, ORACLE)]
 
 
 def _data_for(data: DataSpec, n_classes: int, where: str) -> DataSpec:
@@ -196,11 +246,16 @@ def cells(cfg: Config) -> list[Cell]:
     merged: dict[Cell, set[int]] = {}
     for c in out:
         merged.setdefault(replace(c, probe_n=()), set()).update(c.probe_n)
-    return [replace(c, probe_n=tuple(sorted(ns))) for c, ns in merged.items()]
+    out = [replace(c, probe_n=tuple(sorted(ns))) for c, ns in merged.items()]
+    if cfg.generalisation.enabled:   # its own cell type: the M tuples are support indices, the encoder a ball
+        out += generalisation_cells(cfg.generalisation, cfg.seeds, cfg.eval.delta)
+    return out
 
 
 def cost(cell: Cell) -> float:
     """A rough relative cost, only used to start the slowest cells first."""
+    if isinstance(cell, GenCell):
+        return len(cell.seeds) * (cell.steps * cell.batch_size * 3 + cell.n_tuples)
     per_example = cell.k + 2 if cell.objective in ("logistic", "hinge") else 2 * cell.block_size + 1
     train = 0 if cell.objective in UNTRAINED else cell.train.steps * cell.train.batch_size * per_example
     n = cell.data.n_classes
@@ -260,6 +315,8 @@ def for_check(raw: dict) -> dict:
         raw.setdefault(study, {})["classes"] = [C]
     for study in ("sample_complexity", "block"):
         raw.setdefault(study, {})["classes"] = C
+    # the generalisation study needs the discrete family's exact support, not the assumption file's distribution
+    raw.setdefault("generalisation", {})["enabled"] = False
     return raw
 
 

@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 
 from experiments import objectives
+from experiments.contrastive import generalisation
 from experiments.contrastive.config import UNTRAINED, Cell
 from experiments.encoders import encode, init_encoder
 from experiments.engine.config import config_hash, to_json
@@ -99,6 +100,8 @@ def run(cell: Cell, cell_id: str, device: str = "cpu") -> pd.DataFrame:
     that was minimised. Returns the tidy rows (one per metric, seed, learning rate and checkpoint) that
     ``analysis.contrastive.bound_checks`` turns into bound rows.
     """
+    if isinstance(cell, generalisation.GenCell):
+        return pd.DataFrame(generalisation.run(cell, cell_id, device))
     model = build_model(cell.data, numpy_rng(config_hash(cell.data), 0, "latent-model"))
     seeds_lrs = [(s, lr) for s in cell.seeds for lr in cell.train.lr]
     V = len(cell.train.lr)

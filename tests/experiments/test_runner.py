@@ -87,7 +87,7 @@ def test_divergence_stops_with_step_loss_and_config(tmp_path, capsys):
     argv = ["run", "contrastive", "--profile", "quick", "--out", str(tmp_path), "--jobs", "1",
             "--set", "train.lr=[9.9]", "--set", "bound.classes=[2]", "--set", "bound.losses=['logistic']",
             "--set", "negatives.enabled=false", "--set", "sample_complexity.enabled=false",
-            "--set", "block.enabled=false"]
+            "--set", "block.enabled=false", "--set", "generalisation.enabled=false"]
     assert cli.main(argv) == 3
     err = capsys.readouterr().err
     assert "diverged at step" in err and "loss" in err and '"lr":[9.9]' in err

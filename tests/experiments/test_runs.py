@@ -20,7 +20,7 @@ TINY = ["seeds=2", "train.steps=10", "train.n_tuples=100", "train.batch_size=20"
         "eval.n_per_class=20", "eval.n_mean=40", "eval.n_tuples=400", "eval.probe_n=[1, 2]",
         "eval.probe_test_per_class=10", "bound.classes=[3]", "bound.losses=['logistic']",
         "negatives.classes=[3]", "negatives.k=[1, 2]", "negatives.probe_n=1", "sample_complexity.enabled=false",
-        "block.enabled=false"]
+        "block.enabled=false", "generalisation.enabled=false"]
 
 
 def _sets(overrides):
