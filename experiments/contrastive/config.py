@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from experiments.contrastive import generalisation
 from experiments.contrastive.generalisation import ORACLE, TRAINED as BALL, GenCell
 from experiments.engine.config import positive as _positive
 from experiments.latent_eval import EncoderSpec, EvalSpec
@@ -274,6 +275,8 @@ def footprint(cell: Cell):
     """The arrays a cell allocates, per config field that sizes them (float64 samples, float32 tensors of the
     G = seeds x lr batched models), and its time from ``cost``; for the resource guard."""
     from experiments.engine.resources import Footprint
+    if isinstance(cell, GenCell):
+        return generalisation.footprint(cell)
     d, tr, e, enc = cell.data, cell.train, cell.eval, cell.encoder
     G, C = len(cell.seeds) * len(tr.lr), d.n_classes
     D = max(d.out_dim if d.nonlinear else d.dim, d.dim)

@@ -45,6 +45,15 @@ class GenCell:
     k: int = 1
 
 
+def footprint(cell: GenCell):
+    """The arrays a generalisation cell allocates, for the resource guard: per seed the (M, 3) int64 support
+    indices, the (M, support_size) draw of their points while sampling, and two float64 margins per tuple at each
+    evaluation; the time is not estimated."""
+    from experiments.engine.resources import Footprint
+    M, m, S = cell.n_tuples, cell.data.support_size, len(cell.seeds)
+    return Footprint({"generalisation.n_tuples": float(S * M * 3 * 8 + 3 * M * m * (8 + 1) + 2 * M * 8 * 2)}, None)
+
+
 def ball(W: torch.Tensor, radius: float) -> torch.Tensor:
     """W min(1, R / ||W||_F) per model (leading axis): the nearest point of the ball, differentiable."""
     norm = W.flatten(1).norm(dim=1).clamp_min(1e-30)
