@@ -288,7 +288,9 @@ def test_mse_without_and_with_a_mask():
 # BYOL's loss without a predictor; the self-prediction MLP regresses X2 with the squared error and its masked
 # learner is masked-coordinate prediction, MAE's loss).
 _CHAPTER_SPELLING = {"supervised": "supervised_ce", "xent": "next_word_xent", "byol_nopred": "byol",
-                     "mlp": "mse", "masked": "mae"}
+                     "mlp": "mse", "softmax": "mse", "masked": "mae",
+                     # the papers' constants of the same losses (experiments/zoo/config.py keeps them as variants)
+                     "barlow_twins_paper": "barlow_twins", "vicreg_paper": "vicreg"}
 
 
 def test_every_objective_the_suite_trains_is_registered_under_its_usual_name():
