@@ -583,7 +583,7 @@ THEOREMS: tuple[Theorem, ...] = (
         id="contrastive.lemma_4_3_distinct_negatives",
         paper=PAPER,
         number="none: our de-duplicated k-negative form of Lemma 4.3",
-        statement=r"\mathbb{E}\big[L^{\mu}_{\{c^+\} \cup S}(f; c^+) \,\big|\, c^+ \notin \{c^-_i\}\big] \le "
+        statement=r"\mathbb{E}[L^{\mu}_{\{c^+\} \cup S}(f; c^+) \mid c^+ \notin \{c^-_i\}] \le "
                   r"\frac{L_{un}(f) - \mathbb{E}[\ell(0_m)\,1\{m \ge 1\}]}{1 - \tau_k},\quad "
                   r"S = \text{the distinct classes of } c^-_1, \dots, c^-_k",
         status="derived",

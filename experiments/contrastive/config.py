@@ -275,8 +275,10 @@ def footprint(cell: Cell):
     """The arrays a cell allocates, per config field that sizes them (float64 samples, float32 tensors of the
     G = seeds x lr batched models), and its time from ``cost``; for the resource guard."""
     from experiments.engine.resources import Footprint
-    if isinstance(cell, GenCell):
-        return generalisation.footprint(cell)
+    if isinstance(cell, GenCell):   # support indices, not samples: its own arrays, timed like a cell's tuples
+        return Footprint(generalisation.footprint(cell).memory,
+                         {"generalisation.n_tuples": SECONDS_PER_CELL + SECONDS_PER_TUPLE * 3 * cell.n_tuples
+                          * len(cell.seeds)})
     d, tr, e, enc = cell.data, cell.train, cell.eval, cell.encoder
     G, C = len(cell.seeds) * len(tr.lr), d.n_classes
     D = max(d.out_dim if d.nonlinear else d.dim, d.dim)

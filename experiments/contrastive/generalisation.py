@@ -48,7 +48,7 @@ class GenCell:
 def footprint(cell: GenCell):
     """The arrays a generalisation cell allocates, for the resource guard: per seed the (M, 3) int64 support
     indices, the (M, support_size) draw of their points while sampling, and two float64 margins per tuple at each
-    evaluation; the time is not estimated."""
+    evaluation (the chapter's footprint adds the time)."""
     from experiments.engine.resources import Footprint
     M, m, S = cell.n_tuples, cell.data.support_size, len(cell.seeds)
     return Footprint({"generalisation.n_tuples": float(S * M * 3 * 8 + 3 * M * m * (8 + 1) + 2 * M * 8 * 2)}, None)

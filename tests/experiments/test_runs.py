@@ -210,7 +210,7 @@ def test_sslt_figures_draws_only_the_studies_that_ran(tmp_path, capsys):
     out, figs = tmp_path / "res", tmp_path / "figs"
     assert _run(out) == 0   # TINY: sample_complexity and block are off
     assert cli.main(["figures", "contrastive", "--out", str(out), "--figures", str(figs)]) == 0
-    assert sorted(p.stem for p in (figs / "contrastive").glob("*.png")) == ["bound", "negatives"]
+    assert sorted(p.stem for p in (figs / "contrastive").glob("*.png")) == ["bound", "frontier", "negatives"]
 
 
 def test_every_figure_study_mapping_names_a_figure_and_a_study():
