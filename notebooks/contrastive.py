@@ -181,7 +181,9 @@ print("median L_un", r3["L_un"].median(), " measured", r3["measured"].median(), 
 # %%
 verdicts = set(rows["verdict"])
 assert "violated" not in verdicts and "holds" in verdicts, verdicts
-# what the judged table calls holds or vacuous is within 3 combined standard errors of the bound
+# what the judged table calls holds or vacuous is within 3 combined standard errors of the bound, or, where every
+# term is exact (SE 0), equal to it to rounding: the ball-constrained hinge encoder at C = 2 meets the lemma with
+# equality, since there every distinct-class tuple is the 2-way task itself
 se = np.hypot(rows["measured_se"].fillna(0), rows["bound_se"].fillna(0))
-assert (rows["measured"] <= rows["bound_value"] + 3 * se).all()
+assert (rows["measured"] <= rows["bound_value"] + 3 * se + 1e-9 * rows["bound_value"].abs()).all()
 print(f"{THEOREM}: {int((rows['verdict'] == 'holds').sum())} of {len(rows)} points hold; none violated")
