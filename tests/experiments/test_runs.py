@@ -155,9 +155,11 @@ def test_estimates_match_measured_peaks_and_times(tmp_path, overrides):
     """The guard's estimates against a fresh process's measured peak memory and time, on the quick profile (and
     on one cell whose training sample dominates its memory): within MEMORY_FACTOR; the time is an estimate."""
     from experiments.engine import chapters, resources, runner
-    subprocess.run([sys.executable, "-m", "experiments.engine.cli", "run", "contrastive", "--profile", "quick",
-                    "--jobs", "1", "--out", str(tmp_path), *_sets(overrides)], check=True, cwd=REPO,
-                   capture_output=True)
+    # Linux keeps a process's peak RSS across exec, and a forked child starts with its parent's RSS: started from
+    # this (large) pytest process, the run would report pytest's peak as its own. A small shell in between forks it.
+    subprocess.run(["sh", "-c", '"$@" & wait $!', "sh", sys.executable, "-m", "experiments.engine.cli", "run",
+                    "contrastive", "--profile", "quick", "--jobs", "1", "--out", str(tmp_path), *_sets(overrides)],
+                   check=True, cwd=REPO, capture_output=True)
     r, metas = _measured(tmp_path, "contrastive")
     ch = chapters.get("contrastive")
     cells = [c for _, c in runner.plan("contrastive", chapters.load_config("contrastive", "quick", overrides))]
