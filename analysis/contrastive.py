@@ -24,7 +24,6 @@ BLOCK = "contrastive.proposition_6_2"
 THEOREM_BALL = "contrastive.theorem_4_1_norm_ball"
 DISTINCT = "contrastive.lemma_4_3_distinct_negatives"
 ORACLE_OBJECTIVES = ("oracle_linear",)   # built from the true class means (experiments.contrastive.generalisation)
-UNTRAINED_OBJECTIVES = ("raw", "random")
 KEYS = ["cell", "objective", "loss", "n_classes", "k", "block_size", "seed", "lr", "step"]
 POINT = ["cell", "seed", "lr", "step"]   # one checkpoint of one seed: what a judged row of one theorem is at
 PAPER_LOSSES = ("logistic", "hinge")

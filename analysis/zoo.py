@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import plotting, tables
-from analysis.contrastive import labels_needed
+from analysis.contrastive import UNTRAINED_OBJECTIVES, labels_needed
 from theory import contrastive as ctr
 from theory.verdict import HOLDS, NOT_MET, UNDETERMINED, VACUOUS, VIOLATED
 from theory.zoo import BENCHES, CONTROLS, GRAPH_REFERENCES, REFERENCES
@@ -43,7 +43,6 @@ def probe_table(rows: pd.DataFrame) -> pd.DataFrame:
     return tables.probe_wide(rows, KEYS)
 
 
-UNTRAINED_OBJECTIVES = ("raw", "random")   # references the suite does not optimise: raw inputs, the random encoder at step 0
 SCALE_RULES = {"as_trained": "s = 1: the encoder as its objective left it",
                "chosen": "s minimising the bound on the selection pool (its own EvalSet), reported on the report pool"}
 LEMMA_TERMS = ("tau", "tau_k", "p_distinct", "collision_floor", "L_un", "L_un_se", "L_sup_mu", "L_sup_mu_se")
