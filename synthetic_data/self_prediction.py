@@ -58,6 +58,8 @@ _GEN = plugins.generator_fields()
 _TOPIC_FLOOR = 1e-3       # mixing weight of the uniform word law in every topic
 _MAX_QUAD_NODES = 200_000  # quad_nodes ** latent_dim above this is refused (memory and time)
 _CHUNK = 2048             # rows per block in the quadrature posterior
+_BLOCK_ENTRIES = 2 ** 17  # (row, node) log-terms per block: 1 MiB of float64 stays in cache across the passes
+POSTERIOR_TOL = 1e-12     # the GEMM quadrature posterior against quadrature_loglik_reference's (absolute)
 QUAD_TOL = 1e-10          # the nonlinear family's quadrature is refined until the posterior moves less than this
 _MAX_GH_NODES = 320       # Gauss-Hermite nodes per dimension: numpy's hermgauss overflows at 400
 _MAX_REFINED = 20_000     # the refinement stops before a tensor rule of more nodes (q >= 2 would cost minutes)
@@ -307,18 +309,39 @@ class SelfPredictionModel:
         if self.family == "topic":
             return x @ self.log_topics.T
         if self.family == "nonlinear":
-            out = np.empty((x.shape[0], self.k))
-            hh = np.sum(self.quad_h ** 2, axis=-1)  # (k, J)
-            for s in range(0, x.shape[0], _CHUNK):
-                xc = x[s:s + _CHUNK]
-                # -||x - h||^2 / (2 s^2) without the ||x||^2 term, which is common to all classes
-                quad = (np.einsum("nd,kjd->nkj", xc, self.quad_h) - 0.5 * hh[None]) / spec.noise1 ** 2
-                out[s:s + _CHUNK] = logsumexp(quad + self.quad_logw, axis=-1)
-            return out
+            return self._quadrature_loglik(x)
         if self.family == "nuisance":
             proj = x @ self.S1_inv @ self.M1.T  # x^T S^-1 mu
             return proj - 0.5 * np.sum((self.M1 @ self.S1_inv) * self.M1, axis=1)[None]
         return (x @ self.M1.T - 0.5 * np.sum(self.M1 ** 2, axis=1)[None]) / spec.noise1 ** 2
+
+    def _quadrature_loglik(self, x: np.ndarray) -> np.ndarray:
+        """log sum_j w_j N(x; h(c_y + node_j), noise1^2 I) up to a term constant in y, (n, k): the nonlinear
+        family's likelihood by the tensor Gauss-Hermite rule (quad_logw, quad_h).
+
+        One float64 GEMM of the block against all k*J node images, then an in-place log-sum-exp over the nodes
+        of each class (shifted by its own maximum, as scipy's logsumexp). It is the rule of
+        ``quadrature_loglik_reference`` (the einsum-and-logsumexp code it replaced, kept as the oracle of
+        tests/synthetic_data/test_data_self_prediction.py and of experiments/bench_selfpred_posterior.py) with
+        the floating-point sums in another order. Tolerance: the posterior P(Y | x1) within POSTERIOR_TOL =
+        1e-12 (absolute) of the reference's, 100x below QUAD_TOL, the rule's own error."""
+        s2 = self.spec.noise1 ** 2
+        k, J, d1 = self.quad_h.shape
+        nodes = self.quad_h.reshape(k * J, d1)
+        # -||x - h||^2 / (2 s^2) without the ||x||^2 term, which is common to all classes, plus log w_j
+        bias = (self.quad_logw[None, :] - 0.5 * np.sum(self.quad_h ** 2, axis=-1) / s2).reshape(k * J)
+        out = np.empty((x.shape[0], k))
+        rows = max(1, min(_CHUNK, _BLOCK_ENTRIES // (k * J)))
+        for s in range(0, x.shape[0], rows):
+            a = x[s:s + rows] @ nodes.T                      # (b, k J): one GEMM
+            a *= 1.0 / s2
+            a += bias
+            a = a.reshape(a.shape[0], k, J)
+            top = a.max(axis=-1, keepdims=True)
+            a -= top
+            np.exp(a, out=a)
+            out[s:s + rows] = np.log(a.sum(axis=-1)) + top[..., 0]
+        return out
 
     def latent_posterior(self, x1) -> np.ndarray:
         """P(Ybar = . | x1), shape (n, n_latent); rows sum to 1."""
@@ -344,6 +367,20 @@ class SelfPredictionModel:
     def ci_target(self, x1) -> np.ndarray:
         """E_Ybar[E[X2 | Ybar] | X1 = x1] = P(Ybar | x1) @ A_latent, shape (n, d2) (Definition 4.1)."""
         return self.latent_posterior(x1) @ self.A_latent
+
+
+def quadrature_loglik_reference(model: SelfPredictionModel, x1) -> np.ndarray:
+    """The nonlinear family's log p(x1 | y) (up to a constant in y) as computed before the GEMM path of
+    SelfPredictionModel._quadrature_loglik: a numpy einsum over (n, k, J, d1) and scipy's logsumexp, 2048 rows
+    at a time. Kept as the named reference (oracle of the equivalence test and baseline of `sslt bench`)."""
+    x = model._x1(x1)
+    out = np.empty((x.shape[0], model.k))
+    hh = np.sum(model.quad_h ** 2, axis=-1)  # (k, J)
+    for s in range(0, x.shape[0], 2048):
+        xc = x[s:s + 2048]
+        quad = (np.einsum("nd,kjd->nkj", xc, model.quad_h) - 0.5 * hh[None]) / model.spec.noise1 ** 2
+        out[s:s + 2048] = logsumexp(quad + model.quad_logw, axis=-1)
+    return out
 
 
 def build_model(spec: DataSpec, rng: np.random.Generator) -> SelfPredictionModel:

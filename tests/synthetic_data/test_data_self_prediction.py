@@ -267,3 +267,24 @@ def test_a_quadrature_that_cannot_converge_says_how_far_it_is():
     model = build_model(DataSpec(family="nonlinear", k=3, d1=4, d2=4, separation=3.0, noise1=0.4),
                         np.random.default_rng(0))
     assert model.quad_nodes == 320 and model.quad_error > QUAD_TOL
+
+
+@pytest.mark.parametrize("k,d1,latent_dim,noise1", [(4, 30, 1, 1.0), (3, 4, 1, 0.4), (3, 6, 2, 1.0)])
+def test_gemm_quadrature_posterior_matches_the_einsum_reference(k, d1, latent_dim, noise1):
+    # The fast path (one GEMM against the k*J node images, in-place log-sum-exp) against the code it replaced,
+    # on the default spec, a 320-node rule with a narrow likelihood, and a 2-d tensor rule (blocks smaller than
+    # one _CHUNK of rows): the posterior within POSTERIOR_TOL, and the log-likelihood to a few ulp of its size.
+    from scipy.special import softmax
+    from synthetic_data.self_prediction import POSTERIOR_TOL, quadrature_loglik_reference
+    model = build_model(DataSpec(family="nonlinear", k=k, d1=d1, d2=4, separation=3.0, noise1=noise1,
+                                 latent_dim=latent_dim, quad_nodes=40 if latent_dim == 1 else 20),
+                        np.random.default_rng(3))
+    x1, _, _ = model.sample(5000, np.random.default_rng(4))
+    ref, fast = quadrature_loglik_reference(model, x1), model.latent_loglik(x1)
+    assert np.max(np.abs(fast - ref)) <= 1e-13 * max(1.0, np.max(np.abs(ref)))
+    post_ref = softmax(ref + np.log(model.latent_probs)[None], axis=1)
+    assert np.max(np.abs(model.posterior(x1) - post_ref)) <= POSTERIOR_TOL
+    # a wrong fast path (e.g. the node weights dropped) is far outside the tolerance
+    logw, model.quad_logw = model.quad_logw, np.zeros_like(model.quad_logw)
+    assert np.max(np.abs(model.posterior(x1) - post_ref)) > 1e3 * POSTERIOR_TOL
+    model.quad_logw = logw
