@@ -9,6 +9,7 @@ lr broadcast along the leading model axis.
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Sequence
 
 import torch
@@ -16,7 +17,9 @@ from torch import Tensor
 
 from experiments.engine import timing
 
-__all__ = ["TrainingDiverged", "train", "gather_rows"]
+__all__ = ["TrainingDiverged", "train", "gather_rows", "adam_step_reference"]
+
+_FUSED_DEVICES = {"cpu", "cuda"}   # where torch._fused_adam_ has a kernel
 
 
 def gather_rows(data: Tensor, idx: Tensor) -> Tensor:
@@ -73,11 +76,47 @@ def _as_lr(lr: float | Tensor, G: int, like: Tensor) -> Tensor:
 
 def _first_bad(loss: Tensor, max_loss: float) -> int | None:
     """Index of the first model whose loss is non-finite or above max_loss, else None."""
-    bad = ~torch.isfinite(loss) | (loss > max_loss)
-    # One host sync per step; the full index search only runs on failure.
-    if not bool(bad.any()):
+    # One reduction and one host sync per step (aminmax propagates NaN; -inf shows in the min, +inf in the max);
+    # the full index search only runs on failure.
+    lo, hi = (float(v) for v in torch.aminmax(loss))
+    if math.isfinite(lo) and hi <= max_loss:
         return None
+    bad = ~torch.isfinite(loss) | (loss > max_loss)
     return int(torch.nonzero(bad)[0, 0])
+
+
+def adam_step_reference(ps, grads, ms, vs, lr_cols, t: int, b1: float, b2: float, eps: float,
+                        weight_decay: float) -> None:
+    """One Adam update with per-model learning rates (lr_cols: (G, 1, ...) per param), in place: the foreach
+    code of the batched step as it was before the fused path. On the CPU each _foreach op is a loop of
+    per-tensor kernels, about 12 passes over every parameter. Used where the models' lr differ, and as the oracle
+    of tests/experiments/test_train.py and the baseline of experiments/bench_train_step.py."""
+    bc1 = 1.0 - b1**t
+    bc2_sqrt = (1.0 - b2**t) ** 0.5
+    with torch.no_grad():
+        if weight_decay:
+            grads = torch._foreach_add(grads, ps, alpha=weight_decay)
+        torch._foreach_lerp_(ms, grads, 1.0 - b1)
+        torch._foreach_mul_(vs, b2)
+        torch._foreach_addcmul_(vs, grads, grads, value=1.0 - b2)
+        denom = torch._foreach_sqrt(vs)
+        torch._foreach_div_(denom, bc2_sqrt)
+        torch._foreach_add_(denom, eps)
+        upd = torch._foreach_div(ms, denom)
+        torch._foreach_mul_(upd, lr_cols)
+        torch._foreach_sub_(ps, upd, alpha=1.0 / bc1)
+
+
+def _adam_step_fused(ps, grads, ms, vs, steps, lr: float, b1: float, b2: float, eps: float,
+                     weight_decay: float) -> None:
+    """One Adam update with one lr for every model: torch's fused kernel, one vectorised pass per parameter.
+    Same arithmetic as adam_step_reference, rounded in another order (lr / bc1 folded into one step size, fused
+    multiply-adds): one step differs by about 1 ulp of each parameter (tests/experiments/test_train.py holds it
+    to 4 ulp), but training amplifies that: after 300 steps of the self_prediction MLP on noise targets the
+    weights differ by up to 1e-2 (relative), so it is opt-in (``fused_adam=True``), not the default."""
+    torch._foreach_add_(steps, 1.0)
+    torch._fused_adam_(ps, grads, ms, vs, [], steps, lr=lr, beta1=b1, beta2=b2, weight_decay=weight_decay,
+                       eps=eps, amsgrad=False, maximize=False)
 
 
 def train(*args, **kwargs) -> list[tuple[int, dict[str, Tensor]]]:
@@ -97,6 +136,7 @@ def _train(
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
     max_loss: float = 1e6,
+    fused_adam: bool = False,
 ) -> list[tuple[int, dict[str, Tensor]]]:
     """Minimise ``loss_fn(params, step).sum()`` with Adam, batched over models.
 
@@ -114,6 +154,8 @@ def _train(
         weight_decay: L2 penalty added to the gradient (torch.optim.Adam's, not AdamW's).
         betas, eps: as in torch.optim.Adam.
         max_loss: a loss above this counts as divergence.
+        fused_adam: with one lr for all models, take torch's fused Adam kernel (about 1 ulp per step from the
+            foreach step; False: adam_step_reference, the step as it was).
 
     Returns:
         [(step, {name: detached clone (G, ...)})] in increasing step order.
@@ -147,6 +189,10 @@ def _train(
     lr_cols = [lr_g.view((G,) + (1,) * (p.ndim - 1)) for p in ps]
     ms = [torch.zeros_like(p) for p in ps]
     vs = [torch.zeros_like(p) for p in ps]
+    # One lr for all models (the common case) takes torch's fused Adam kernel; per-model lrs the foreach step.
+    fused = fused_adam and bool((lr_g == lr_g[0]).all()) and _FUSED_DEVICES.intersection({ps[0].device.type})
+    lr_one = float(lr_g[0])
+    step_t = [torch.zeros((), dtype=torch.float32, device=p.device) for p in ps] if fused else []
     out: list[tuple[int, dict[str, Tensor]]] = []
     want = set(ckpts)
 
@@ -162,22 +208,13 @@ def _train(
         bad = _first_bad(loss.detach(), max_loss)
         if bad is not None:
             raise TrainingDiverged(step, bad, float(loss.detach()[bad]), context)
-        grads = torch.autograd.grad(loss.sum(), ps)
+        grads = list(torch.autograd.grad(loss.sum(), ps))
         t = step + 1
-        bc1 = 1.0 - b1**t
-        bc2_sqrt = (1.0 - b2**t) ** 0.5
         with torch.no_grad():
-            if weight_decay:
-                grads = torch._foreach_add(grads, ps, alpha=weight_decay)
-            torch._foreach_lerp_(ms, grads, 1.0 - b1)
-            torch._foreach_mul_(vs, b2)
-            torch._foreach_addcmul_(vs, grads, grads, value=1.0 - b2)
-            denom = torch._foreach_sqrt(vs)
-            torch._foreach_div_(denom, bc2_sqrt)
-            torch._foreach_add_(denom, eps)
-            upd = torch._foreach_div(ms, denom)
-            torch._foreach_mul_(upd, lr_cols)
-            torch._foreach_sub_(ps, upd, alpha=1.0 / bc1)
+            if fused:
+                _adam_step_fused(ps, grads, ms, vs, step_t, lr_one, b1, b2, eps, weight_decay)
+            else:
+                adam_step_reference(ps, grads, ms, vs, lr_cols, t, b1, b2, eps, weight_decay)
         if t in want:
             snapshot(t)
     final_bad = [n for n, p in zip(names, ps) if not bool(torch.isfinite(p).all())]

@@ -8,7 +8,7 @@ import torch
 
 from experiments.encoders import encode, init_encoder
 from experiments.objectives import logistic, ntxent
-from experiments.engine.train import TrainingDiverged, gather_rows, train
+from experiments.engine.train import TrainingDiverged, _adam_step_fused, adam_step_reference, gather_rows, train
 
 
 def gens(seeds):
@@ -17,9 +17,10 @@ def gens(seeds):
 
 # ----------------------------------------------------------------- same arithmetic as torch.optim.Adam
 
+@pytest.mark.parametrize("fused", [False, True])
 @pytest.mark.parametrize("weight_decay", [0.0, 0.05])
 @pytest.mark.parametrize("betas", [(0.9, 0.999), (0.5, 0.9)])
-def test_single_model_equals_torch_adam(weight_decay, betas):
+def test_single_model_equals_torch_adam(weight_decay, betas, fused):
     steps, lr = 40, 0.01
     p0 = init_encoder("mlp", 5, 3, 1, gens([0]), width=6)
     x = torch.randn(1, 16, 5, generator=torch.Generator().manual_seed(1))
@@ -28,7 +29,7 @@ def test_single_model_equals_torch_adam(weight_decay, betas):
     def loss_fn(p, step):
         return (encode(p, x * (1 + 0.1 * step)) - target).pow(2).mean((1, 2))
 
-    ours = train(p0, loss_fn, steps, lr, [steps], weight_decay=weight_decay, betas=betas)[-1][1]
+    ours = train(p0, loss_fn, steps, lr, [steps], weight_decay=weight_decay, betas=betas, fused_adam=fused)[-1][1]
     ref = {k: v.clone().requires_grad_() for k, v in p0.items()}
     opt = torch.optim.Adam(ref.values(), lr=lr, betas=betas, weight_decay=weight_decay, foreach=False)
     for step in range(steps):
@@ -38,6 +39,36 @@ def test_single_model_equals_torch_adam(weight_decay, betas):
     for k in p0:
         torch.testing.assert_close(ours[k], ref[k].detach(), rtol=0, atol=1e-6)
     assert not torch.allclose(ours["W1"], p0["W1"], atol=1e-3)  # it did train
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.05])
+def test_fused_adam_step_is_the_reference_step_to_a_few_ulp(weight_decay):
+    # The opt-in fused step against the foreach step it may replace, three steps from the same state: the same
+    # update up to rounding (4 float32 ulp of |parameter| + the t updates of size lr, which is what a parameter
+    # near 0 is made of).
+    gen = torch.Generator().manual_seed(0)
+    shapes = [(6, 30, 64), (6, 1, 64), (6, 64, 12)]
+    ps = [torch.randn(s, generator=gen) for s in shapes]
+    a = [[p.clone() for p in ps], [torch.zeros(s) for s in shapes], [torch.zeros(s) for s in shapes]]
+    b = [[p.clone() for p in ps], [torch.zeros(s) for s in shapes], [torch.zeros(s) for s in shapes]]
+    steps = [torch.zeros(()) for _ in shapes]
+    lr_cols = [torch.full((6,) + (1,) * (len(s) - 1), 3e-3) for s in shapes]
+    for t in (1, 2, 3):
+        grads = [torch.randn(s, generator=gen) for s in shapes]
+        adam_step_reference(a[0], grads, a[1], a[2], lr_cols, t, 0.9, 0.999, 1e-8, weight_decay)
+        _adam_step_fused(b[0], [g.clone() for g in grads], b[1], b[2], steps, 3e-3, 0.9, 0.999, 1e-8, weight_decay)
+        for pa, pb in zip(a[0], b[0]):
+            ulp = torch.finfo(torch.float32).eps * (pa.abs() + t * 3e-3)
+            assert bool(((pa - pb).abs() <= 4 * ulp).all())
+    moved = max(float((pa - p).abs().max()) for pa, p in zip(a[0], ps))
+    assert moved > 1e-3   # three steps of lr 3e-3 moved the parameters: the comparison was not of no-ops
+
+
+def test_minus_inf_and_plus_inf_losses_are_caught():
+    params, loss_fn, lr = make_problem("linear", "logistic", [0, 1])
+    for bad in (float("-inf"), float("inf")):
+        with pytest.raises(TrainingDiverged, match="step 1: model 1"):
+            train(params, lambda p, s: loss_fn(p, s) + torch.tensor([0.0, bad if s == 1 else 0.0]), 3, lr, [])
 
 
 # ----------------------------------------------------------------- batched == looped
