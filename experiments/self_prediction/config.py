@@ -261,23 +261,47 @@ def cells(cfg: Config) -> list[Cell]:
 
 
 def cost(cell: Cell) -> float:
-    """A rough relative cost (multiply-adds), only used to start the slowest cells first."""
-    p, d = cell.pretext, cell.data
-    per = {"linear": p.n1 * d.d1 ** 2, "rff": p.n1 * p.rff_features * (p.rff_features + d.d1),
-           "mlp": 3 * p.steps * p.batch_size * p.width * (d.d1 + d.d2),
-           "softmax": 3 * p.softmax_steps * p.softmax_batch * d.k * d.m * (d.d1 + d.d2)}
-    per["dae"] = per["masked"] = 3 * p.steps * p.batch_size * p.width * 2 * d.d1
-    train = sum(per[l] for l in cell.learners)
+    """The cell's time in seconds on one core, by parts: the resource guard's estimate and the order in which
+    the slowest cells start.
+
+    Every torch learner pays a per-step overhead (the batched step of this chapter's small nets is dominated by
+    the ~20 small kernels of a step, not by its multiply-adds) plus its multiply-adds; then the random-feature
+    fit and maps, the learned feature maps over every sample, the probes, and the quadrature posterior of the
+    nonlinear family (GEMM path, each pretext block mapped once). The rates (TIME_RATES) were fitted to the 24
+    cells of the default profile measured on the 2-core machine under load (docs/benchmark/
+    self_prediction_posterior.md); the former model counted a training multiply-add at 1.2e-8 s, about 100x
+    its cost, and estimated the default at 2.42 h (--jobs 1) against 11.4 min measured.
+    """
+    p, d, e = cell.pretext, cell.data, cell.eval
+    r = TIME_RATES
+    S = len(cell.seeds)
+    steps = {"mlp": p.steps, "dae": p.steps, "masked": p.steps, "softmax": p.softmax_steps}
+    per_row = {"mlp": p.batch_size * p.width * (d.d1 + d.d2), "dae": p.batch_size * p.width * 2 * d.d1,
+               "masked": p.batch_size * p.width * 2 * d.d1, "softmax": p.softmax_batch * d.k * d.m * (d.d1 + d.d2)}
+    torch_ls = [l for l in cell.learners if l in steps]
+    train = sum(steps[l] * (r["step"] + r["train_mac"] * S * 3 * per_row[l]) for l in torch_ls)
+    rows = S * p.n1 + e.n_test + S * max(e.probe_n)          # every sample a feature map sees
+    rff = r["rff_mac"] * S * (p.n1 + e.n_test) * p.rff_features * (p.rff_features + d.d1) * ("rff" in cell.learners)
+    maps = r["map_mac"] * rows * (p.width * d.d1 * sum(l in ("mlp", "dae", "masked") for l in cell.learners)
+                                  + d.d1 * d.d2 * (1 + len(cell.learners)))
     reps = 3 + len(cell.learners) + sum(l in REGRESSION for l in cell.learners)
-    probes = reps * len(cell.eval.probe_n) * max(cell.eval.probe_n) * d.d1 ** 2
-    quad = d.quad_nodes ** d.latent_dim * d.d1 if d.family == "nonlinear" else d.d1
-    truth = (cell.eval.n_test + p.n1) * d.k * d.m * quad
-    return len(cell.seeds) * (train + probes + truth)
+    probes = r["probe_mac"] * S * reps * len(e.probe_n) * max(e.probe_n) * d.d1 ** 2
+    # the rule is refined from quad_nodes (doubled at least once on the default specs)
+    nodes = (2 * d.quad_nodes) ** d.latent_dim if d.family == "nonlinear" else 0
+    truth = r["quad_mac"] * (S * p.n1 + e.n_test) * d.k * d.m * nodes * d.d1
+    return train + rff + maps + probes + truth
 
 
-# The resource guard's model (tests/experiments/test_runs.py holds it against measured peaks and times): seconds
-# per unit of ``cost`` and per cell on one core, and a sample's temporaries as a multiple of its array.
-SECONDS_PER_COST, SECONDS_PER_CELL, TEMPORARIES = 1.2e-8, 0.1, 3.0
+# Seconds per unit of each part of ``cost`` (fitted by non-negative least squares to the measured default cells,
+# rounded): a step's overhead, a training multiply-add (forward + backward), a random-feature multiply-add
+# (float64 cos features and the D x D ridge), a feature-map multiply-add, a probe's Gram multiply-add, and a
+# quadrature (row, node, coordinate) term.
+TIME_RATES = {"step": 7e-3, "train_mac": 7e-11, "rff_mac": 4.3e-9, "map_mac": 3e-9, "probe_mac": 6e-10,
+              "quad_mac": 1e-9}
+
+# The resource guard's model (tests/experiments/test_runs.py holds it against measured peaks and times): ``cost``
+# is in seconds; a cell's fixed time on one core; a sample's temporaries as a multiple of its array.
+SECONDS_PER_COST, SECONDS_PER_CELL, TEMPORARIES = 1.0, 0.7, 3.0
 
 
 def footprint(cell: Cell):
