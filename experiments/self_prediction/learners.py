@@ -145,12 +145,15 @@ def _train_net(x_in: Tensor, target: Tensor, spec, gens, device: str, corrupt=No
     d_out = target.shape[2]
     params = init_encoder("mlp", d_in, d_out, S, gens, width=spec.width, device=device)
     params["b2"] = torch.zeros(S, 1, d_out, device=device)
-    xs, ts = x_in.float().to(device), target.float().to(device)
+    same = target is x_in   # dae / masked reconstruct their input: one gather serves both
+    xs = x_in.float().to(device)
+    ts = xs if same else target.float().to(device)
     batch = min(spec.batch_size, n)
     idx = _batches(gens, n, spec.steps, batch, device)
 
     def loss_fn(p: dict, step: int) -> Tensor:
-        xb, tb = gather_rows(xs, idx[:, step]), gather_rows(ts, idx[:, step])
+        xb = gather_rows(xs, idx[:, step])
+        tb = xb if same else gather_rows(ts, idx[:, step])
         mask = None
         if corrupt is not None:
             xb, mask = corrupt(xb, step)
