@@ -190,7 +190,7 @@ def _train(
     ms = [torch.zeros_like(p) for p in ps]
     vs = [torch.zeros_like(p) for p in ps]
     # One lr for all models (the common case) takes torch's fused Adam kernel; per-model lrs the foreach step.
-    fused = fused_adam and bool((lr_g == lr_g[0]).all()) and _FUSED_DEVICES.intersection({ps[0].device.type})
+    fused = bool(fused_adam and ps[0].device.type in _FUSED_DEVICES and (lr_g == lr_g[0]).all())
     lr_one = float(lr_g[0])
     step_t = [torch.zeros((), dtype=torch.float32, device=p.device) for p in ps] if fused else []
     out: list[tuple[int, dict[str, Tensor]]] = []
