@@ -281,7 +281,10 @@ def cost(cell: Cell) -> float:
     torch_ls = [l for l in cell.learners if l in steps]
     train = sum(steps[l] * (r["step"] + r["train_mac"] * S * 3 * per_row[l]) for l in torch_ls)
     rows = S * p.n1 + e.n_test + S * max(e.probe_n)          # every sample a feature map sees
-    rff = r["rff_mac"] * S * (p.n1 + e.n_test) * p.rff_features * (p.rff_features + d.d1) * ("rff" in cell.learners)
+    # random features: each (row, feature) evaluated (x W + c, cos, the map to d2) over every sample the cell maps,
+    # and the D x D Gram accumulated over the pretext sample (a float64 GEMM)
+    rff = (r["rff_feature"] * S * (p.n1 + e.n_test + max(e.probe_n)) * p.rff_features
+           + r["gram_mac"] * S * p.n1 * p.rff_features ** 2) * ("rff" in cell.learners)
     maps = r["map_mac"] * rows * (p.width * d.d1 * sum(l in ("mlp", "dae", "masked") for l in cell.learners)
                                   + d.d1 * d.d2 * (1 + len(cell.learners)))
     reps = 3 + len(cell.learners) + sum(l in REGRESSION for l in cell.learners)
@@ -293,11 +296,12 @@ def cost(cell: Cell) -> float:
 
 
 # Seconds per unit of each part of ``cost`` (fitted by non-negative least squares to the measured default cells,
-# rounded): a step's overhead, a training multiply-add (forward + backward), a random-feature multiply-add
-# (float64 cos features and the D x D ridge), a feature-map multiply-add, a probe's Gram multiply-add, and a
-# quadrature (row, node, coordinate) term.
-TIME_RATES = {"step": 7e-3, "train_mac": 7e-11, "rff_mac": 4.3e-9, "map_mac": 3e-9, "probe_mac": 6e-10,
-              "quad_mac": 1e-9}
+# rounded): a step's overhead, a training multiply-add (forward + backward), a random feature at one row, a
+# feature-map multiply-add, a probe's Gram multiply-add, and a quadrature (row, node, coordinate) term. The rff
+# Gram's float64 multiply-add is measured apart (a (6, 8192, 256) Gram, 1 thread, same load: 2-3e-10 s): the
+# default profile has one D, so the fit could not tell D from D^2, and the paper profile's D = 2048 needs both.
+TIME_RATES = {"step": 7e-3, "train_mac": 5e-11, "rff_feature": 1.1e-6, "gram_mac": 3e-10, "map_mac": 3.6e-9,
+              "probe_mac": 5e-10, "quad_mac": 1e-9}
 
 # The resource guard's model (tests/experiments/test_runs.py holds it against measured peaks and times): ``cost``
 # is in seconds; a cell's fixed time on one core; a sample's temporaries as a multiple of its array.
