@@ -28,7 +28,8 @@ class AnswerContradicted(AssertionError):
 @dataclass(frozen=True)
 class Claim:
     text: str       # Markdown, its numbers formatted from the run
-    holds: bool     # whether the run's numbers bear it out
+    holds: bool     # whether the run's numbers bear it out (True for a sentence that only reports them, its wording
+    #                 chosen from them; computed from the table for every sentence that asserts something)
 
     def __post_init__(self):
         object.__setattr__(self, "holds", bool(self.holds))
