@@ -29,8 +29,10 @@ import numpy as np
 from IPython.display import Image, Markdown, display
 from matplotlib_inline.backend_inline import set_matplotlib_formats
 
+from experiments import exercises as ex
 from experiments.engine import chapters
 from experiments.engine import report as lesson
+from experiments.exercises import augmentation_graph as check
 from synthetic_data import augmentation_graph as data
 
 NAME = "augmentation_graph"
@@ -77,8 +79,7 @@ print("components of the graph:", data.components(model.W))
 
 # %%
 OVERRIDES = ["matched.enabled=false", "hypercube.enabled=false", "partition.enabled=false"]
-cfg = chapters.load_config(NAME, "quick", OVERRIDES)
-run = lesson.train(NAME, cfg, work, "quick", OVERRIDES)
+run = ex.train(NAME, OVERRIDES, work)
 print(run.describe())
 
 # %% [markdown]
@@ -103,44 +104,55 @@ png, = lesson.draw(work, run, by_id[THEOREMS[1]].figures[0], work / "figures")  
 display(Image(filename=str(png)))
 
 # %% [markdown]
-# ## 5. Exercises: change a knob, predict, then run
+# ## 5. Exercises: change a knob, edit a line, check it
+#
+# Each exercise runs the suite once with a changed knob, then asks you to edit the cell marked **EXERCISE n**
+# (replace its `...`), and checks what you computed with `check.exercise_n`. The answer below it is collapsed:
+# predict first, then open it. Every number in an answer is read from the run above it.
 #
 # **Exercise 1.** Let more mass leak across classes: `data.leak=0.3` (it was 0.05). Predict the eigenvalue bound.
+# Then write it yourself from its two terms.
 
 # %%
 ex1 = [*OVERRIDES, "data.leak=0.3"]
-run1 = lesson.train(NAME, chapters.load_config(NAME, "quick", ex1), work / "ex1", "quick", ex1)
-t1 = lesson.verdict_table(work / "ex1", run1)
+run1 = ex.train(NAME, ex1, work)
+t1 = lesson.verdict_table(work, run1)
 r1 = t1[t1["theorem"] == THEOREMS[1]]
-print(r1[["measured", "bound_value", "verdict"]])
+print(r1[["alpha", "lambda_next", "measured", "bound_value", "verdict"]])
 
-# %% [markdown]
-# <details><summary>Answer</summary>
-#
-# $\alpha$ is the leak, and the bound is $\min(1, \alpha + 4\alpha/\lambda_{d+1})$: it grows at least linearly in
-# $\alpha$, and at $\alpha = 0.3$ it reaches the trivial value (vacuous). The measured error of $f^*$ rises too —
-# edges across classes blur the eigenvectors — but stays below.
-# </details>
+# %% tags=["exercise"]
+# EXERCISE 1: edit this cell. Replace the `...` by the eigenvalue bound in alpha and lambda_next (arrays in, array
+# out; an error is at most 1).
+def eigen_bound(alpha, lambda_next):
+    return ...
+
+
+# %%
+check.exercise_1(eigen_bound, r1)
+
+# %%
+check.answer_1(table[table["theorem"] == THEOREMS[1]], r1)
 
 # %% [markdown]
 # **Exercise 2.** Cut the graph inside each class: `overlap.overlaps=[0.0]`. Predict what the spectral minimiser
-# $f^*$ can and cannot tell apart, and the linear encoders' spectral-minimum verdict.
+# $f^*$ can and cannot tell apart, and the verdict of the eigenvalue bound.
 
 # %%
 ex2 = [*OVERRIDES, "overlap.overlaps=[0.0]"]
-run2 = lesson.train(NAME, chapters.load_config(NAME, "quick", ex2), work / "ex2", "quick", ex2)
-t2 = lesson.verdict_table(work / "ex2", run2)
-print(t2.groupby("theorem")["verdict"].value_counts().to_string())
+run2 = ex.train(NAME, ex2, work)
+t2 = lesson.verdict_table(work, run2)
 
-# %% [markdown]
-# <details><summary>Answer</summary>
-#
-# With no overlap, each natural point's augmentations form their own component: the graph has more components
-# than classes, and with $d$ small the top eigenvectors cannot give every class its own direction — the eigenvalue
-# bound needs $\gamma_{d+1}$ well below 1, so it becomes vacuous or its assumption fails. The spectral-minimum
-# inequality $-L(f) \le \sum_i (\gamma_i)_+^2$ is still exact for every encoder: an identity of the algebra (a
-# statement about the optimum, checked to rounding), not about downstream error.
-# </details>
+# %% tags=["exercise"]
+# EXERCISE 2: edit this cell. Replace the `...` by your predicted verdict of the eigenvalue bound at overlap 0:
+# "holds", "violated", "vacuous", "assumption not met" or "undetermined". Then run the next cells.
+prediction = ...
+
+# %%
+check.exercise_2(prediction, t2)
+
+# %%
+print(t2.groupby("theorem")["verdict"].value_counts().to_string())
+check.answer_2(t2)
 
 # %% [markdown]
 # ## 6. What we computed

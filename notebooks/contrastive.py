@@ -28,8 +28,10 @@ import numpy as np
 from IPython.display import Image, Markdown, display
 from matplotlib_inline.backend_inline import set_matplotlib_formats
 
+from experiments import exercises as ex
 from experiments.engine import chapters
 from experiments.engine import report as lesson
+from experiments.exercises import contrastive as check
 from synthetic_data import contrastive as data
 
 NAME = "contrastive"
@@ -80,14 +82,13 @@ plt.close(fig)
 #
 # The chapter's quick profile, trimmed to the Lemma 4.3 study (two numbers of classes, the logistic loss):
 # `chapters.load_config(name, "quick", overrides)` is exactly what `sslt run contrastive --profile quick --set ...`
-# reads. `lesson.train` runs the engine's own cells (one batched model per cell, all seeds) with a progress bar
-# and records them as one run.
+# reads. `ex.train` runs the engine's own cells (one batched model per cell, all seeds) through `lesson.train`,
+# records them as one run and prints one line when it is done.
 
 # %%
 OVERRIDES = ["negatives.enabled=false", "sample_complexity.enabled=false", "block.enabled=false",
              "bound.classes=[2, 5]", 'bound.losses=["logistic"]']
-cfg = chapters.load_config(NAME, "quick", OVERRIDES)
-run = lesson.train(NAME, cfg, work, "quick", OVERRIDES)
+run = ex.train(NAME, OVERRIDES, work)
 print(run.describe())
 
 # %% [markdown]
@@ -115,63 +116,86 @@ png, = lesson.draw(work, run, theorem.figures[0], work / "figures")
 display(Image(filename=str(png)))
 
 # %% [markdown]
-# ## 5. Exercises: change a knob, predict, then run
+# ## 5. Exercises: change a knob, edit a line, check it
 #
-# **Exercise 1.** Make the classes overlap: `data.spread=1.5` (it was 0.5). Predict what happens to
-# $L_{un}$, to the measured $L^{\mu}_{sup}$ and to the verdict, then run the cell.
+# Each exercise runs the suite once with a changed knob, then asks you to edit the cell marked **EXERCISE n**
+# (replace its `...`), and checks what you computed with `check.exercise_n`. The answer below it is collapsed:
+# predict first, then open it. Every number in an answer is read from the run above it.
+#
+# **Exercise 1.** Make the classes overlap: `data.spread=1.5` (the quick profile has 0.5). Predict what happens to
+# $L_{un}$, to the measured $L^{\mu}_{sup}$ and to the verdict. Then write the lemma's bound yourself, as a
+# function of $L_{un}$ and $\tau$, and check it against the suite's `bound_value` on this run.
 
 # %%
 ex1 = ["data.spread=1.5", *OVERRIDES]
-run1 = lesson.train(NAME, chapters.load_config(NAME, "quick", ex1), work / "ex1", "quick", ex1)
+run1 = ex.train(NAME, ex1, work / "ex1")
 t1 = lesson.verdict_table(work / "ex1", run1)
-print(t1[t1["theorem"] == THEOREM].groupby("verdict")[["measured", "bound_value"]].median())
+r1 = t1[t1["theorem"] == THEOREM]
+print(r1.groupby("verdict")[["L_un", "measured", "bound_value"]].median())
+
+# %% tags=["exercise"]
+# EXERCISE 1: edit this cell. Replace the `...` by the right-hand side of Lemma 4.3 (numpy arrays in, array out).
+def lemma_bound(L_un, tau):
+    return ...
+
+
+# %%
+check.exercise_1(lemma_bound, r1)
+
+# %%
+check.answer_1(rows, r1)
 
 # %% [markdown]
-# <details><summary>Answer</summary>
-#
-# Both losses rise: overlapping classes cannot be separated by any encoder, so $L_{un}$ and the mean classifier's
-# loss grow together. The lemma holds for *every* encoder, so the verdict stays "holds" (or "vacuous" when the bound
-# reaches the trivial value $\ell(0) = 1$) — never "violated". What changes is how informative it is.
-# </details>
-
-# %% [markdown]
-# **Exercise 2.** More classes: `bound.classes=[20]`. What happens to $\tau$, and to the gap between the bound and
-# $L_{un}$?
+# **Exercise 2.** More classes: `bound.classes=[20]`. Predict $\tau$, and whether the gap between the bound and
+# the measurement shrinks — and why. Compute $\tau$ for 20 uniform classes yourself.
 
 # %%
 ex2 = [*OVERRIDES, "bound.classes=[20]"]
-run2 = lesson.train(NAME, chapters.load_config(NAME, "quick", ex2), work / "ex2", "quick", ex2)
+run2 = ex.train(NAME, ex2, work / "ex2")
 t2 = lesson.verdict_table(work / "ex2", run2)
 r2 = t2[t2["theorem"] == THEOREM]
-print("tau =", r2["tau"].iloc[0], " median slack =", r2["slack"].median())
+print(r2.groupby("tau")[["L_un", "measured", "bound_value", "trivial", "slack"]].median())   # C = 20 and C = 2
+
+# %% tags=["exercise"]
+# EXERCISE 2: edit this cell. Replace the `...` by tau, the probability that a negative shares the positive's class,
+# for 20 classes of equal probability.
+tau_20 = ...
+
+# %%
+check.exercise_2(tau_20, r2)
+
+# %%
+check.answer_2(rows, r2)
 
 # %% [markdown]
-# <details><summary>Answer</summary>
-#
-# With 20 uniform classes $\tau = 1/20 = 0.05$ (it was 1/2 at two classes): negatives rarely collide, the bound
-# $(L_{un} - \tau)/(1 - \tau)$ is close to $L_{un}$ itself, and the slack (bound ÷ measured) is smaller than at
-# $C = 2$. The theorem is tighter the less often a negative shares the positive's class.
-# </details>
-
-# %% [markdown]
-# **Exercise 3.** Stop training early: `train.steps=1`. Predict the verdicts.
+# **Exercise 3.** Stop training early: `train.steps=1`. Predict the verdicts. Then finish the plot: draw the
+# trivial value $\ell(0)$ as a horizontal line, so that the reader sees where both sides of the inequality sit.
 
 # %%
 ex3 = [*OVERRIDES, "train.steps=1"]
-run3 = lesson.train(NAME, chapters.load_config(NAME, "quick", ex3), work / "ex3", "quick", ex3)
+run3 = ex.train(NAME, ex3, work / "ex3")
 t3 = lesson.verdict_table(work / "ex3", run3)
 r3 = t3[t3["theorem"] == THEOREM]
 print(r3["verdict"].value_counts().to_string())
-print("median L_un", r3["L_un"].median(), " measured", r3["measured"].median(), " bound", r3["bound_value"].median())
 
-# %% [markdown]
-# <details><summary>Answer</summary>
-#
-# Still "holds", and never "violated": the lemma is about *any* encoder, trained or not. A barely trained encoder
-# has $L_{un}$ and $L^{\mu}_{sup}$ both near their values at initialisation (close to $\ell(0) = 1$), so the bound
-# is true but says little: slack near 1 only because both sides are near the trivial value. A bound that holds is
-# not yet a bound that is informative — compare the medians with those of section 4.
-# </details>
+# %% tags=["exercise"]
+# EXERCISE 3: edit this cell. Replace the `...` by a horizontal line at the trivial value of r3's rows (the column
+# `trivial`), e.g. `ax.axhline(<value>, color="0.5", ls="--", label="trivial")`.
+fig, ax = plt.subplots(figsize=(5, 3.6))
+ax.scatter(r3["L_un"], r3["measured"], s=12, label="1 step")
+ax.scatter(rows["L_un"], rows["measured"], s=12, label="trained (section 3)")
+ax.set_xlabel("$L_{un}$")
+ax.set_ylabel("measured $L^{\\mu}_{sup}$")
+trivial_line = ...
+ax.legend(fontsize=8)
+display(fig)
+plt.close(fig)
+
+# %%
+check.exercise_3(trivial_line, r3)
+
+# %%
+check.answer_3(r3)
 
 # %% [markdown]
 # ## 6. What we computed

@@ -29,8 +29,10 @@ import pandas as pd
 from IPython.display import Image, Markdown, display
 from matplotlib_inline.backend_inline import set_matplotlib_formats
 
+from experiments import exercises as ex
 from experiments.engine import chapters
 from experiments.engine import report as lesson
+from experiments.exercises import negatives as check
 from synthetic_data import negatives as data
 from theory import negatives as th
 
@@ -88,8 +90,7 @@ display(table[["K", "tau_K", "upsilon", "collision", "Delta_U", "coef arora_2019
 
 # %%
 OVERRIDES = ["sweep.k=[1, 16]", "norms.enabled=false", "zipf.enabled=false", "finite.k=[1, 4]"]
-cfg = chapters.load_config(NAME, "quick", OVERRIDES)
-run = lesson.train(NAME, cfg, work, "quick", OVERRIDES)
+run = ex.train(NAME, OVERRIDES, work)
 verdicts = lesson.verdict_table(work, run)
 rows = verdicts[verdicts["theorem"].isin(FORMS)]
 theorems = {t.id: t for t in chapter.theorems}
@@ -103,42 +104,52 @@ png, = lesson.draw(work, run, "bounds_vs_k", work / "figures")
 display(Image(filename=str(png)))
 
 # %% [markdown]
-# ## 5. Exercises: change a knob, predict, then run
+# ## 5. Exercises: change a knob, edit a line, check it
+#
+# Edit the cell marked **EXERCISE n** (replace its `...`); `check.exercise_n` checks what you computed. The answer
+# below it is collapsed: predict first, then open it. Every number in an answer is read from the run, or computed
+# exactly by `theory.negatives`.
 #
 # **Exercise 1.** A skewed law: Zipf over ten classes. Predict $\upsilon_{K+1}$ at $K = 63$ against the uniform
-# law's, and what that does to Nozawa & Sato's coefficient $2/\upsilon_{K+1}$.
+# law's, and what that does to Nozawa & Sato's coefficient $2/\upsilon_{K+1}$. Then find, with `th.coverage`, how
+# many negatives the Zipf law needs before the anchor and its negatives cover all ten classes with probability 0.95.
 
 # %%
-z = 1.0 / np.arange(1, 11)
-z /= z.sum()
-print("upsilon_64 uniform", th.coverage(rho, 64), " zipf", th.coverage(z, 64))
+zipf = 1.0 / np.arange(1, 11)
+zipf /= zipf.sum()
+print("upsilon_64 uniform", th.coverage(rho, 64), " zipf", th.coverage(zipf, 64))
+
+# %% tags=["exercise"]
+# EXERCISE 1: edit this cell. Replace the `...` by the smallest K (an int) with th.coverage(zipf, K + 1) >= 0.95.
+K_ZIPF = ...
+
+# %%
+check.exercise_1(K_ZIPF, zipf)
+
+# %%
+check.answer_1(rho, zipf)
 
 # %% [markdown]
-# <details><summary>Answer</summary>
-#
-# Lower under Zipf: the rarest class has probability about 0.034 instead of 0.1, so 64 draws often miss it, and
-# $2/\upsilon$ grows. The coverage-based forms pay for the rare classes; Bao et al.'s $\Delta_U$ only sees
-# $\rho_{max} C^2$.
-# </details>
-
-# %% [markdown]
-# **Exercise 2.** The norm knob: `sweep.b=[2.0]`. Predict what happens to Bao et al.'s $\Delta_U$ and to the
-# measured loss.
+# **Exercise 2.** The norm knob: `sweep.b=[2.0]`. Predict what happens to Bao et al.'s $\Delta_U$, to the bound
+# against its trivial value, and to the measured loss. Then write the trivial value yourself.
 
 # %%
 ex2 = [*OVERRIDES, "sweep.b=[2.0]", "finite.enabled=false"]
-run2 = lesson.train(NAME, chapters.load_config(NAME, "quick", ex2), work / "ex2", "quick", ex2)
-t2 = lesson.verdict_table(work / "ex2", run2)
+run2 = ex.train(NAME, ex2, work)
+t2 = lesson.verdict_table(work, run2)
 print(t2[(t2["theorem"] == "negatives.bao_2022_upper") & (t2["model_kind"] == "trained")][
-    ["K", "R_cont", "Delta_U", "measured", "bound_value", "verdict"]].round(3).to_string())
+    ["K", "R_cont", "Delta_U", "measured", "bound_value", "trivial", "verdict"]].round(3).to_string())
 
-# %% [markdown]
-# <details><summary>Answer</summary>
-#
-# $\Delta_U$ grows by $2\log\cosh(4) - 2\log\cosh(1) \approx 5.3$ nats, so the bound rises far above $\log C$
-# (vacuous), while the measured loss falls: larger norms let the mean classifier separate the classes, but the
-# bound pays $\cosh^2(b^2)$ for them.
-# </details>
+# %% tags=["exercise"]
+# EXERCISE 2: edit this cell. Replace the `...` by the trivial value of these bounds: the cross-entropy (in nats) of
+# a classifier that predicts the uniform law over C = 10 classes.
+log_C = ...
+
+# %%
+check.exercise_2(log_C, t2)
+
+# %%
+check.answer_2(rows, t2)
 
 # %% [markdown]
 # ## 6. What we computed

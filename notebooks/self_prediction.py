@@ -29,8 +29,10 @@ import numpy as np
 from IPython.display import Image, Markdown, display
 from matplotlib_inline.backend_inline import set_matplotlib_formats
 
+from experiments import exercises as ex
 from experiments.engine import chapters
 from experiments.engine import report as lesson
+from experiments.exercises import self_prediction as check
 from synthetic_data import self_prediction as data
 
 NAME = "self_prediction"
@@ -78,8 +80,7 @@ print("posterior P(Y | x1):\n", np.round(model.posterior(x1[:3]), 3))
 OVERRIDES = ["dimension.enabled=false", "approx_ci.enabled=false", "pretext_budget.enabled=false",
              "violation.enabled=false", "objectives.enabled=false", 'sample_complexity.families=["exact_ci"]',
              'sample_complexity.learners=["linear"]']
-cfg = chapters.load_config(NAME, "quick", OVERRIDES)
-run = lesson.train(NAME, cfg, work, "quick", OVERRIDES)
+run = ex.train(NAME, OVERRIDES, work)
 print(run.describe())
 
 # %% [markdown]
@@ -104,46 +105,58 @@ png, = lesson.draw(work, run, "sample_complexity", work / "figures")
 display(Image(filename=str(png)))
 
 # %% [markdown]
-# ## 5. Exercises: change a knob, predict, then run
+# ## 5. Exercises: change a knob, edit a line, check it
 #
-# **Exercise 1.** More labels: `eval.probe_n=[10, 20, 40, 80, 160, 320, 640, 1280]`. Predict how the bound
-# changes each time $n$ doubles, and at which $n$ the theorem is checked at all.
+# Each exercise runs the suite once with a changed knob, then asks you to edit the cell marked **EXERCISE n**
+# (replace its `...`), and checks what you computed with `check.exercise_n`. The answer below it is collapsed:
+# predict first, then open it. Every number in an answer is read from the run above it.
+#
+# **Exercise 1.** More labels: `eval.probe_n=[10, 20, ..., 1280]`. Predict how the bound changes each time $n$
+# doubles, whether the measured risk follows it, and at which $n$ the theorem is checked at all. Then write the
+# bound yourself from its terms.
 
 # %%
-ex1 = [*OVERRIDES, "eval.probe_n=[10, 20, 40, 80, 160, 320, 640, 1280]"]
-run1 = lesson.train(NAME, chapters.load_config(NAME, "quick", ex1), work / "ex1", "quick", ex1)
+PROBE_N = [10, 20, 40, 80, 160, 320, 640, 1280]
+ex1 = [*OVERRIDES, f"eval.probe_n={PROBE_N}"]
+run1 = ex.train(NAME, ex1, work / "ex1")
 t1 = lesson.verdict_table(work / "ex1", run1)
 r1 = t1[t1["theorem"] == THEOREM]
 display(r1[["n", "failure_prob", "measured", "bound_value", "verdict"]])
 
-# %% [markdown]
-# <details><summary>Answer</summary>
-#
-# The bound is $4(p+1)\sigma^2_{\mathrm{eff}}/n$: it halves exactly each time $n$ doubles, while the measured excess
-# risk falls at least as fast. Small $n$ are not checked at all: the statement holds on the design event
-# $G = \{\lambda_{\min}(S) \ge 1/2\}$, and the suite only judges the points where matrix Chernoff makes
-# $P(G^c) \le 0.01$ (`failure_prob`), which needs $n$ large against the leverage of the features.
-# </details>
+# %% tags=["exercise"]
+# EXERCISE 1: edit this cell. Replace the `...` by the exact-CI bound in n, p and sigma2_eff (arrays in, array out).
+def chernoff_bound(n, p, sigma2_eff):
+    return ...
+
+
+# %%
+check.exercise_1(chernoff_bound, r1)
+
+# %%
+check.answer_1(r1, PROBE_N)
 
 # %% [markdown]
 # **Exercise 2.** Break the assumption: turn on the violation study, a nuisance shared by both views that $Y$
-# does not explain (`violation.enabled=true`, `violation.nuisance_scales=[0.0, 4.0]`). Predict the verdict of
-# the exact-CI bound at scale 4.
+# does not explain (`violation.nuisance_scales=[0.0, 4.0]`). Predict which theorems are judged on those cells, and
+# the verdict of Theorem 4.2's population inequality at scale 4.
 
 # %%
 ex2 = [*OVERRIDES[:3], "objectives.enabled=false", 'sample_complexity.families=["exact_ci"]',
        'sample_complexity.learners=["linear"]', "violation.nuisance_scales=[0.0, 4.0]"]
-run2 = lesson.train(NAME, chapters.load_config(NAME, "quick", ex2), work / "ex2", "quick", ex2)
+run2 = ex.train(NAME, ex2, work / "ex2")
 t2 = lesson.verdict_table(work / "ex2", run2)
-print(t2[t2["theorem"] == THEOREM]["verdict"].value_counts().to_string())
+print(t2[t2["kind"] == "bound"].groupby(["theorem", "verdict"]).size().to_string())
 
-# %% [markdown]
-# <details><summary>Answer</summary>
-#
-# "assumption not met" — never "violated". The theorem's declared check computes $\epsilon_{CI}$ from the exact
-# law; with a shared nuisance it is far from 0, so those points are not judged against a bound whose hypothesis
-# fails. The probe's risk there may well exceed the formula: that is expected outside the assumption.
-# </details>
+# %% tags=["exercise"]
+# EXERCISE 2: edit this cell. Replace the `...` by your predicted verdict of self_prediction.theorem_4_2_population
+# at nuisance scale 4: "holds", "violated", "vacuous", "assumption not met" or "undetermined".
+prediction = ...
+
+# %%
+check.exercise_2(prediction, t2)
+
+# %%
+check.answer_2(t2, THEOREM)
 
 # %% [markdown]
 # ## 6. What we computed

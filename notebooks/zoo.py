@@ -28,8 +28,10 @@ import numpy as np
 from IPython.display import Image, Markdown, display
 from matplotlib_inline.backend_inline import set_matplotlib_formats
 
+from experiments import exercises as ex
 from experiments.engine import chapters
 from experiments.engine import report as lesson
+from experiments.exercises import zoo as check
 from synthetic_data import contrastive as data
 from synthetic_data import zoo as grid
 
@@ -85,8 +87,7 @@ plt.close(fig)
 # %%
 OVERRIDES = ["reconstruction.enabled=false", "multimodal.enabled=false", "pretext.enabled=false",
              'two_views.variants=["class"]']
-cfg = chapters.load_config(NAME, "quick", OVERRIDES)
-run = lesson.train(NAME, cfg, work, "quick", OVERRIDES)
+run = ex.train(NAME, OVERRIDES, work)
 print(run.describe())
 
 # %% [markdown]
@@ -109,44 +110,49 @@ png, = lesson.draw(work, run, "two_views", work / "figures")
 display(Image(filename=str(png)))
 
 # %% [markdown]
-# ## 5. Exercises: change a knob, predict, then run
+# ## 5. Exercises: change a knob, edit a line, check it
+#
+# Edit the cell marked **EXERCISE n** (replace its `...`); `check.exercise_n` checks what you computed. The answer
+# below it is collapsed: predict first, then open it. Every number in an answer is read from the run it is about.
 #
 # **Exercise 1.** Push the classes through a fixed random nonlinear map: `two_views.variants=["nonlinear"]`.
-# Predict which objectives suffer, and whether Lemma 4.3 can be violated.
+# Predict which objectives suffer, and whether Lemma 4.3 can be violated. Then write the bound from the three
+# terms the suite stores on every row.
 
 # %%
 ex1 = [*OVERRIDES[:3], 'two_views.variants=["nonlinear"]']
-run1 = lesson.train(NAME, chapters.load_config(NAME, "quick", ex1), work / "ex1", "quick", ex1)
-t1 = lesson.verdict_table(work / "ex1", run1)
+run1 = ex.train(NAME, ex1, work)
+t1 = lesson.verdict_table(work, run1)
 r1 = t1[t1["theorem"] == THEOREM]
 print(r1["verdict"].value_counts().to_string())
 
-# %% [markdown]
-# <details><summary>Answer</summary>
-#
-# Every objective has a harder job (the class is no longer linear in the input), so probe errors rise and more
-# points are vacuous. The lemma cannot be violated by any of them: it holds for *every* encoder $f$, whatever
-# objective produced it — what differs between objectives is how small they make $L_{un}$, hence how useful the
-# bound is.
-# </details>
+# %% tags=["exercise"]
+# EXERCISE 1: edit this cell. Replace the `...` by the bound in L_un, collision_floor and p_distinct (arrays in,
+# array out).
+def lemma_bound(L_un, collision_floor, p_distinct):
+    return ...
 
-# %% [markdown]
-# **Exercise 2.** More classes: `data.n_classes=20`. Predict $\tau$ and the slack.
 
 # %%
-ex2 = [*OVERRIDES, "data.n_classes=20"]
-run2 = lesson.train(NAME, chapters.load_config(NAME, "quick", ex2), work / "ex2", "quick", ex2)
-t2 = lesson.verdict_table(work / "ex2", run2)
-r2 = t2[t2["theorem"] == THEOREM]
-print("tau =", r2["tau"].iloc[0], " median slack", r2["slack"].median(), "(was", rows["slack"].median(), ")")
+check.exercise_1(lemma_bound, r1)
+
+# %%
+check.answer_1(rows, r1)
 
 # %% [markdown]
-# <details><summary>Answer</summary>
-#
-# $\tau = 1/20$ for 20 uniform classes (it was 1/5): collisions are rare, so the bound $(L_{un} - \tau)/(1 - \tau)$
-# is closer to $L_{un}$ itself. Whether the slack shrinks depends on how well each objective separates 20 classes
-# with the same short training — the number it prints is the answer for this encoder.
-# </details>
+# **Exercise 2.** Back to section 4's run. Which objective ends with the largest measured loss — and does that
+# encoder break the lemma? Find it from `rows` (one line of pandas).
+
+# %% tags=["exercise"]
+# EXERCISE 2: edit this cell. Replace the `...` by the name of the objective with the largest median `measured`
+# in `rows` (e.g. with rows.groupby("objective")["measured"].median()).
+hardest = ...
+
+# %%
+check.exercise_2(hardest, rows)
+
+# %%
+check.answer_2(rows)
 
 # %% [markdown]
 # ## 6. What we computed
