@@ -10,8 +10,10 @@ chapter's own drawing functions (``chapter.figures``), never re-implemented here
 ``sslt report [--out results] [--site report]`` writes ``<site>/index.html`` (docs/start-here.md, then every
 chapter, every theorem with its status and verdict counts), ``<site>/notation.html`` (docs/notation.md),
 ``<site>/theory/<chapter>.html`` (docs/theory/<chapter>.md) and ``<site>/<chapter>.html`` (statement, assumptions,
-every figure of the run with its provenance, the verdict table with each theorem's worst point, the command that
-regenerates the page, and the chapter's notebook). Formulas are MathML converted from the registry's LaTeX
+and the why of each theorem from ``why``: its intuition and how to read its figure (docs/theory/why/<chapter>.toml),
+a takeaway computed from the run's judged rows and its derivation cut from docs/theory/<chapter>.md; then every
+figure of the run with its provenance, the verdict table with each theorem's worst point, the command that
+regenerates the page, and the chapter's notebook). ``--profile`` builds from the latest run of that profile only. Formulas are MathML converted from the registry's LaTeX
 (``mathhtml``); one the converter cannot render is an error naming it, never LaTeX source on a page. Pages load
 nothing from the network: no scripts, fonts or styles; the notebook pages load the MathJax copied beside them.
 """
@@ -480,13 +482,6 @@ def check_site(site: Path, chromium: str | None = None, extra=()) -> list[str]:
     return browser.check([Path(site), *[Path(x) for x in extra if Path(x).is_dir()]], chromium)
 
 
-def split_pending(problems: list[str]) -> tuple[list[str], list[str]]:
-    """(problems, notices): raw TeX on a rendered docs/theory page is a notice, not a failure, until those
-    derivations are written with ``$...$`` math (issue 19 §3); every other finding, on every page, fails."""
-    pending = [p for p in problems if re.match(r"^[^:]+/theory/[^:/]+\.html: raw TeX ", p)]
-    return [p for p in problems if p not in pending], pending
-
-
 def main(root: Path, site: Path, check_browser: bool = False, profile: str | None = None) -> int:
     try:
         index = build(root, site, profile=profile)
@@ -495,16 +490,11 @@ def main(root: Path, site: Path, check_browser: bool = False, profile: str | Non
         return 2
     print(f"atlas: {index} ({len(browser.pages(Path(site)))} pages)")
     if check_browser:
-        problems, pending = split_pending(check_site(site, extra=[NOTEBOOK_HTML]))
-        for page in sorted({p.split(": ", 1)[0] for p in pending}):
-            n = sum(p.startswith(f"{page}: ") for p in pending)
-            print(f"  notice: {page}: {n}{'+' if n >= 5 else ''} places of plain-text notation (_{{, ^{{) not yet "
-                  "written as $...$ math (issue 19 §3)")
+        problems = check_site(site, extra=[NOTEBOOK_HTML])
         for p in problems:
             print(f"  problem: {p}")
         if problems:
             return 1
         print(f"  opened in headless Chromium, network blocked: {site}/ and {NOTEBOOK_HTML}/ — every image "
-              "loaded, every link resolves, no console error, no request left file://, no LaTeX left in the text"
-              + (" (but the notices above)" if pending else ""))
+              "loaded, every link resolves, no console error, no request left file://, no LaTeX left in the text")
     return 0
