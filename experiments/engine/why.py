@@ -180,8 +180,8 @@ def takeaway(t, table: pd.DataFrame, run_id: str, axis: str = "") -> str:
         sentence += (f"; the median slack (bound ÷ measured) over the {len(slack)} judged points{finite} is "
                      f"{_g(float(slack.median()))}")
     if axis and axis in rows:
-        where = [(HOLDS, "it holds informatively at"), (VACUOUS, "it is vacuous at"),
-                 (VIOLATED, "it is violated at")]
+        where = [(HOLDS, "the points that hold lie at"), (VACUOUS, "the vacuous ones at"),
+                 (VIOLATED, "the violated ones at")]
         spans = [f"{label} {s}" for verdict, label in where if (s := _span(rows, axis, v == verdict))]
         if spans:
             sentence += "; " + ", ".join(spans)
