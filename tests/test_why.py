@@ -136,3 +136,12 @@ def test_make_report_makes_and_reads_the_profiles_runs():
     assert done.returncode == 0, done.stderr
     assert "sslt run all --profile default" in done.stdout and "--out /tmp/r" in done.stdout
     assert "sslt report --out /tmp/r --site report --profile default --check" in done.stdout
+
+
+def test_a_theorem_without_its_why_is_named_on_its_page(monkeypatch, tmp_path):
+    """A plug-in chapter that has not written its why yet gets a page that says so, not a failed build."""
+    monkeypatch.setattr(why, "WHY_DIR", tmp_path / "none")
+    site = tmp_path / "site"
+    report.build(tmp_path / "no-results", site, notebooks=None, fig_root=None)
+    page = (site / "zoo.html").read_text()
+    assert "No why for this theorem yet" in page and "docs/theory/why/zoo.toml" in page

@@ -315,8 +315,8 @@ def _why_html(t, ch, run, table, shown: dict) -> list[str]:
     try:
         w = why.of(t)
         excerpt = why.section(t)
-    except why.WhyError as err:
-        raise ReportError(str(err)) from err
+    except why.WhyError as err:     # a plug-in chapter may not have written it yet: say so on the page
+        return [f"<p class=\"violated\">No why for this theorem yet: {_e(str(err))}.</p>"]
     figs = "".join(f' <a href="#figure-{_e(f)}">{_e(f)}</a>' for f in t.figures if f in ch.figures)
     out = [f"<h4>Intuition</h4>{_md_html(t, w.intuition)}",
            f"<h4>How to read {'its figure' if t.figures else 'its rows'}</h4>{_md_html(t, w.reading)}"
