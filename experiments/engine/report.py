@@ -13,9 +13,10 @@ chapter, every theorem with its status and verdict counts), ``<site>/notation.ht
 and the why of each theorem from ``why``: its intuition and how to read its figure (docs/theory/why/<chapter>.toml),
 a takeaway computed from the run's judged rows and its derivation cut from docs/theory/<chapter>.md; then every
 figure of the run with its provenance, the verdict table with each theorem's worst point, the command that
-regenerates the page, and the chapter's notebook). ``--profile`` builds from the latest run of that profile only. Formulas are MathML converted from the registry's LaTeX
-(``mathhtml``); one the converter cannot render is an error naming it, never LaTeX source on a page. Pages load
-nothing from the network: no scripts, fonts or styles; the notebook pages load the MathJax copied beside them.
+regenerates the page, and the chapter's notebook). ``--profile`` builds from the latest run of that profile only.
+Formulas are MathML converted from the registry's LaTeX (``mathhtml``); one the converter cannot render is an error
+naming it, never LaTeX source on a page. Pages load nothing from the network: no scripts, fonts or styles; the
+notebook pages load the MathJax copied beside them.
 """
 from __future__ import annotations
 
@@ -387,7 +388,8 @@ def _figures_section(ch, root: Path, site: Path, run, fig_root) -> list[str]:
             body.append(f"<p class=\"violated\">figure {_e(fname)}: not drawn</p>")
             continue
         doc = (fn.__doc__ or "").strip().split("\n")[0]
-        body.append(f"<figure id=\"figure-{_e(fname)}\"><img src=\"figures/{_e(name)}/{_e(png.name)}\" alt=\"{_e(fname)}\">"
+        body.append(f"<figure id=\"figure-{_e(fname)}\">"
+                    f"<img src=\"figures/{_e(name)}/{_e(png.name)}\" alt=\"{_e(fname)}\">"
                     f"<figcaption><b>{_e(fname)}</b>. {_e(doc)}<br><span class=\"muted\">from "
                     f"{_e(run.describe())}</span></figcaption></figure>")
     return body
@@ -441,8 +443,8 @@ def build(root: Path = store.RESULTS, site: Path = Path("report"), notebooks: Pa
             "<p>Every theorem the suite checks, chapter by chapter, judged on the latest complete run of each "
             f"chapter under <code>{_e(root)}</code>{f' of profile <b>{_e(profile)}</b>' if profile else ''}. "
             "A chapter's page states each theorem and what it assumes, "
-            "gives, beside each theorem, an intuition, how to read its figure, a takeaway computed from the run and its "
-            "derivation; then every figure of that run, its verdict table and the worst point of each theorem.</p>",
+            "gives, beside each theorem, an intuition, how to read its figure, a takeaway computed from the run and "
+            "its derivation; then every figure of that run, its verdict table and the worst point of each theorem.</p>",
             "<p><b>holds</b>: measured ≤ bound within 3 standard errors; <b>violated</b>: above it by more, "
             "where the assumptions are met; <b>vacuous</b>: holds but no better than the trivial value; "
             "<b>not met</b>: a declared assumption fails there; <b>undetermined</b>: cannot be judged. A "
