@@ -145,3 +145,10 @@ def test_a_theorem_without_its_why_is_named_on_its_page(monkeypatch, tmp_path):
     report.build(tmp_path / "no-results", site, notebooks=None, fig_root=None)
     page = (site / "zoo.html").read_text()
     assert "No why for this theorem yet" in page and "docs/theory/why/zoo.toml" in page
+
+
+def test_sslt_report_takes_a_profile(tmp_path):
+    from experiments.engine import cli
+    assert cli.main(["report", "--out", str(tmp_path / "none"), "--site", str(tmp_path / "site"),
+                     "--profile", "default"]) == 0
+    assert "of profile <b>default</b>" in (tmp_path / "site" / "index.html").read_text()
