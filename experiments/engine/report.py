@@ -221,8 +221,9 @@ def _command(root: Path, site: Path, run: runs.Run | None, name: str) -> str:
     if run is None:
         return f"sslt run {name} --profile quick --out {root} && sslt report --out {root} --site {site}"
     sets = "".join(f" --set {o}" for o in run.overrides)
-    return (f"sslt run {name} --profile {run.profile or 'default'}{sets} --out {root} && "
-            f"sslt report --out {root} --site {site}")
+    profile = run.profile or "default"
+    return (f"sslt run {name} --profile {profile}{sets} --out {root} && "
+            f"sslt report --out {root} --site {site} --profile {profile}")
 
 
 def _latest_figures(fig_root: Path | None, run: runs.Run, names) -> dict[str, Path] | None:
