@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 PROFILE ?= default
 JOBS ?= 2
 CHECK_PROFILE ?= quick
+RESULTS ?= results
 
 .PHONY: figures run test bench quick check clean notebooks report chromium
 
@@ -16,10 +17,10 @@ $(VENV): pyproject.toml
 	  { rm -rf $(VENV); echo "install failed; $(VENV) removed"; exit 1; }
 
 run: $(VENV)
-	$(BIN)/sslt run all --profile $(PROFILE) --jobs $(JOBS)
+	$(BIN)/sslt run all --profile $(PROFILE) --jobs $(JOBS) --out $(RESULTS)
 
 figures: run
-	$(BIN)/sslt figures
+	$(BIN)/sslt figures --out $(RESULTS)
 
 quick:
 	$(MAKE) figures PROFILE=quick
@@ -36,8 +37,9 @@ bench: $(VENV)
 	$(BIN)/sslt bench
 
 # Teaching material. `make notebooks` executes every chapter notebook (notebooks/<chapter>.py, jupytext py:percent)
-# and renders it to docs/notebooks/<chapter>.html; `make report` writes the theorem atlas (report/index.html) from
-# the latest run of each chapter in results/ and opens every page in headless Chromium to check it.
+# and renders it to docs/notebooks/<chapter>.html; `make report` first makes the $(PROFILE) runs of every chapter
+# (`make run`: cells already done are reused), then writes the theorem atlas (report/index.html) from the latest run
+# of each chapter with that profile in $(RESULTS)/, and opens every page in headless Chromium to check it.
 NOTEBOOKS := $(filter-out notebooks/_%,$(wildcard notebooks/*.py))
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -66,8 +68,8 @@ chromium:
 	    $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
 
 # --check opens every page of report/ and docs/notebooks/ in headless Chromium with the network blocked
-report: $(VENV) chromium notebooks
-	$(BIN)/sslt report --out results --site report --check
+report: $(VENV) chromium notebooks run
+	$(BIN)/sslt report --out $(RESULTS) --site report --profile $(PROFILE) --check
 
 clean:
 	rm -rf results figures

@@ -178,7 +178,7 @@ def cmd_readme(args) -> int:
 
 def cmd_report(args) -> int:
     from experiments.engine import report
-    return report.main(_root(args.out), Path(args.site), args.check)
+    return report.main(_root(args.out), Path(args.site), args.check, args.profile)
 
 
 def cmd_bench(args) -> int:
@@ -264,6 +264,8 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", type=Path, default=None, help="results directory to read (default: results/)")
     rp.add_argument("--site", type=Path, default=Path("report"), help="where to write the site (default: report/)")
     rp.add_argument("--check", action="store_true", help="then open every page in headless Chromium and check it")
+    rp.add_argument("--profile", choices=config_mod.PROFILES, default=None,
+                    help="build from the latest run of this profile only (default: the latest run, any profile)")
     rp.set_defaults(func=cmd_report)
     b = sub.add_parser("bench", help="time the suite on this machine")
     b.add_argument("--skip-default", action="store_true", help="skip timing the default profile")

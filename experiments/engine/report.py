@@ -10,14 +10,18 @@ chapter's own drawing functions (``chapter.figures``), never re-implemented here
 ``sslt report [--out results] [--site report]`` writes ``<site>/index.html`` (docs/start-here.md, then every
 chapter, every theorem with its status and verdict counts), ``<site>/notation.html`` (docs/notation.md),
 ``<site>/theory/<chapter>.html`` (docs/theory/<chapter>.md) and ``<site>/<chapter>.html`` (statement, assumptions,
-every figure of the run with its provenance, the verdict table with each theorem's worst point, the command that
-regenerates the page, and the chapter's notebook). Formulas are MathML converted from the registry's LaTeX
-(``mathhtml``); one the converter cannot render is an error naming it, never LaTeX source on a page. Pages load
-nothing from the network: no scripts, fonts or styles; the notebook pages load the MathJax copied beside them.
+and the why of each theorem from ``why``: its intuition and how to read its figure (docs/theory/why/<chapter>.toml),
+a takeaway computed from the run's judged rows and its derivation cut from docs/theory/<chapter>.md; then every
+figure of the run with its provenance, the verdict table with each theorem's worst point, the command that
+regenerates the page, and the chapter's notebook). ``--profile`` builds from the latest run of that profile only.
+Formulas are MathML converted from the registry's LaTeX (``mathhtml``); one the converter cannot render is an error
+naming it, never LaTeX source on a page. Pages load nothing from the network: no scripts, fonts or styles; the
+notebook pages load the MathJax copied beside them.
 """
 from __future__ import annotations
 
 import html
+import posixpath
 import re
 import shutil
 import tempfile
@@ -26,7 +30,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from analysis import figures as figs
-from experiments.engine import browser, chapters, check, mathhtml, runner, runs, store
+from experiments.engine import browser, chapters, check, mathhtml, runner, runs, store, why
 from experiments.engine.fingerprint import fingerprint
 from theory.verdict import (ABOVE, BELOW, BOUND_VERDICTS, BROKEN, EXACT, HOLDS, NOT_MET, UNDETERMINED, VACUOUS,
                             VERDICTS_OF, VIOLATED)
@@ -147,7 +151,8 @@ font-size:.92em;vertical-align:top}th{background:#f3f3f3}code{background:#f6f6f6
 .formula{background:#fbfbf7;border:1px solid #e4e4d8;padding:.5em;margin:.4em 0;overflow-x:auto}
 .muted{color:#666;font-size:.9em}.violated{color:#b00;font-weight:bold}.holds{color:#070}
 figure{margin:1em 0}figure img{max-width:100%;border:1px solid #ddd}pre{background:#f6f6f6;padding:.6em;
-overflow-x:auto}nav{margin-bottom:1em}"""
+overflow-x:auto}nav{margin-bottom:1em}.takeaway{background:#f2f7fb;border-left:3px solid #68a;padding:.4em .7em}
+details.derivation{border:1px solid #e4e4d8;padding:.3em .8em;margin:.6em 0 1.4em}h4{margin:.9em 0 .2em}"""
 
 _COUNT_COLUMNS = VERDICTS_OF
 _SHORT = {HOLDS: "holds", VIOLATED: "violated", VACUOUS: "vacuous", NOT_MET: "not met", UNDETERMINED: "undeterm.",
@@ -216,8 +221,9 @@ def _command(root: Path, site: Path, run: runs.Run | None, name: str) -> str:
     if run is None:
         return f"sslt run {name} --profile quick --out {root} && sslt report --out {root} --site {site}"
     sets = "".join(f" --set {o}" for o in run.overrides)
-    return (f"sslt run {name} --profile {run.profile or 'default'}{sets} --out {root} && "
-            f"sslt report --out {root} --site {site}")
+    profile = run.profile or "default"
+    return (f"sslt run {name} --profile {profile}{sets} --out {root} && "
+            f"sslt report --out {root} --site {site} --profile {profile}")
 
 
 def _latest_figures(fig_root: Path | None, run: runs.Run, names) -> dict[str, Path] | None:
@@ -254,10 +260,12 @@ def _header_section(ch, root: Path, site: Path, run, notebook: str | None) -> li
     return body
 
 
-def _theorems_section(ch, site: Path, recs) -> list[str]:
-    """Each theorem as the registry states it: formula, status, assumptions (with this run's counts), notes."""
+def _theorems_section(ch, site: Path, recs, run=None, table=None) -> list[str]:
+    """Each theorem as the registry states it (formula, status, assumptions with this run's counts), then its why:
+    intuition, how to read its figure, the takeaway of this run and the derivation from docs/theory."""
     by_id = {r["theorem"]: r for r in recs}
     body = ["<h2>Theorems</h2>"]
+    shown: dict[str, str] = {}      # derivation anchor -> the first theorem of the page that showed it
     for t in ch.theorems:
         formula = f"<div class=\"formula\">{formula_html(t)}</div>"
         rec = by_id.get(t.id, {})
@@ -282,7 +290,56 @@ def _theorems_section(ch, site: Path, recs) -> list[str]:
             link = (f"<a href=\"{_e(target)}\"><code>{_e(t.doc)}</code></a>" if target.split("#")[0].endswith(".html")
                     else f"<code>{_e(t.doc)}</code>")
             body.append(f"<p class=\"muted\">Derivation and known looseness: {link}</p>")
+        body += _why_html(t, ch, run, table, shown)
     return body
+
+
+def _md_html(t, text: str, links=None) -> str:
+    try:
+        return mathhtml.markdown(text, links=links)
+    except mathhtml.MathError as err:
+        raise ReportError(f"theorem {t.id}: {err}") from err
+
+
+def _excerpt_link(url: str, chapter: str) -> str:
+    """A link of docs/theory/<chapter>.md as seen from a chapter page at the site's root."""
+    if url.startswith("#"):
+        return f"theory/{chapter}.html{url}"
+    target = _doc_link(url, up="../")
+    if "://" in target or target.startswith("mailto:"):
+        return target
+    path, sep, anchor = target.partition("#")
+    return posixpath.normpath(posixpath.join("theory", path)) + sep + anchor
+
+
+def _why_html(t, ch, run, table, shown: dict) -> list[str]:
+    """Intuition, how to read the figure, the run's takeaway and the derivation (docs/theory's section)."""
+    try:
+        w = why.of(t)
+        excerpt = why.section(t)
+    except why.WhyError as err:     # a plug-in chapter may not have written it yet: say so on the page
+        return [f"<p class=\"violated\">No why for this theorem yet: {_e(str(err))}.</p>"]
+    figs = "".join(f' <a href="#figure-{_e(f)}">{_e(f)}</a>' for f in t.figures if f in ch.figures)
+    out = [f"<h4>Intuition</h4>{_md_html(t, w.intuition)}",
+           f"<h4>How to read {'its figure' if t.figures else 'its rows'}</h4>{_md_html(t, w.reading)}"
+           + (f"<p class=\"muted\">Figures of this page that draw it:{figs}</p>" if figs else "")]
+    if run is not None and table is not None:
+        out.append(f"<p class=\"takeaway\"><b>Takeaway of this run</b> (computed from its judged rows): "
+                   f"{_e(why.takeaway(t, table, run.id, w.axis))}</p>")
+    md, anchor = why.doc_target(t)
+    source = f"docs/{md.relative_to(DOCS).as_posix()}#{anchor}"
+    link = f'<a href="{_e(_excerpt_link("#" + anchor, ch.name))}">{_e(source)}</a>'
+    if anchor in shown:
+        out.append(f"<p>Derivation: as for <a href=\"#{_e(shown[anchor])}\"><code>{_e(shown[anchor])}</code></a>"
+                   f" ({link}).</p>")
+        return out
+    shown[anchor] = t.id
+    body = _md_html(t, excerpt, links=lambda u: _excerpt_link(u, ch.name))
+    body = re.sub(r"<h([1-6]) id=\"[^\"]*\">", lambda m: f"<h{min(6, int(m.group(1)) + 2)}>", body)
+    body = re.sub(r"</h([1-6])>", lambda m: f"</h{min(6, int(m.group(1)) + 2)}>", body)
+    out.append(f"<details class=\"derivation\" open><summary><b>Derivation</b>, from {link}</summary>{body}"
+               "</details>")
+    return out
 
 
 def _verdicts_section(recs) -> list[str]:
@@ -332,7 +389,8 @@ def _figures_section(ch, root: Path, site: Path, run, fig_root) -> list[str]:
             body.append(f"<p class=\"violated\">figure {_e(fname)}: not drawn</p>")
             continue
         doc = (fn.__doc__ or "").strip().split("\n")[0]
-        body.append(f"<figure><img src=\"figures/{_e(name)}/{_e(png.name)}\" alt=\"{_e(fname)}\">"
+        body.append(f"<figure id=\"figure-{_e(fname)}\">"
+                    f"<img src=\"figures/{_e(name)}/{_e(png.name)}\" alt=\"{_e(fname)}\">"
                     f"<figcaption><b>{_e(fname)}</b>. {_e(doc)}<br><span class=\"muted\">from "
                     f"{_e(run.describe())}</span></figcaption></figure>")
     return body
@@ -340,23 +398,23 @@ def _figures_section(ch, root: Path, site: Path, run, fig_root) -> list[str]:
 
 def _chapter_page(ch, root: Path, site: Path, run, table, recs, notebook: str | None, fig_root) -> str:
     """One chapter's atlas page, section by section; a chapter without a run gets its theorems only."""
-    body = _header_section(ch, root, site, run, notebook) + _theorems_section(ch, site, recs)
+    body = _header_section(ch, root, site, run, notebook) + _theorems_section(ch, site, recs, run, table)
     if run is not None:
         body += _verdicts_section(recs) + _figures_section(ch, root, site, run, fig_root)
     return _page(f"{ch.name} — theorem atlas", "\n".join(body))
 
 
 def build(root: Path = store.RESULTS, site: Path = Path("report"), notebooks: Path | None = NOTEBOOK_HTML,
-          fig_root: Path | None = Path("figures")) -> Path:
-    """Write the atlas for every registered chapter from the latest run of each under ``root``; returns the
-    index page. Chapters without a complete run get a page with their theorems and no verdicts."""
+          fig_root: Path | None = Path("figures"), profile: str | None = None) -> Path:
+    """Write the atlas for every registered chapter from the latest run of each under ``root`` (of ``profile``,
+    where one is named); returns the index page. Chapters without such a run get their theorems, no verdicts."""
     root, site = Path(root), Path(site)
     if site.exists():
         shutil.rmtree(site)
     (site / "theory").mkdir(parents=True)
     rows_html = []
     for ch in chapters.all_chapters():
-        run = runs.latest(root, ch.name)
+        run = runs.latest(root, ch.name, profile)
         table = verdict_table(root, run) if run is not None else None
         recs = records(root, run, table) if run is not None else []
         nb = _copy_notebook(notebooks, ch.name, site)
@@ -381,17 +439,20 @@ def build(root: Path = store.RESULTS, site: Path = Path("report"), notebooks: Pa
             (site / f"{md.stem}.html").write_text(_doc_page(md, md.stem))
     shutil.copytree(DOCS / "img", site / "img")
     start = mathhtml.markdown((DOCS / "start-here.md").read_text(), links=_doc_link)
+    regen = f"sslt report --out {root} --site {site}" + (f" --profile {profile}" if profile else "")
     body = [start, "<h1 id=\"atlas\">Theorem atlas</h1>",
             "<p>Every theorem the suite checks, chapter by chapter, judged on the latest complete run of each "
-            f"chapter under <code>{_e(root)}</code>. A chapter's page states each theorem and what it assumes, "
-            "shows every figure of that run, its verdict table and the worst point of each theorem.</p>",
+            f"chapter under <code>{_e(root)}</code>{f' of profile <b>{_e(profile)}</b>' if profile else ''}. "
+            "A chapter's page states each theorem and what it assumes, "
+            "gives, beside each theorem, an intuition, how to read its figure, a takeaway computed from the run and "
+            "its derivation; then every figure of that run, its verdict table and the worst point of each theorem.</p>",
             "<p><b>holds</b>: measured ≤ bound within 3 standard errors; <b>violated</b>: above it by more, "
             "where the assumptions are met; <b>vacuous</b>: holds but no better than the trivial value; "
             "<b>not met</b>: a declared assumption fails there; <b>undetermined</b>: cannot be judged. A "
             "<i>reference</i> is not a theorem: it reads above or below.</p>",
             "<table><tr><th>theorem</th><th>status</th><th>points</th><th colspan=\"5\">verdicts</th>"
             "<th>median slack</th></tr>", *rows_html, "</table>",
-            f"<p>Regenerate: <code>{_e(f'sslt report --out {root} --site {site}')}</code> (or "
+            f"<p>Regenerate: <code>{_e(regen)}</code> (or "
             "<code>make report</code>).</p>"]
     index = site / "index.html"
     index.write_text(_page("Theorem atlas", "\n".join(body)))
@@ -424,31 +485,19 @@ def check_site(site: Path, chromium: str | None = None, extra=()) -> list[str]:
     return browser.check([Path(site), *[Path(x) for x in extra if Path(x).is_dir()]], chromium)
 
 
-def split_pending(problems: list[str]) -> tuple[list[str], list[str]]:
-    """(problems, notices): raw TeX on a rendered docs/theory page is a notice, not a failure, until those
-    derivations are written with ``$...$`` math (issue 19 §3); every other finding, on every page, fails."""
-    pending = [p for p in problems if re.match(r"^[^:]+/theory/[^:/]+\.html: raw TeX ", p)]
-    return [p for p in problems if p not in pending], pending
-
-
-def main(root: Path, site: Path, check_browser: bool = False) -> int:
+def main(root: Path, site: Path, check_browser: bool = False, profile: str | None = None) -> int:
     try:
-        index = build(root, site)
+        index = build(root, site, profile=profile)
     except ReportError as err:
         print(f"report: {err}")
         return 2
     print(f"atlas: {index} ({len(browser.pages(Path(site)))} pages)")
     if check_browser:
-        problems, pending = split_pending(check_site(site, extra=[NOTEBOOK_HTML]))
-        for page in sorted({p.split(": ", 1)[0] for p in pending}):
-            n = sum(p.startswith(f"{page}: ") for p in pending)
-            print(f"  notice: {page}: {n}{'+' if n >= 5 else ''} places of plain-text notation (_{{, ^{{) not yet "
-                  "written as $...$ math (issue 19 §3)")
+        problems = check_site(site, extra=[NOTEBOOK_HTML])
         for p in problems:
             print(f"  problem: {p}")
         if problems:
             return 1
         print(f"  opened in headless Chromium, network blocked: {site}/ and {NOTEBOOK_HTML}/ — every image "
-              "loaded, every link resolves, no console error, no request left file://, no LaTeX left in the text"
-              + (" (but the notices above)" if pending else ""))
+              "loaded, every link resolves, no console error, no request left file://, no LaTeX left in the text")
     return 0

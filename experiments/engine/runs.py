@@ -79,8 +79,10 @@ def all_runs(root: Path) -> list[Run]:
     return sorted(out, key=lambda r: (r.started, r.id))
 
 
-def latest(root: Path, experiment: str) -> Run | None:
-    done = [r for r in all_runs(root) if r.experiment == experiment and r.status == COMPLETE]
+def latest(root: Path, experiment: str, profile: str | None = None) -> Run | None:
+    """The latest complete run of ``experiment`` (of that ``profile``, where one is named), or None."""
+    done = [r for r in all_runs(root) if r.experiment == experiment and r.status == COMPLETE
+            and (profile is None or r.profile == profile)]
     return done[-1] if done else None
 
 
