@@ -357,7 +357,7 @@ def mc_terms(emb_anchor, emb_pos, emb_neg, mu, rho, loss: str, k: int, rng: np.r
     Returns dict of floats with keys tau, p_distinct, collision_floor, L_un,
     L_un_eq, L_un_neq, L_sup_mu and each with "_se", plus "exact_over_classes" (bool).
     ``losses``: FAST_LOSSES (default) or ``theory.contrastive.LOSSES``, main's (the reference); they agree
-    to 1e-15 per value, so the estimates agree to about 1e-13 absolute (tests/theory/test_contrastive_terms_fast.py).
+    to 1e-15 per value, so the estimates agree to about 1e-13 absolute (tests/experiments/test_latent_eval_fast.py).
     """
     _check_loss(loss)
     k = _check_k(k)
