@@ -25,7 +25,7 @@ from experiments.engine.rng import numpy_rng
 from experiments.engine.train import gather_rows
 from synthetic_data.contrastive import DataSpec
 from theory import contrastive as th
-from theory.contrastive_terms import distinct_zero_loss, mc_terms
+from theory.contrastive_terms import FAST_LOSSES, distinct_zero_loss, mc_terms
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,21 @@ def per_model(arrays: list[np.ndarray], repeat: int, device: str) -> torch.Tenso
     return as_tensor(np.stack(arrays), device).repeat_interleave(repeat, dim=0)
 
 
+def per_seed(samples, n_seeds: int, device: str, keys=("x", "pos", "neg")) -> tuple[torch.Tensor, ...]:
+    """Seed-level (S, ...) float32 tensors of ``keys``, filled from ``samples`` (an iterator of one dict per seed)
+    one seed at a time, so only one seed's float64 sample is alive at once (the paper profile's k = 64 tuples are
+    0.7 GB a seed in float64). Learning-rate variants read their seed's rows through :class:`Batches` and
+    :func:`seed_rows`, instead of a repeated copy per model."""
+    out = None
+    for s, sample in enumerate(samples):
+        if out is None:
+            out = [torch.empty((n_seeds, *np.shape(sample[k])), dtype=torch.float32, device=device) for k in keys]
+        for t, k in zip(out, keys):
+            t[s] = as_tensor(sample[k], device)
+        del sample
+    return tuple(out)
+
+
 def metric_rows(base: dict, step: int, values: dict, seeds_lrs: list[tuple[int, float]]) -> list[dict]:
     """Long rows (one metric per row) for every model g; values maps metric -> array of G."""
     out = []
@@ -107,7 +122,38 @@ class Batches:
         self.idx = torch.as_tensor(idx, device=device).repeat_interleave(repeat, dim=0)  # (G, steps, B)
 
     def take(self, data: torch.Tensor, step: int) -> torch.Tensor:
-        return gather_rows(data, self.idx[:, step])
+        """Model g's rows of ``data`` at ``step``: data is (G, N, ...) or seed-level (S, N, ...) with
+        G = S * repeat, model g reading seed g // repeat (the same rows a repeated copy would give)."""
+        idx = self.idx[:, step]
+        G = idx.shape[0]
+        if data.shape[0] == G:
+            return gather_rows(data, idx)
+        return seed_rows(data, idx)
+
+
+# Points a model per encoder call in the evaluation: the hidden activations of one call are then at most
+# G x EVAL_CHUNK x width float32 (335 MB for the paper's G = 20, width 256), whatever the pool sizes. Chunks this
+# large give every row the bits of one whole call on this CPU build (tests/experiments/test_latent_eval_fast.py).
+EVAL_CHUNK = 16384
+
+
+def encode_chunked(enc, x: torch.Tensor) -> torch.Tensor:
+    """enc over x (1 or G, N, D) in chunks of EVAL_CHUNK points, concatenated: (G, N, d) float32."""
+    N = x.shape[1]
+    if N <= EVAL_CHUNK:
+        return enc(x)
+    return torch.cat([enc(x[:, lo:lo + EVAL_CHUNK]) for lo in range(0, N, EVAL_CHUNK)], 1)
+
+
+def seed_rows(data: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """out[g, m] = data[g // (G / S), idx[g, m]] for seed-level data (S, N, ...) and idx (G, M)."""
+    S, N = data.shape[:2]
+    G = idx.shape[0]
+    if G % S:
+        raise ValueError(f"idx: {G} models are not a multiple of {S} seeds")
+    src = torch.arange(G, device=idx.device) // (G // S)
+    flat = data.reshape(S * N, *data.shape[2:]).index_select(0, (idx + src[:, None] * N).reshape(-1))
+    return flat.view(G, idx.shape[1], *data.shape[2:])
 
 
 def encode_tuple(p, x, pos, neg):
@@ -165,13 +211,19 @@ class EvalSet:
 
     def _means(self, enc) -> torch.Tensor:
         C, d_mean = self.cell.data.n_classes, self.cell.eval.n_mean
-        z = enc(self.mean_x).double()
-        return z.reshape(z.shape[0], C, d_mean, -1).mean(dim=2)  # (G, C, d)
+        # whole classes per encoder call, so each class mean reduces the very numbers one call would give
+        per = max(1, EVAL_CHUNK // d_mean)
+        mus = []
+        for lo in range(0, C, per):
+            hi = min(C, lo + per)
+            z = enc(self.mean_x[:, lo * d_mean:hi * d_mean]).double()
+            mus.append(z.reshape(z.shape[0], hi - lo, d_mean, -1).mean(dim=2))
+        return torch.cat(mus, 1)  # (G, C, d)
 
     def mean_classifier_accuracy(self, enc) -> np.ndarray:
         """Accuracy of argmax_c mu_c . f(x) on the full C-way task (what a practitioner would read off)."""
         mu = self._means(enc)
-        scores = torch.bmm(enc(self.x_test).double(), mu.transpose(1, 2))
+        scores = torch.bmm(encode_chunked(enc, self.x_test).double(), mu.transpose(1, 2))
         y = torch.as_tensor(self.y_test, device=scores.device)
         return (scores.argmax(-1) == y).double().mean(-1).cpu().numpy()
 
@@ -179,15 +231,17 @@ class EvalSet:
         cell = self.cell
         C = cell.data.n_classes
         with torch.no_grad():
-            # the theory runs in float64 on the CPU whatever the training device
-            pools = [(z := enc(x).double().cpu()).reshape(z.shape[0], C, -1, z.shape[-1]) for x in self.pools]
+            # float32 features, encoded in chunks; each model's turn in float64 (the theory runs in float64 on
+            # the CPU whatever the training device): the same numbers as one (G, N, d) float64 copy, a quarter
+            # of its memory
+            pools = [(z := encode_chunked(enc, x).cpu()).reshape(z.shape[0], C, -1, z.shape[-1]) for x in self.pools]
         mu = self._means(enc).cpu()
         rho = self.model.rho
         G = mu.shape[0]
         out: dict[str, list] = {}
         for g in range(G):
-            terms = mc_terms(pools[0][g], pools[1][g], pools[2][g], mu[g], rho, cell.loss, cell.k,
-                             rng=np.random.default_rng(self.rng.integers(2**63)))
+            terms = mc_terms(pools[0][g].double(), pools[1][g].double(), pools[2][g].double(), mu[g], rho,
+                             cell.loss, cell.k, rng=np.random.default_rng(self.rng.integers(2**63)))
             terms["tau_k"] = terms.pop("tau")  # mc_terms' tau is the k-negative collision probability
             terms["tau"] = th.tau(rho)
             if "L_sup_mu_distinct" in terms:
@@ -195,7 +249,7 @@ class EvalSet:
             for key, val in terms.items():
                 out.setdefault(key, []).append(float(val))
         if loss_fn is not None and params is not None:
-            out.update(self._generalisation(params, loss_fn))
+            out.update(self._generalisation(params, loss_fn.train_tuples))
         if cell.objective == "block":
             out.update(self._block_loss(enc))
         return {k: np.asarray(v) for k, v in out.items()}
@@ -206,40 +260,73 @@ class EvalSet:
             self._zero_distinct = distinct_zero_loss(self.model.rho, self.cell.k, self.cell.loss)
         return self._zero_distinct
 
-    def _generalisation(self, params, loss_fn) -> dict:
+    def _generalisation(self, params, train_tuples) -> dict:
         """Empirical loss on the M training tuples and the Gen_M term for the encoder's norm class.
 
         Two stand-ins, stated in the README: the norm class F is the one of the checkpoint's own norms (chosen
         after training; a union bound over a grid of norm classes would add a log term), and R, which the theorem
         takes as a bound on ||f(x)|| over the data's support, is the largest ||f(x)|| on the M training tuples
         (the Gaussian support is unbounded).
+
+        ``train_tuples`` (x, pos, neg) is seed-level (S, M, ...) or per model (G, M, ...). The tuples are encoded
+        in chunks of whole tuples (at most EVAL_CHUNK points a model per call), never all M (k + 2) points of
+        every model at once (30 GB on the paper's k = 64 cell); the Rademacher sum of squares of the sample,
+        which no checkpoint changes, is computed once per sample. Tolerance against
+        ``experiments.latent_eval_reference.generalisation`` (main's code): |difference| <= 1e-12 (1 + |value|),
+        from the faster loss (FAST_LOSSES) alone, given the encoder's float32 GEMM gives each row the same bits
+        whatever the chunk (tested on this machine's CPU build; another BLAS may move L_hat_un and R by float32
+        rounding, about 1e-7 relative).
         """
         cell, k = self.cell, self.cell.k
-        x, pos, neg = loss_fn.train_tuples
+        x, pos, neg = train_tuples
         p = encoder_params(params)
-        with torch.no_grad():
-            z, zp, zn = encode_tuple(p, x, pos, neg)
-            v = (z[:, :, None, :] * (zp[:, :, None, :] - zn)).sum(-1).double()
-            l_hat = th.LOSSES[cell.loss](v).mean(1)
-            points = torch.cat([x, pos.reshape(x.shape[0], -1, x.shape[-1]), neg.reshape(x.shape[0], -1, x.shape[-1])], 1)
-            R = torch.cat([z, zp.reshape(z.shape[0], -1, z.shape[-1]), zn.reshape(z.shape[0], -1, z.shape[-1])], 1)
-            R = R.double().norm(dim=-1).amax(1)
         norms = param_norms(p)
-        M = x.shape[1]
+        G = next(iter(p.values())).shape[0]
+        S, M, D = x.shape
+        src = torch.arange(G, device=x.device) // (G // S) if S != G else torch.arange(G, device=x.device)
+        per = max(1, EVAL_CHUNK // (k + 2))
+        losses = torch.empty((G, M), dtype=torch.float64, device=x.device)
+        R = torch.zeros(G, dtype=torch.float64, device=x.device)
+        with torch.no_grad():
+            for lo in range(0, M, per):
+                sl = slice(lo, min(M, lo + per))
+                z, zp, zn = encode_tuple(p, x[src, sl], pos[src, sl], neg[src, sl])
+                v = (z[:, :, None, :] * (zp[:, :, None, :] - zn)).sum(-1).double()
+                losses[:, sl] = FAST_LOSSES[cell.loss](v)
+                for part in (z, zp, zn):
+                    R = torch.maximum(R, part.double().norm(dim=-1).flatten(1).amax(1))
+            l_hat = losses.mean(1)
+        sums = self._rademacher_sums(x, pos, neg)
         rad, gen = [], []
-        for g in range(x.shape[0]):
-            pts = points[g].double().cpu().numpy()
+        for g in range(G):
+            s_sq, n_pts = sums[int(src[g])]
             if cell.encoder.kind == "linear":
-                r = th.rademacher_linear(pts, float(norms["W_fro"][g]), cell.encoder.out_dim)
+                r = th.rademacher_linear_sums(s_sq, n_pts, float(norms["W_fro"][g]), cell.encoder.out_dim)
             else:
                 # the hidden bias is a weight on a constant input 1 (rademacher_mlp's convention)
-                pts = np.hstack([pts, np.ones((pts.shape[0], 1))])
                 b1 = float(np.hypot(float(norms["W1_fro"][g]), float(norms["b1_l2"][g])))
-                r = th.rademacher_mlp(pts, b1, float(norms["W2_fro"][g]), cell.encoder.out_dim)
+                r = th.rademacher_mlp_sums(s_sq, n_pts, b1, float(norms["W2_fro"][g]), cell.encoder.out_dim)
             rad.append(r)
             gen.append(th.gen_term(r, float(R[g]), k, M, cell.eval.delta, cell.loss))
         return {"L_hat_un": l_hat.cpu().numpy(), "R": R.cpu().numpy(), "Rad_S": np.asarray(rad),
-                "Gen_M": np.asarray(gen), "M": np.full(x.shape[0], M), "delta": np.full(x.shape[0], cell.eval.delta)}
+                "Gen_M": np.asarray(gen), "M": np.full(G, M), "delta": np.full(G, cell.eval.delta)}
+
+    def _rademacher_sums(self, x, pos, neg) -> list[tuple[float, int]]:
+        """(sum of squared norms, number of points) of each sample's (k + 2) M points, the MLP's constant input 1
+        included, summed as ``rademacher_*`` sums them (np.sum of the float64 stack): once per sample."""
+        held = getattr(self, "_rad_sample", None)
+        if held is None or any(a is not b for a, b in zip(held, (x, pos, neg))):
+            mlp = self.cell.encoder.kind != "linear"
+            sums = []
+            for s in range(x.shape[0]):
+                pts = torch.cat([x[s], pos[s].reshape(-1, x.shape[-1]), neg[s].reshape(-1, x.shape[-1])], 0)
+                pts = pts.double().cpu().numpy()
+                if mlp:
+                    pts = np.hstack([pts, np.ones((pts.shape[0], 1))])
+                sums.append((th.sum_of_squares(pts), pts.shape[0]))
+                del pts
+            self._rad_sample, self._rad_sums = (x, pos, neg), sums
+        return self._rad_sums
 
     def _block_loss(self, enc) -> dict:
         """Monte-Carlo population block loss L_un^block on fresh blocks, with its standard error."""
@@ -252,7 +339,7 @@ class EvalSet:
             zp = enc(pos.reshape(1, -1, pos.shape[-1])).reshape(G, *pos.shape[1:3], -1).mean(2)
             zn = enc(neg.reshape(1, -1, neg.shape[-1])).reshape(G, *neg.shape[1:3], -1).mean(2)
             v = (zx * (zp - zn)).sum(-1, keepdim=True).double()
-            per = th.LOSSES[cell.loss](v)
+            per = FAST_LOSSES[cell.loss](v)
         return {"L_block": per.mean(1).cpu().numpy(),
                 "L_block_se": (per.std(1) / per.shape[1] ** 0.5).cpu().numpy()}
 

@@ -252,8 +252,22 @@ def rademacher_linear(X, weight_frobenius_bound: float, out_dim: int, out_bias_n
         raise ValueError("weight_frobenius_bound: norm bounds must be >= 0")
     if out_dim < 1:
         raise ValueError(f"out_dim: must be >= 1 (got {out_dim})")
-    s = float(np.sum(Xa ** 2))
-    return weight_frobenius_bound * math.sqrt(out_dim * s) + out_bias_norm * math.sqrt(Xa.shape[0] * out_dim)
+    return rademacher_linear_sums(sum_of_squares(Xa), Xa.shape[0], weight_frobenius_bound, out_dim, out_bias_norm)
+
+
+def sum_of_squares(X) -> float:
+    """sum_j ||x_j||^2 over the rows of X (N, D), float64: the only thing the Rademacher bounds read of S."""
+    return float(np.sum(np.asarray(X, dtype=np.float64) ** 2))
+
+
+def rademacher_linear_sums(sum_sq: float, n_points: int, weight_frobenius_bound: float, out_dim: int,
+                           out_bias_norm: float = 0.0) -> float:
+    """``rademacher_linear`` from S's sum of squared norms and size (the sample's part is fixed once S is)."""
+    if weight_frobenius_bound < 0 or out_bias_norm < 0:
+        raise ValueError("weight_frobenius_bound: norm bounds must be >= 0")
+    if out_dim < 1:
+        raise ValueError(f"out_dim: must be >= 1 (got {out_dim})")
+    return weight_frobenius_bound * math.sqrt(out_dim * sum_sq) + out_bias_norm * math.sqrt(n_points * out_dim)
 
 
 def rademacher_mlp(X, hidden_frobenius_bound: float, out_frobenius_bound: float, out_dim: int,
@@ -278,9 +292,19 @@ def rademacher_mlp(X, hidden_frobenius_bound: float, out_frobenius_bound: float,
         raise ValueError("hidden_frobenius_bound: norm bounds must be >= 0")
     if out_dim < 1:
         raise ValueError(f"out_dim: must be >= 1 (got {out_dim})")
-    s = float(np.sum(Xa ** 2))
-    return (2.0 * out_dim * hidden_frobenius_bound * out_frobenius_bound * math.sqrt(s)
-            + out_bias_norm * math.sqrt(Xa.shape[0] * out_dim))
+    return rademacher_mlp_sums(sum_of_squares(Xa), Xa.shape[0], hidden_frobenius_bound, out_frobenius_bound,
+                               out_dim, out_bias_norm)
+
+
+def rademacher_mlp_sums(sum_sq: float, n_points: int, hidden_frobenius_bound: float, out_frobenius_bound: float,
+                        out_dim: int, out_bias_norm: float = 0.0) -> float:
+    """``rademacher_mlp`` from S's sum of squared norms (the constant input 1 included) and size."""
+    if hidden_frobenius_bound < 0 or out_frobenius_bound < 0 or out_bias_norm < 0:
+        raise ValueError("hidden_frobenius_bound: norm bounds must be >= 0")
+    if out_dim < 1:
+        raise ValueError(f"out_dim: must be >= 1 (got {out_dim})")
+    return (2.0 * out_dim * hidden_frobenius_bound * out_frobenius_bound * math.sqrt(sum_sq)
+            + out_bias_norm * math.sqrt(n_points * out_dim))
 
 
 def loss_lipschitz(R: float, loss: str) -> float:

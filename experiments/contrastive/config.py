@@ -269,40 +269,70 @@ def cost(cell: Cell) -> float:
 # sampled training tuple element, and per cell; and the temporaries of a sample (noise and means drawn in
 # float64, added, then copied to float32 for every model) as a multiple of its array.
 SECONDS_PER_COST, SECONDS_PER_TUPLE, SECONDS_PER_CELL, TEMPORARIES = 2e-6, 6e-6, 0.1, 3.0
+# bytes a sampled point costs while it is drawn: latent, noise and the nonlinear map's float64 temporaries,
+# about three float64 copies of the point (synthetic_data.contrastive.sample_x), alive one sample at a time
+SAMPLING = 3 * 8
+
+
+def _rho_max(d: DataSpec) -> float:
+    """The largest class probability (the negatives' pool is sized by it, ``EvalSet``)."""
+    if d.class_law == "explicit" and d.class_probs:
+        return max(d.class_probs) / sum(d.class_probs)
+    if d.class_law == "zipf":
+        return 1.0 / sum((i + 1) ** -d.zipf_s for i in range(d.n_classes))
+    return 1.0 / d.n_classes
 
 
 def footprint(cell: Cell):
-    """The arrays a cell allocates, per config field that sizes them (float64 samples, float32 tensors of the
-    G = seeds x lr batched models), and its time from ``cost``; for the resource guard."""
+    """The arrays a cell allocates, per config field that sizes them, and its time from ``cost``; for the
+    resource guard. The evaluation holds float32 features and encodes at most EVAL_CHUNK points a model per
+    call (experiments.latent_eval); the training tuples are held once per seed in float32 and drawn one seed at
+    a time (experiments.contrastive.run). Measured against a paper-sized cell (C = 100, k = 64) in
+    tests/experiments/test_contrastive_memory.py."""
     from experiments.engine.resources import Footprint
+    from experiments.latent_eval import EVAL_CHUNK
     if isinstance(cell, GenCell):   # support indices, not samples: its own arrays, timed like a cell's tuples
         return Footprint(generalisation.footprint(cell).memory,
                          {"generalisation.n_tuples": SECONDS_PER_CELL + SECONDS_PER_TUPLE * 3 * cell.n_tuples
                           * len(cell.seeds)})
     d, tr, e, enc = cell.data, cell.train, cell.eval, cell.encoder
-    G, C = len(cell.seeds) * len(tr.lr), d.n_classes
+    S = len(cell.seeds)
+    G, C = S * len(tr.lr), d.n_classes
     D = max(d.out_dim if d.nonlinear else d.dim, d.dim)
-    width = enc.width + enc.out_dim
+    width, out = enc.width + enc.out_dim, enc.out_dim
     per_tuple = cell.k + 2 if cell.objective != "block" else 2 * cell.block_size + 1
     trained = cell.objective not in UNTRAINED
+    tuples = cell.objective not in ("supervised",) and trained
+    n_neg = e.n_per_class
+    if cell.k > 1:
+        n_t = max(200, e.n_tuples // cell.k)
+        n_neg = max(e.n_per_class, int(1.3 * 2 * n_t * cell.k * _rho_max(d)) + 50)
+    # the largest encoder call of the evaluation: hidden and output activations, float32, and their float64 copy
+    chunk = G * EVAL_CHUNK * (4 * width + 8 * out)
     mem = {
-        # one float64 sample per seed, its float32 copy per model, and the features of a batch
-        "train.n_tuples": (len(cell.seeds) * 8 + G * 4) * tr.n_tuples * per_tuple * D * trained,
-        "train.labelled_per_class": (len(cell.seeds) * 8 + G * 4) * tr.labelled_per_class * C * D
+        # the seed-level float32 sample, and one seed's draw in flight (or, later, the Rademacher sum's float64
+        # stack of one seed's (k + 2) M points, D + 1 columns, and its square)
+        "train.n_tuples": tuples * (4 * S * tr.n_tuples * per_tuple * D
+                                    + max(SAMPLING * tr.n_tuples * per_tuple * D,
+                                          16 * tr.n_tuples * per_tuple * (D + 1))),
+        "train.labelled_per_class": TEMPORARIES * (S * 8 + G * 4) * tr.labelled_per_class * C * D
         * (cell.objective == "supervised"),
-        "train.batch_size": 3 * 4 * G * tr.batch_size * per_tuple * width * trained,
-        # the Monte-Carlo pools, class means and probe test set, as float64 samples and their float32 features
-        "eval.n_per_class": (8 * D + 4 * G * width) * C * e.n_per_class * (3 + cell.k),
-        "eval.n_mean": (8 * D + 4 * G * width) * C * e.n_mean,
-        "eval.probe_test_per_class": (8 * D + 4 * G * width) * C * e.probe_test_per_class,
-        "eval.n_tuples": 8 * 4 * G * e.n_tuples * (cell.k + 2),
+        "train.batch_size": TEMPORARIES * 3 * 4 * G * tr.batch_size * per_tuple * width * trained,
+        # the three Monte-Carlo pools as float32 inputs (drawn in float64) and float32 features of every model
+        "eval.n_per_class": C * (2 * e.n_per_class + n_neg) * (4 * D + 4 * G * out) + SAMPLING * C * n_neg * D,
+        "eval.n_mean": C * e.n_mean * 4 * D + SAMPLING * C * e.n_mean * D + chunk,
+        "eval.probe_test_per_class": C * e.probe_test_per_class * (4 * D + 8 * G * out + SAMPLING * D),
+        # the sampled class tuples' margins (per model), the training tuples' per-model losses, the block loss
+        "eval.n_tuples": 8 * 4 * max(200, e.n_tuples // max(cell.k, 1)) * (cell.k + 2) * out
+        + 8 * G * tr.n_tuples * trained
+        + (cell.objective == "block") * (e.n_tuples // 4) * per_tuple * (SAMPLING * D + 4 * G * width),
         # the class law, the class means in every model's space, and the C x C distance tables
-        "data.n_classes": 8 * C * (D * (1 + d.n_subclusters + d.support_size) + 4 * G * C + 4),
-        "eval.probe_n": (8 * D + 4 * G * width) * C * max(cell.probe_n, default=0),
+        "data.n_classes": TEMPORARIES * 8 * C * (D * (1 + d.n_subclusters + d.support_size) + 4 * G * C + 4),
+        "eval.probe_n": TEMPORARIES * (8 * D + 4 * G * width) * C * max(cell.probe_n, default=0),
     }
     secs = {"train.steps": SECONDS_PER_CELL + SECONDS_PER_COST * cost(cell),
             "train.n_tuples": SECONDS_PER_TUPLE * tr.n_tuples * per_tuple * len(cell.seeds) * trained}
-    return Footprint({k: TEMPORARIES * float(v) for k, v in mem.items()}, secs)
+    return Footprint({k: float(v) for k, v in mem.items()}, secs)
 
 
 def for_check(raw: dict) -> dict:
