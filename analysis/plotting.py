@@ -43,6 +43,15 @@ def _wrap(caption: str, width: int) -> str:
     return "\n".join(lines)
 
 
+def _top(fig) -> float:
+    """The top of the panels' area: below the suptitle's lines where there is one (tight_layout leaves it out)."""
+    sup = fig._suptitle
+    if sup is None or not sup.get_text().strip():
+        return 1.0
+    lines = sup.get_text().count("\n") + 1
+    return 1.0 - (lines * sup.get_fontsize() * 1.3 + 6) / 72 / fig.get_size_inches()[1]
+
+
 def save(fig, directory: Path, stem: str) -> list[Path]:
     """Write ``stem.png`` and ``stem.pdf`` (with the provenance line at the foot); returns both paths."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -53,9 +62,9 @@ def save(fig, directory: Path, stem: str) -> list[Path]:
             width_in, height_in = fig.get_size_inches()
             text = _wrap(_CAPTION[-1], max(40, int(width_in * 72 / (6 * 0.56))))
             fig.text(0.5, 0.005, text, ha="center", va="bottom", fontsize=6, color="0.35", gid="provenance")
-            fig.tight_layout(rect=(0, min(0.3, (text.count("\n") + 1) * 8 / 72 / height_in + 0.01), 1, 1))
+            fig.tight_layout(rect=(0, min(0.3, (text.count("\n") + 1) * 8 / 72 / height_in + 0.01), 1, _top(fig)))
         else:
-            fig.tight_layout()
+            fig.tight_layout(rect=(0, 0, 1, _top(fig)))
         for ext in ("png", "pdf"):
             path = directory / f"{stem}.{ext}"
             fig.savefig(path)
