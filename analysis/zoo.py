@@ -328,11 +328,11 @@ def fig_frontier(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str)
             pts = g.loc[["as_trained", "chosen"]]
             a.plot(pts["scale"], pts["bound_ratio"], "-", color=color, lw=0.6, alpha=0.6)
             a.plot(pts["scale"], pts["bound_ratio"], "s" if untrained else "o", ms=4, color=color,
-                   mfc="none" if untrained else color, ls="none",
+                   mfc="none" if untrained else color, ls="none", gid=plotting.BOUND,
                    label=f"{NAMES.get(obj, obj)} ({'untrained' if untrained else 'trained'})" if first else None)
             a.plot(pts["scale"].iloc[1:], pts["measured_ratio"].iloc[1:], "x", ms=4, color=color, ls="none")
             first = False
-    a.axhline(1.0, color="k", lw=1, ls=":", label="bound = trivial (l(0) = 1)")
+    plotting.trivial_line(a, 1.0, "bound = trivial (l(0) = 1)", color="k")
     a.set_xscale("log")
     a.set_yscale("log")
     a.set_xlabel("scale s of the encoder s f (s = 1: as trained; the other end: chosen on the selection pool)")
