@@ -31,7 +31,7 @@ NAMES = {"raw": "raw inputs", "random": "random encoder", "supervised": "supervi
          "cpc": "CPC"}
 STYLE = {"raw": ("k", ":"), "random": ("0.5", "--"), "supervised": ("k", "-"), "spectral": ("0.3", "-.")}
 NO_BOUND = ("graphs", "sequences")   # no Lemma 4.3 rows: no i.i.d. positive pairs of the latent-class model
-PALETTE = ("C3", "C4", "C1", "C6", "C2", "C8", "C9", "C0", "C5", "#17becf", "#bcbd22")   # no grey: the references
+PALETTE = ("C3", "C4", "C1", "C6", "C2", "C8", "C9", "C0", "C5", "navy", "olive")   # no grey: the references
 
 
 def terms_table(rows: pd.DataFrame) -> pd.DataFrame:
