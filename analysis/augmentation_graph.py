@@ -175,9 +175,10 @@ def fig_overlap(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str) 
         return plotting.save(fig, out, stem)
     x = ex["overlap"].to_numpy()
     a = ax[0, 0]
-    for tid, style, label in (("eigenvalue_bound", "k-s", "bound α + 4α/λ_{d+1} (derived)"),
-                              ("theorem_3_7_form", "k:^", "α/ρ² (Thm 3.7 form, reference)")):
-        a.plot(x, tables.judged_at(judged, ex, ["cell"], theorem=T[tid].id).astype(float), style, ms=4, label=label)
+    for tid, style, label, gid in (("eigenvalue_bound", "k-s", "bound α + 4α/λ_{d+1} (derived)", plotting.BOUND),
+                                   ("theorem_3_7_form", "k:^", "α/ρ² (Thm 3.7 form, reference)", plotting.REFERENCE)):
+        a.plot(x, tables.judged_at(judged, ex, ["cell"], theorem=T[tid].id).astype(float), style, ms=4, label=label,
+               gid=gid)
     a.plot(x, ex["fstar_ls_error"], "C3-o", ms=4, label="f* (exact minimiser), LS head, ties broken at random")
     if "fstar_ls_error_min" in ex:
         a.fill_between(x, ex["fstar_ls_error_min"], ex["fstar_ls_error_max"], color="C3", alpha=0.15, lw=0,
@@ -188,7 +189,7 @@ def fig_overlap(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str) 
         m = _ms(g, ["overlap"], "probe_error")
         a.errorbar(m["overlap"], m["mean"], m["std"], fmt="--o", ms=3, color=f"C{i}",
                    label=f"trained {CLASS_NAMES[cls]}, probe")
-    a.axhline(float(ex["majority_error"].iloc[0]), color="0.5", lw=0.8, ls="--", label="trivial (majority)")
+    plotting.trivial_line(a, float(ex["majority_error"].iloc[0]), "trivial (majority)", color="0.5", lw=0.8, ls="--")
     a.set_ylim(0, 1.05)
     a.set_xlabel("same-class overlap")
     a.set_ylabel("downstream error")
@@ -288,29 +289,49 @@ def fig_hypercube(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str
         errs.append((g["probe_error"].mean(), g["probe_error"].std() if len(g) > 1 else 0.0))
         losses.append((g["spectral"].mean(), g["spectral"].std() if len(g) > 1 else 0.0))
     for i, ((e, es), (l, ls)) in enumerate(zip(errs, losses)):
-        ax[0, 0].bar(i, e, yerr=es, color=f"C{i}")
-        ax[0, 1].bar(i, -l, yerr=ls, color=f"C{i}")
+        for a, v, se in ((ax[0, 0], e, es), (ax[0, 1], -l, ls)):
+            a.bar(i, v, yerr=se, color=f"C{i}")
+            if abs(v) < 5e-4:   # a zero-height bar is invisible: mark its value where it stands
+                a.plot([i - 0.4, i + 0.4], [0, 0], color=f"C{i}", lw=3, solid_capstyle="butt")
+                a.annotate("0", (i, 0), xytext=(0, 3), textcoords="offset points", ha="center", va="bottom",
+                           fontsize=7, color=f"C{i}")
     for a in ax[0, :2]:
         a.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=6)
-    ax[0, 0].axhline(0.5, color="k", lw=0.7, ls=":")
+    lemma = judged[judged["theorem"] == T["lemma_4_1_permutation"].id]
+    chance = float(lemma["trivial"].iloc[0]) if len(lemma) else 0.5
+    plotting.trivial_line(ax[0, 0], chance, f"trivial: chance {chance:g}", color="k", lw=0.7)
+    if len(lemma):   # the permuted minimiser (bar 1) against Lemma 4.1's reference, a lower bound on its error
+        ref = float(lemma["bound_value"].iloc[0])
+        shown = max(ref, 0.0)
+        ax[0, 0].plot([0.6, 1.4], [shown, shown], color="k", lw=1.4, ls="--", gid=plotting.REFERENCE,
+                      label=f"Lemma 4.1 reference 1/2 − √(d ln N/N)\n= {ref:.2f}" +
+                            (" < 0 (drawn at 0): says nothing" if ref < 0 else " (f̂'s error expected above)"))
+    ax[0, 0].set_ylim(0, 0.62)
+    ax[0, 0].legend(fontsize=6, loc="upper left")
     ax[0, 0].set_title("downstream error (exact probe)")
-    ax[0, 1].axhline(-c["spectral_min"], color="k", ls="--", lw=0.8, label="−min over all f")
+    ax[0, 1].axhline(-c["spectral_min"], color="k", ls="--", lw=0.8, label="−min over all f", gid=plotting.BOUND)
     ax[0, 1].axhline(-c["linear_min"], color="C1", ls=":", lw=0.8, label="−min over linear f")
+    plotting.no_trivial(ax[0, 1], "no trivial value: the closed-form\nminimum is exact (Eckart–Young)", loc="upper right")
+    ax[0, 1].set_ylim(0, 1.25 * max(-c["spectral_min"], max(-l for l, _ in losses)))
     ax[0, 1].set_title("−spectral loss (higher is lower loss)")
-    ax[0, 1].legend(fontsize=6)
+    ax[0, 1].legend(fontsize=6, loc="upper left")
     cor = judged[judged["theorem"] == T["corollary_4_2b"].id]
     if len(cor):   # the full-batch path at its last step only (the frontier figure draws the whole path)
         last = cor.groupby(["encoder_class", "seed"])["step"].transform("max")
         cor = cor[(cor["pick"] != "path") | (cor["step"] == last)]
     a = ax[0, 2]
     if len(cor):
-        a.scatter(cor["bound_value"], cor["measured"], s=14,
-                  label="linear encoders (SGD, full-batch GD: last step; minimiser)")
-        hi = max(float(cor["bound_value"].max()), float(cor["measured"].max()), 1e-3)
-        a.plot([0, hi], [0, hi], "k--", lw=0.8, label="y = x")
+        a.scatter(cor["bound_value"], cor["measured"], s=14, gid=plotting.BOUND,
+                  label="linear encoders (SGD, full-batch\nGD: last step; minimiser)")
+        triv = float(cor["trivial"].iloc[0])
+        a.plot([0, 1], [0, 1], "k--", lw=0.8, label="y = x (below: holds)")
+        plotting.trivial_line(a, triv, f"trivial {triv:g}: a bound right of\nit is vacuous", vertical=True)
+        plotting.trivial_line(a, triv, None)
+        a.set_ylim(-0.03, 1.0)   # an error lies in [0, 1]; the bound runs on along x
+        a.set_xlim(left=-0.03 * max(1.0, float(cor["bound_value"].max())))
         a.set_xlabel("Cor. 4.2(b): 32k (L − inf_lin L)")
         a.set_ylabel("measured error")
-        a.legend(fontsize=6)
+        a.legend(fontsize=6, loc="upper right")
         a.set_title("function-class-aware bound")
     else:
         plotting.message(a, "no linear encoder on the hypercube")
@@ -355,18 +376,19 @@ def fig_frontier(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str)
             m = m.to_numpy()
             if m.any():
                 ax[0, 0].scatter(x[m], np.maximum(cor["bound_value"].to_numpy()[m] / triv, FLOOR), s=size, c=color,
-                                 marker=marker, label=label, edgecolors="k" if marker == "o" else None, linewidths=0.4)
+                                 marker=marker, label=label, edgecolors="k" if marker == "o" else None, linewidths=0.4,
+                                 gid=plotting.BOUND)
                 ax[0, 1].scatter(x[m], cor["measured"].to_numpy()[m] / triv, s=size, c=color, marker=marker,
                                  label=label, edgecolors="k" if marker == "o" else None, linewidths=0.4)
         for a in ax[0, :2]:
             a.axvline(g_star, color="k", ls=":", lw=0.8, label=f"bound = trivial at gap {g_star:.3g}")
             a.set_xscale("log")
             a.set_xlabel("L(f) − min over linear f  (exact)")
-        ax[0, 0].axhline(1.0, color="k", ls="--", lw=0.8, label="bound = trivial")
+        plotting.trivial_line(ax[0, 0], 1.0, "bound = trivial", color="k", ls="--", lw=0.8)
         ax[0, 0].set_yscale("log")
         ax[0, 0].set_ylabel("Cor. 4.2(b) bound ÷ trivial (1/2)")
         ax[0, 0].set_title("Cor. 4.2(b): 32k (L − min_lin L)")
-        ax[0, 1].axhline(1.0, color="k", ls="--", lw=0.8)
+        plotting.trivial_line(ax[0, 1], 1.0, None, color="k", ls="--", lw=0.8)
         ax[0, 1].set_ylim(-0.05, 1.1)
         ax[0, 1].set_ylabel("measured probe error ÷ trivial")
         ax[0, 1].set_title("measured, same points")
@@ -388,12 +410,13 @@ def fig_frontier(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str)
         fn = lambda lam: T["eigenvalue_bound"].bound_from({"alpha": [alpha], "lambda_next": [lam]})  # noqa
         lam_star = vacuity_point(fn, triv, 1e-9, 2.0)
         lam = eig["lambda_next"].to_numpy()
-        a.plot(lam, eig["bound_value"] / eig["trivial"], "k-s", ms=4, label="bound α + 4α/λ_{d+1}, capped at 1")
+        a.plot(lam, eig["bound_value"] / eig["trivial"], "k-s", ms=4, label="bound α + 4α/λ_{d+1}, capped at 1",
+               gid=plotting.BOUND)
         lo, hi = eig["measured_tie_min"] / eig["trivial"], eig["measured_tie_max"] / eig["trivial"]
         mid = eig["measured"] / eig["trivial"]
         a.errorbar(lam, mid, [mid - lo, hi - mid], fmt="o", ms=4, color="C3", capsize=2,
                    label="oracle f*: LS head, ties broken at random (bar: best to worst tie-break)")
-        a.axhline(1.0, color="k", ls="--", lw=0.8, label="bound = trivial")
+        plotting.trivial_line(a, 1.0, "bound = trivial", color="k", ls="--", lw=0.8)
         a.axvline(lam_star, color="k", ls=":", lw=0.8, label=f"vacuous below λ_(d+1) = {lam_star:.3g}")
         a.set_xlabel(f"λ_(d+1) = 1 − γ_(d+1) (overlap sweep, d = {int(eig['d'].iloc[0])})")
         a.set_ylabel("÷ trivial (majority error)")

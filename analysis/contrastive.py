@@ -148,10 +148,13 @@ def fig_bound(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str) ->
                     continue
                 x = s["L_un_neq"] if form is None else s["bound_value"]
                 a.scatter(x, s["measured"], s=14, marker=marker, color=cmap(i / max(1, len(classes) - 1)),
-                          label=f"C={c} ({loss})", alpha=0.8)
+                          label=f"C={c} ({loss})", alpha=0.8, gid=plotting.BOUND)
         lo = 0.0
         hi = max(sub["measured"].max(), (sub["L_un_neq"] if form is None else sub["bound_value"]).max())
         a.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="y = x")
+        for j, triv in enumerate(sorted(sub["trivial"].dropna().unique())):   # ell(0) of each loss: 1 for both
+            plotting.trivial_line(a, triv, f"trivial ell(0) = {triv:g}: a bound right of it is vacuous"
+                                  if j == 0 else None, vertical=True)
         if form == "gen_M":
             a.set_xscale("log")
             a.set_yscale("log")
@@ -177,6 +180,9 @@ def fig_negatives(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str
     population = {"theorem": (LEMMA, LEMMA_K), "form": "population"}
     t["bound"] = tables.judged_at(judged, t, POINT, **population).astype(float)
     t["verdict"] = tables.judged_at(judged, t, POINT, "verdict", **population)
+    # the zero encoder's loss; where the all-distinct form has no row (k + 1 > C), the distinct form's own
+    t["trivial"] = tables.judged_at(judged, t, POINT, "trivial", **population).astype(float).fillna(
+        tables.judged_at(judged, t, POINT, "trivial", theorem=DISTINCT).astype(float))
     # the de-duplicated form (k >= 2; at k = 1 it is Lemma 4.3 itself), judged beside the old one
     one = t["k"] == 1
     t["bound_distinct"] = np.where(one, t["bound"], tables.judged_at(judged, t, POINT, theorem=DISTINCT).astype(float))
@@ -202,7 +208,11 @@ def fig_negatives(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str
                                  ("measured_distinct", ":v", "L^mu on distinct classes"),
                                  ("bound_distinct", "-.d", "bound, distinct negatives")):
             m = _mean_sd(s, ["k"], col)
-            ax[0, 1].errorbar(m["k"], m["mean"], m["std"], fmt=style, color=color, ms=3, label=f"C={c} {name}")
+            ax[0, 1].errorbar(m["k"], m["mean"], m["std"], fmt=style, color=color, ms=3, label=f"C={c} {name}",
+                              gid=plotting.BOUND if col.startswith("bound") else None)
+        m = _mean_sd(s, ["k"], "trivial")   # the zero encoder's loss ell(0_k): a bound above it says nothing
+        ax[0, 1].plot(m["k"], m["mean"], ":", color="0.45", lw=1.2, gid=plotting.TRIVIAL,
+                      label=f"C={c} trivial: the zero encoder's loss")
         _coverage_marks(ax[0], s, color, c)
     for a in ax[0]:
         a.set_xscale("log", base=2)
@@ -332,6 +342,9 @@ def fig_block(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str) ->
     blocks = t["objective"].to_numpy() == "block"
     t["block_bound"] = np.where(blocks, tables.judged_at(judged, t, POINT, theorem=BLOCK).astype(float),
                                 tables.judged_at(judged, t, POINT, theorem=LEMMA, form="population").astype(float))
+    t["trivial"] = np.where(blocks, tables.judged_at(judged, t, POINT, "trivial", theorem=BLOCK).astype(float),
+                            tables.judged_at(judged, t, POINT, "trivial", theorem=LEMMA, form="population")
+                            .astype(float))
     p = probe_table(rows)
     p = _final(p[p["cell"].isin(t["cell"])])
     p = p[p["n_per_class"] == p["n_per_class"].max()]
@@ -341,7 +354,11 @@ def fig_block(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str) ->
                            ("L_sup_mu", ":^", "L_sup^mu"),
                            ("block_bound", "-.v", "Prop. 6.2 bound (L_un^block - tau)/(1 - tau)")):
         m = _mean_sd(t, ["block_size"], col)
-        ax[0, 0].errorbar(m["block_size"], m["mean"], m["std"], fmt=fmt, ms=3, label=name)
+        ax[0, 0].errorbar(m["block_size"], m["mean"], m["std"], fmt=fmt, ms=3, label=name,
+                          gid=plotting.BOUND if col == "block_bound" else None)
+    m = _mean_sd(t, ["block_size"], "trivial")
+    ax[0, 0].plot(m["block_size"], m["mean"], ":", color="0.45", lw=1.2, gid=plotting.TRIVIAL,
+                  label="trivial: the zero encoder's loss")
     m = _mean_sd(t, ["block_size"], "mean_acc")
     ax[0, 1].errorbar(m["block_size"], m["mean"], m["std"], fmt="-o", ms=3, label="mean classifier")
     if len(p):
@@ -444,7 +461,7 @@ def fig_frontier(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str)
             if k.empty:
                 continue
             ax[0, 0].plot(k["M"], k["ratio"], "-" if kind == "trained" else "--", marker=marker, color=f"C{i}",
-                          mfc=fill, label=f"C={c}, R={R:g} {kind}")
+                          mfc=fill, label=f"C={c}, R={R:g} {kind}", gid=plotting.BOUND)
             if kind == "trained":
                 ax[0, 0].plot(k["M"], k["measured_ratio"], ":", marker=".", color="0.5", lw=0.8)
     classes = sorted(n["n_classes"].unique()) if len(n) else []
@@ -455,10 +472,10 @@ def fig_frontier(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str)
         distinct = form.startswith("distinct")
         ax[0, 1].plot(s["k"], s["ratio"].clip(upper=1e3), "-" if distinct else "--", marker="o" if distinct else "s",
                       color=f"C{classes.index(c)}", mfc=None if distinct else "none",
-                      label=f"C={c} {form} (trained)")
+                      label=f"C={c} {form} (trained)", gid=plotting.BOUND)
         ax[0, 1].plot(s["k"], s["measured_ratio"], ":", marker=".", color="0.5", lw=0.8)
     for a, knob in ((ax[0, 0], "tuples M"), (ax[0, 1], "negatives k")):
-        a.axhline(1.0, color="k", lw=1, label="bound = trivial")
+        plotting.trivial_line(a, 1.0, "bound = trivial", color="k", ls="-")
         a.set_xscale("log")
         a.set_yscale("log")
         a.set_xlabel(knob)
@@ -483,11 +500,11 @@ def fig_generalisation(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem
             for kind, marker, fill in (("trained", "o", f"C{i}"), ("oracle", "^", "none")):
                 k = r[r["model_kind"] == kind].sort_values("M")
                 a.plot(k["M"], k["ratio"], "-" if kind == "trained" else "--", marker=marker, color=f"C{i}",
-                       mfc=fill, label=f"R={R:g} {kind}: bound")
+                       mfc=fill, label=f"R={R:g} {kind}: bound", gid=plotting.BOUND)
                 a.plot(k["M"], k["measured_ratio"], ":", marker="." if kind == "trained" else "x", color=f"C{i}",
                        alpha=0.6,
                        label=f"R={R:g} {kind}: measured L_sup^mu")
-        a.axhline(1.0, color="k", lw=1, label="trivial (ell(0) = 1)")
+        plotting.trivial_line(a, 1.0, "trivial (ell(0) = 1)", color="k", ls="-")
         a.set_xscale("log")
         a.set_yscale("log")
         a.set_xlabel("tuples M")

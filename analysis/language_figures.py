@@ -43,11 +43,15 @@ def _excess_panels(rows, out: Path, stem: str, target: str, tasks: tuple[str, ..
             _empty(a, f"no points for task {task}")
             continue
         lo, hi = np.inf, 0.0
+        hidden: list[str] = []
         for i, fam in enumerate(f for f in families if f in set(s["family"])):
             g = s[s["family"] == fam]
             ok = (g["eps"] > 1e-12) & (g["excess"] > 1e-12)
             fit = table[(table["task"] == task) & (table["family"] == fam)].iloc[0]
             label = f"{families[fam]}: slope {fit['slope']:.2f}" if np.isfinite(fit["slope"]) else families[fam]
+            if not ok.any():   # nothing to draw on log axes: said in the title, not as a legend entry without data
+                hidden.append(families[fam])
+                continue
             a.scatter(g["eps"][ok], g["excess"][ok], s=14, marker=MARKERS[fam], color=f"C{i}", alpha=0.75, label=label)
             if np.isfinite(fit["slope"]):
                 x = np.geomspace(g["eps"][ok].min(), g["eps"][ok].max(), 20)
@@ -57,16 +61,20 @@ def _excess_panels(rows, out: Path, stem: str, target: str, tasks: tuple[str, ..
         if hi > 0:
             tau, B, gamma = (float(s[c].iloc[0]) for c in ("tau", "B", "gamma"))
             grid = np.geomspace(lo, hi, 50)
-            a.plot(grid, th.bound(tau, B, grid, gamma) - tau, "k-", lw=1.2,
+            a.plot(grid, th.bound(tau, B, grid, gamma) - tau, "k-", lw=1.2, gid=plotting.BOUND,
                    label=f"bound - tau = sqrt(2 B^2 eps / gamma), B={B:.2g}, gamma={gamma:.2g}")
+            # the zero probe's loss log 2, on this excess axis: a bound above it says nothing
+            plotting.trivial_line(a, lt.TRIVIAL - tau, f"trivial: log 2 - tau = {lt.TRIVIAL - tau:.3g}")
         a.set_xscale("log")
         a.set_yscale("log")
         a.set_xlabel(f"epsilon = E KL(p* || p) ({what}, nats)" if bound == "any_lm" else
                      f"epsilon_Phi: excess over the best LM with this Phi (nats)")
         a.set_ylabel("plug-in excess loss l_T(v on p) - tau" if bound == "any_lm" else
                      "plug-in excess l_T(v_Phi on Phi p_f) - tau_Phi")
-        a.set_title(f"{task} labels")
-        a.legend(fontsize=6)
+        a.set_title(f"{task} labels" + (f"\nno point with eps, excess > 0: {', '.join(hidden)}" if hidden else ""),
+                    fontsize=9 if not hidden else 7)
+        if a.get_legend_handles_labels()[0]:
+            a.legend(fontsize=6)
     return plotting.save(fig, out, stem)
 
 
@@ -97,7 +105,8 @@ def fig_training(rows, judged, out: Path, stem: str) -> list[Path]:
     decides whether a probe on f inherits the bound), at every checkpoint."""
     free = _training_cells(lt.free_table(rows))
     tasks = _training_cells(lt.task_table(rows))
-    fig, ax = plotting.new(4)
+    fig, grid = plotting.new(2, 2)   # 2 x 2, not 4 in a row: a 2520-px strip is unreadable on a slide
+    ax = grid.reshape(1, 4)
     for i, ((arch, phi), g) in enumerate(free.groupby(["arch", "phi"])):
         m = _mean_sd(g, ["step"], "eps")
         ax[0, 0].errorbar(m["step"], m["mean"], m["std"], fmt="-o", ms=3, color=f"C{i}", label=f"{arch}, Phi {phi}")
@@ -129,6 +138,7 @@ def fig_training(rows, judged, out: Path, stem: str) -> list[Path]:
         a.legend(fontsize=6)
     for a in ax[0]:
         a.set_xscale("symlog", linthresh=1)
+        a.set_xlim(left=0)   # steps are >= 0: the margin would add a spurious -10^0 tick
         a.set_xlabel("training step")
     ax[0, 0].legend(fontsize=6)
     return plotting.save(fig, out, stem)
@@ -228,8 +238,9 @@ def fig_non_natural(rows, judged, out: Path, stem: str) -> list[Path]:
     for i, ok in enumerate(met):
         ax[0, 0].text(i, check["natural_gap"].iloc[i], "met" if ok else "assumption\nnot met", ha="center",
                       va="bottom", fontsize=7)
+    ax[0, 0].set_ylim(0, 1.35 * max(float(check["natural_gap"].max()), float(check["gap_max"].iloc[0])))
     ax[0, 0].set_xticks(x, tasks, rotation=20)
-    ax[0, 0].set_ylabel("natural gap: best probe on p* - Bayes loss (nats)")
+    ax[0, 0].set_ylabel("natural gap (nats):\nbest probe on p* - Bayes loss")
     ax[0, 0].set_title("naturalness check: is y linear in p*_s?")
     ax[0, 0].legend(fontsize=7)
     lm = _training_cells(t)
@@ -246,8 +257,9 @@ def fig_non_natural(rows, judged, out: Path, stem: str) -> list[Path]:
     bars.append(("bound tau + sqrt(2B^2 eps/gamma)", m["mean"].to_numpy(), m["std"].fillna(0).to_numpy()))
     width = 0.8 / len(bars)
     for j, (name, vals, err) in enumerate(bars):
-        ax[0, 1].bar(x + (j - len(bars) / 2 + 0.5) * width, vals, width, yerr=err, label=name, color=f"C{j}")
-    ax[0, 1].axhline(lt.TRIVIAL, color="k", ls=":", lw=0.8, label="log 2 (trivial)")
+        ax[0, 1].bar(x + (j - len(bars) / 2 + 0.5) * width, vals, width, yerr=err, label=name, color=f"C{j}",
+                     gid=plotting.BOUND if name.startswith("bound") else None)
+    plotting.trivial_line(ax[0, 1], lt.TRIVIAL, "log 2 (trivial)", color="k", lw=0.8)
     ax[0, 1].set_xticks(x, [f"{k}\n({'met' if ok else 'not met'})" for k, ok in zip(tasks, met)], fontsize=7)
     ax[0, 1].set_ylabel("downstream logistic loss (nats)")
     ax[0, 1].set_title("trained LM (last checkpoint): probe, plug-in, bound")
@@ -305,9 +317,10 @@ def fig_frontier(rows, judged, out: Path, stem: str) -> list[Path]:
             for kind, style in KIND_STYLE.items():
                 k = (s["model_kind"] == kind).to_numpy()
                 if k.any():
-                    a.scatter(x[k], s["bound_ratio"][k], s=16, alpha=0.8, label=f"{kind}: bound", **style)
+                    a.scatter(x[k], s["bound_ratio"][k], s=16, alpha=0.8, label=f"{kind}: bound", gid=plotting.BOUND,
+                              **style)
             a.scatter(x, s["measured_ratio"], s=4, color="0.35", alpha=0.6, label="measured loss (each point)")
-            a.axhline(1.0, color="k", lw=1.0, label="bound = trivial (log 2)")
+            plotting.trivial_line(a, 1.0, "bound = trivial (log 2)", color="k", ls="-")
             r = summary[(summary["theorem"] == thm) & (summary["task"] == task)
                         & (summary["gamma_form"] == "min")].iloc[0]
             grid = np.geomspace(min(x.min(), r["eps_star"] / 10 if r["eps_star"] > 0 else x.min()), x.max(), 60)
@@ -319,9 +332,9 @@ def fig_frontier(rows, judged, out: Path, stem: str) -> list[Path]:
             a.set_yscale("log")
             a.set_xlabel("epsilon of the theorem (nats; 0 drawn at 1e-7)")
             a.set_ylabel("bound / log 2 (measured / log 2: grey)")
-            a.set_title(f"{name}, {task}: says nothing beyond eps* = {r['eps_star']:.2g}\n"
-                        f"{r['trained_informative_hold']} of {r['trained']} trained points hold below log 2",
-                        fontsize=8)
+            a.set_title(f"{name}, {task}:\nsays nothing beyond eps* = {r['eps_star']:.2g}; "
+                        f"{r['trained_informative_hold']} of {r['trained']}\ntrained points hold below log 2",
+                        fontsize=7)
             a.legend(fontsize=5)
     fig.suptitle(frontier_caption(summary), fontsize=5.5, wrap=True)
     return plotting.save(fig, out, stem)

@@ -180,14 +180,14 @@ def _panel_bounds(a, c: pd.DataFrame, title: str) -> None:
     for name in UPPER:
         s = c[c["theorem"] == f"negatives.{name}"].sort_values("K")
         y = s["bound_value"].where(np.isfinite(s["bound_value"]) & (s["bound_value"] > 0))
-        a.plot(s["K"], y, marker=".", label=LABELS[name])
+        a.plot(s["K"], y, marker=".", label=LABELS[name], gid=plotting.BOUND)
     low = c[c["theorem"] == f"negatives.{LOWER}"].sort_values("K")
     a.plot(low["K"], low["lower_bound"].where(low["lower_bound"] > 0), "k:", marker="v", ms=3,
-           label=LABELS[LOWER] + " (where > 0)")
+           label=LABELS[LOWER] + " (where > 0)", gid=plotting.BOUND)
     m = c[c["theorem"] == "negatives.bao_2022_upper"].sort_values("K")
     a.errorbar(m["K"], m["measured"], yerr=m["measured_se"].fillna(0), color="k", marker="o", ms=3, lw=1.5,
                label="measured R_mu-supv")
-    a.axhline(float(np.log(m["C"].iloc[0])), color="0.5", lw=0.8, ls="--", label="log C (trivial)")
+    plotting.trivial_line(a, float(np.log(m["C"].iloc[0])), "log C (trivial)", color="0.5", lw=0.8, ls="--")
     a.set_xscale("log", base=2)
     a.set_yscale("log")
     a.set_xlabel("K (negatives)")
@@ -252,7 +252,7 @@ def fig_accuracy(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str)
                           label=f"C = {C} ({law})")
         a.axvline(C * th.harmonic(C), color=line[0].get_color(), ls=":", lw=0.8)
     a.set_xscale("log", base=2)
-    a.set_xlabel("K (negatives); dotted: K = C H_C, the expected draws to cover all classes")
+    a.set_xlabel("K (negatives); dotted: K = C H_C,\nthe expected draws to cover all classes")
     a.set_ylabel("mean-classifier accuracy (C-way)")
     a.set_title(f"accuracy against K (b = {b:g})")
     a.legend(fontsize=6)
@@ -282,7 +282,12 @@ def fig_zipf(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str) -> 
             with np.errstate(divide="ignore", invalid="ignore"):
                 r = s["bound_value"] / s["measured"]
             a.plot(s["K"], r.where(np.isfinite(r) & (r > 0)), ls=ls, color=f"C{i}", marker=".",
-                   label=f"{LABELS[name]} ({law})")
+                   label=f"{LABELS[name]} ({law})", gid=plotting.BOUND)
+            if i == 0:   # the trivial log C on the same ratio axis: trivial / measured, per law
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    tr = s["trivial"] / s["measured"]
+                a.plot(s["K"], tr.where(np.isfinite(tr) & (tr > 0)), ls=ls, color="0.45", lw=1.2, gid=plotting.TRIVIAL,
+                       label=f"trivial log C / measured ({law})")
     a.axhline(1.0, color="k", lw=0.8)
     a.set_xscale("log", base=2)
     a.set_yscale("log")

@@ -16,6 +16,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import NullFormatter
 import pandas as pd
 
 from analysis import plotting
@@ -57,7 +58,7 @@ def _bound_curve(ax, b: pd.DataFrame, xcol: str, color, label=None, style="--") 
     """Draw the finite part of a bound against ``xcol``; returns (points, vacuous, violated)."""
     b = b.sort_values(xcol)
     fin = np.isfinite(b["bound_value"].to_numpy())
-    ax.plot(b[xcol][fin], b["bound_value"][fin], style, color=color, lw=1.2, label=label)
+    ax.plot(b[xcol][fin], b["bound_value"][fin], style, color=color, lw=1.2, label=label, gid=plotting.BOUND)
     _verdict_marks(ax, b[xcol], b["bound_value"], b["measured"], b["verdict"], color)
     return len(b), int((b["verdict"] == VACUOUS).sum()), int((b["verdict"] == VIOLATED).sum())
 
@@ -77,7 +78,7 @@ def _at(curves: pd.DataFrame, n_col="n_fixed") -> pd.DataFrame:
 
 
 def _trivial(ax, value) -> None:
-    ax.axhline(value, color="0.5", ls=":", lw=1, label="trivial risk tr Cov f*")
+    plotting.trivial_line(ax, value, "trivial risk tr Cov f*", color="0.5")
 
 
 def _empty(ax, what: str) -> None:
@@ -90,7 +91,7 @@ def fig_sample_complexity(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, s
     er = sp.in_study(sp.curves(rows), "sample_complexity")
     checks, slopes = judged, sp.slopes(rows, checks=judged)
     cells = er.drop_duplicates("cell").sort_values("family", key=lambda f: f.map(lambda v: ORDER_FAMILY.get(v, 9)))
-    fig, ax = plotting.new(max(1, len(cells)), width=4.6, height=4.0)
+    fig, ax = plotting.new(max(1, len(cells)), width=4.6, height=5.6)   # room below for the legend
     if cells.empty:
         _empty(ax[0, 0], "sample_complexity")
     terms = sp.cell_terms(rows).set_index("cell")
@@ -119,11 +120,12 @@ def fig_sample_complexity(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, s
         # OLS at n close to p has rare, huge errors (near-singular designs) that rule the mean; clip the axis
         a.set_ylim(top=CLIP * float(t["trivial"]))
         a.set_xlabel("labelled samples n")
-        a.set_ylabel(f"excess risk E||f* - W phi||^2 (axis clipped at {CLIP}x trivial)")
+        a.set_ylabel(f"excess risk E||f* - W phi||^2\n(axis clipped at {CLIP}x trivial)")
         a.set_title(f"{t['family']}: k={int(t['k'])}, d1={int(t['d1'])}, d2={int(t['d2'])}, sigma2={t['sigma2']:.3f}\n"
                     f"bounds: {counts[1]}/{counts[0]} vacuous, {counts[2]}/{counts[0]} violated; "
                     f"slopes fitted on n >= {sp.SLOPE_FROM}(p+2)", fontsize=8)
-        a.legend(fontsize=6, framealpha=0.6)
+        # below the panel: inside, its entries covered the psi* curve
+        a.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=1)
     return plotting.save(fig, out, stem)
 
 
@@ -169,7 +171,7 @@ def dimension_table(rows: pd.DataFrame) -> pd.DataFrame:
 def fig_dimension(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str) -> list[Path]:
     """As d1 grows at fixed k: the n needed to reach the target risk (measured and from the bound)."""
     tab = dimension_table(rows)
-    fig, ax = plotting.new(2)
+    fig, ax = plotting.new(2, height=5.4)   # legends below the panels: inside, they covered the y-label
     if tab.empty:
         _empty(ax[0, 0], "dimension")
         return plotting.save(fig, out, stem)
@@ -189,10 +191,11 @@ def fig_dimension(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str
         if s["bound_n"].notna().any():
             fin = np.isfinite(s["bound_n"])
             ax[0, 0].plot(s["d1"][fin], s["bound_n"][fin], "--s", ms=3, color=COLORS[rep],
-                          label=f"{LABELS[rep]}: n where the bound reaches the target")
+                          label=f"{LABELS[rep]}: n where the bound reaches the target", gid=plotting.BOUND)
         if "bound_n_rigorous" in s and s["bound_n_rigorous"].notna().any():
             ax[0, 0].plot(s["d1"], s["bound_n_rigorous"], "-.D", ms=3, color=COLORS[rep],
-                          label=f"{LABELS[rep]}: n where the rigorous bound reaches it (P(design fails) <= 1%)")
+                          label=f"{LABELS[rep]}: n where the rigorous bound reaches it\n(P(design fails) <= 1%)",
+                          gid=plotting.BOUND)
         ax[0, 1].plot(s["d1"], s["er_fixed"], "-o", ms=4, color=COLORS[rep], label=LABELS[rep])
     frac = sp.cell_terms(rows)["target_fraction"].iloc[0]
     ax[0, 0].set_title(f"n to reach ER = {frac:g} x trivial risk", fontsize=9)
@@ -201,11 +204,10 @@ def fig_dimension(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str
         a.set_xscale("log")
         a.set_yscale("log")
         a.set_xlabel("input dimension d1 (k fixed)")
-        a.legend(fontsize=6)
-    lo = np.nanmin(tab[["n_needed", "bound_n"]].replace(np.inf, np.nan).to_numpy())
-    if np.isfinite(lo):   # room under the curves for the legend
-        ax[0, 0].set_ylim(bottom=lo / 30)
-        ax[0, 0].legend(fontsize=6, loc="lower right")
+        a.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.16))
+    # an n axis has no trivial value: the trivial predictor never reaches a target below its own risk
+    plotting.no_trivial(ax[0, 0], "no trivial n: the trivial risk never\nreaches the target fraction of itself",
+                        loc="lower right")
     ax[0, 0].set_ylabel("labelled samples needed")
     ax[0, 1].set_ylabel("excess risk")
     return plotting.save(fig, out, stem)
@@ -465,27 +467,28 @@ def fig_frontier(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str)
         pos = s["x"][s["x"] > 0]
         xs = np.geomspace(max(0.5 * pos.min(), 1e-3) if len(pos) else 1e-3, max(2 * s["x"].max(), 1e-2), 200)
         a.plot(xs, c * xs ** 2 / s["trivial"].median(), color="0.6", lw=0.8, label=f"{c:g} x^2 / median trivial")
-        a.axhline(1.0, color="k", lw=1, ls=":", label="bound = trivial")
+        plotting.trivial_line(a, 1.0, "bound = trivial", color="k")
         for rep in _reps(s, learned_full=True):
             r = s[s["representation"] == rep]
             base = rep.removesuffix("_full") if rep not in sp.PSI else rep
             oracle = (r["model_kind"] == "oracle").all()
             a.plot(r["x"], r["bound_ratio"], "D" if oracle else "o", ms=5, color=COLORS[base], mfc="none" if oracle
-                   else COLORS[base], ls="none", label=f"{LABELS[rep]} ({'oracle' if oracle else 'trained'})")
+                   else COLORS[base], ls="none", label=f"{LABELS[rep]} ({'oracle' if oracle else 'trained'})",
+                   gid=plotting.BOUND)
             m = r["measured_ratio"].to_numpy()
             a.plot(r["x"], np.maximum(m, FLOOR), "x", ms=4, color=COLORS[base], ls="none")
             a.plot(r["x"][m < FLOOR], np.full(int((m < FLOOR).sum()), FLOOR), "v", ms=4, color=COLORS[base], ls="none")
         a.axvline(float(s["x_frontier"].median()), color="0.3", lw=0.8, ls="--")
         a.set_xscale("log")
         a.set_yscale("log")
+        a.xaxis.set_minor_formatter(NullFormatter())   # 2x10^-1, 3x10^-1, ... ran into each other
         a.set_ylim(bottom=FLOOR)
-        a.set_xlabel("(eps_CI + eps_pre) / beta   (eps_pre: mean over seeds; 0 for psi*)")
-        a.set_ylabel("bound / trivial  (x: measured e_apx / trivial; v: below)")
+        a.set_xlabel("(eps_CI + eps_pre) / beta\n(eps_pre: mean over seeds; 0 for psi*)")
+        a.set_ylabel("bound / trivial\n(x: measured e_apx / trivial; v: below)")
         a.set_title(f"Theorem 4.2, population form, {'PCA to r PCs' if pca else 'whole psi'} (c = {c:g})",
                     fontsize=8)
         a.legend(fontsize=5.5)
-    fig.suptitle(textwrap.fill(frontier_caption(pop), 150), fontsize=7)
-    fig.tight_layout(rect=(0, 0.02, 1, 0.93))
+    fig.suptitle(textwrap.fill(frontier_caption(pop), 150), fontsize=7, y=0.995, va="top")
     return plotting.save(fig, out, stem)
 
 

@@ -31,7 +31,7 @@ NAMES = {"raw": "raw inputs", "random": "random encoder", "supervised": "supervi
          "cpc": "CPC"}
 STYLE = {"raw": ("k", ":"), "random": ("0.5", "--"), "supervised": ("k", "-"), "spectral": ("0.3", "-.")}
 NO_BOUND = ("graphs", "sequences")   # no Lemma 4.3 rows: no i.i.d. positive pairs of the latent-class model
-PALETTE = ("C3", "C4", "C1", "C6", "C2", "C8", "C9", "C0", "C5", "#17becf", "#bcbd22")   # no grey: the references
+PALETTE = ("C3", "C4", "C1", "C6", "C2", "C8", "C9", "C0", "C5", "navy", "olive")   # no grey: the references
 
 
 def terms_table(rows: pd.DataFrame) -> pd.DataFrame:
@@ -152,20 +152,32 @@ def _verdicts_cell(r) -> str:
     return ", ".join([f"{r.lemma_holds}/{r.lemma_points} hold"] + rest)
 
 
+# Small multiples: a bench with many objectives is drawn one family per panel, each beside the same references
+# (twelve curves in one panel could not be told apart).
+FAMILIES = {"two_views": {"contrastive": ("simclr", "moco_v2", "logistic", "swav"),
+                          "self-distillation": ("byol", "simsiam", "byol_nopred"),
+                          "decorrelation": ("barlow_twins", "vicreg", "barlow_twins_paper", "vicreg_paper")}}
+
+
 def _bench_figure(rows: pd.DataFrame, out: Path, stem: str, bench: str) -> list[Path]:
-    """Probe error against labelled n for every objective of the bench, one panel per data variant, with the
-    raw, random and supervised references."""
+    """Probe error against labelled n for every objective of the bench, one row of panels per data variant and
+    one panel per family of objectives (``FAMILIES``), each with the raw, random and supervised references."""
     cv = curves(rows)
     target = _target(rows)
-    objs = REFERENCES + (GRAPH_REFERENCES if bench == "graphs" else ()) + BENCHES[bench]
+    refs = REFERENCES + (GRAPH_REFERENCES if bench == "graphs" else ())
+    families = FAMILIES.get(bench, {"": BENCHES[bench]})
     t = terms_table(rows) if bench in NO_BOUND else None
     variants = sorted(cv.loc[cv["objective"].isin(BENCHES[bench]), "variant"].unique()) if len(cv) else []
-    fig, ax = plotting.new(max(1, len(variants)), width=4.6, height=3.8)
+    fig, ax = plotting.new(len(families), max(1, len(variants)), width=4.6, height=3.8)
     if not variants:
         plotting.message(ax[0, 0], f"bench {bench} disabled: no cells")
+        for a in ax.flat[1:]:
+            a.set_visible(False)
         return plotting.save(fig, out, stem)
-    for a, v in zip(ax[0], variants):
-        for i, obj in enumerate(objs):
+    panels = [(a, v, fam, refs + objs) for row, v in zip(ax, variants) for a, (fam, objs) in zip(row, families.items())]
+    for a, v, fam, objs in panels:
+        for obj in objs:
+            i = (REFERENCES + BENCHES[bench]).index(obj) if obj in REFERENCES + BENCHES[bench] else 0
             c = cv[(cv["objective"] == obj) & (cv["variant"] == v)].sort_values("n_per_class")
             if c.empty:
                 continue
@@ -180,7 +192,7 @@ def _bench_figure(rows: pd.DataFrame, out: Path, stem: str, bench: str) -> list[
         a.set_xscale("log")
         a.set_xlabel("labelled examples per class n")
         a.set_ylabel("linear-probe test error")
-        title = f"{bench.replace('_', ' ')}: data variant '{v}'"
+        title = f"{bench.replace('_', ' ')}: data variant '{v}'" + (f", {fam}" if fam else "")
         if t is not None:
             tv = t[t["variant"] == v]
             extra = []
@@ -231,7 +243,10 @@ def fig_summary(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str) 
     head = ["bench", "objective", "variant", f"n* (err <= {tab['target_error'].iloc[0]:g})",
             "err at max n", "eff. rank", "norm std", "collapsed", "L_un", "L_sup^mu", "L4.3 slack",
             "bound at chosen s", "L4.3 verdicts (s = 1)"]
-    table = a.table(cellText=body, colLabels=head, cellLoc="center", bbox=(0.0, 0.04, 1.0, 0.95))
+    # each column as wide as its longest entry (equal widths let long names and headers spill into the next)
+    chars = np.array([max(len(str(x)) for x in [h, *(row[j] for row in body)]) + 2 for j, h in enumerate(head)])
+    table = a.table(cellText=body, colLabels=head, cellLoc="center", bbox=(0.0, 0.04, 1.0, 0.95),
+                    colWidths=list(chars / chars.sum()))
     table.auto_set_font_size(False)
     table.set_fontsize(6)
     a.text(0.5, 0.0, "labels: log-linear interpolation of the mean probe error curve (inf: not reached); eff. rank "
@@ -313,11 +328,11 @@ def fig_frontier(rows: pd.DataFrame, judged: pd.DataFrame, out: Path, stem: str)
             pts = g.loc[["as_trained", "chosen"]]
             a.plot(pts["scale"], pts["bound_ratio"], "-", color=color, lw=0.6, alpha=0.6)
             a.plot(pts["scale"], pts["bound_ratio"], "s" if untrained else "o", ms=4, color=color,
-                   mfc="none" if untrained else color, ls="none",
+                   mfc="none" if untrained else color, ls="none", gid=plotting.BOUND,
                    label=f"{NAMES.get(obj, obj)} ({'untrained' if untrained else 'trained'})" if first else None)
             a.plot(pts["scale"].iloc[1:], pts["measured_ratio"].iloc[1:], "x", ms=4, color=color, ls="none")
             first = False
-    a.axhline(1.0, color="k", lw=1, ls=":", label="bound = trivial (l(0) = 1)")
+    plotting.trivial_line(a, 1.0, "bound = trivial (l(0) = 1)", color="k")
     a.set_xscale("log")
     a.set_yscale("log")
     a.set_xlabel("scale s of the encoder s f (s = 1: as trained; the other end: chosen on the selection pool)")

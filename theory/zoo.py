@@ -28,7 +28,7 @@ from theory.theorems import Theorem
 
 DOC = "docs/theory/zoo.md"
 COLLAPSE_NORMALISED_STD = 0.15   # norm_std (1 for an isotropic cloud, 0 for complete collapse) below this: collapsed
-COLLAPSE_RANK = 1.5              # an effective rank below 1.5: the embeddings lie (nearly) on one line
+COLLAPSE_RANK = 1.5              # without a ground truth: an effective rank below 1.5, (nearly) one line
 
 
 def _f64(z) -> torch.Tensor:
@@ -57,12 +57,22 @@ def dimension_variance(z) -> np.ndarray:
     return _f64(z).var(-2, unbiased=False).numpy()
 
 
-def collapse_diagnostic(z) -> dict:
+def collapse_rank(n_classes: int | None) -> float:
+    """The effective rank below which a representation is dimensionally collapsed: it spreads over fewer
+    directions (effective rank, rounded) than the C - 1 that the ground truth's C latent class means span once
+    centred, so it cannot hold the class structure. A binary task needs one direction: a supervised encoder of a
+    2-class task that maps onto a line has lost nothing (only complete collapse counts there). Without a ground
+    truth (``None``): COLLAPSE_RANK, one line."""
+    return COLLAPSE_RANK if n_classes is None else max(1.0, n_classes - 1) - 0.5
+
+
+def collapse_diagnostic(z, n_classes: int | None = None) -> dict:
     """Collapse measures of z (..., N, d), each of shape (...):
 
     effective_rank; var_min, var_mean, var_max (per-dimension variance); norm_std (mean per-dimension standard
     deviation of z / ||z||, times sqrt(d), so 1 for an isotropic cloud and 0 for complete collapse); collapsed
-    (1.0 where norm_std < COLLAPSE_NORMALISED_STD or effective_rank < COLLAPSE_RANK, else 0.0).
+    (1.0 where norm_std < COLLAPSE_NORMALISED_STD, complete collapse, or effective_rank < collapse_rank(n_classes),
+    dimensional collapse relative to the ground truth's C latent classes, else 0.0).
     """
     z = _f64(z)
     var = z.var(-2, unbiased=False)
@@ -71,7 +81,7 @@ def collapse_diagnostic(z) -> dict:
     er = effective_rank(z)
     return {"effective_rank": er, "var_min": var.amin(-1).numpy(), "var_mean": var.mean(-1).numpy(),
             "var_max": var.amax(-1).numpy(), "norm_std": norm_std,
-            "collapsed": ((norm_std < COLLAPSE_NORMALISED_STD) | (er < COLLAPSE_RANK)).astype(np.float64)}
+            "collapsed": ((norm_std < COLLAPSE_NORMALISED_STD) | (er < collapse_rank(n_classes))).astype(np.float64)}
 
 
 CORRELATION_TOL = 0.01   # correlation_rank counts eigenvalues of the output correlation above this share of the top one
@@ -124,7 +134,7 @@ THEOREMS: tuple[Theorem, ...] = (
 )
 
 __all__ = ["THEOREMS", "effective_rank", "correlation_rank", "dimension_variance", "collapse_diagnostic",
-           "COLLAPSE_RANK",
+           "COLLAPSE_RANK", "collapse_rank",
            "COLLAPSE_NORMALISED_STD", "sbm_adjacency_spectrum", "sbm_normalised_spectrum", "sbm_eigengap",
            "sbm_top_eigenvectors"]
 

@@ -225,6 +225,8 @@ def theorem_records(table: pd.DataFrame, theorems) -> list[dict]:
         sl = judged["slack"][np.isfinite(judged["slack"])]
         rec["median_slack"] = float(sl.median()) if len(sl) else None
         rec["worst_slack"] = float(sl.min()) if len(sl) else None
+        # a reference (or a lower bound) at or below 0 makes its ratio negative: counted so that a page can say so
+        rec["reference_nonpositive"] = int((judged["bound_value"] <= 0).sum())
         if len(judged):
             se = np.hypot(judged["measured_se"].fillna(0), judged["bound_se"].fillna(0))
             excess = (judged["measured"] - judged["bound_value"]) / np.maximum(se, 1e-300)

@@ -200,6 +200,21 @@ def _doc_page(md: Path, title: str, up: str = "") -> str:
                  up)
 
 
+def _slack_cell(kind: str, rec: dict) -> str:
+    """What the median of a theorem's ``slack`` column means, by kind: a bound's slack (bound ÷ measured, 1 is
+    tight); a reference's ratio (reference ÷ measured, not a slack: a reference is not a bound), and where the
+    reference is at or below 0 at every judged point (a lower bound such as 1/2 − √(d ln N / N) at small N) it
+    says nothing there, which a negative "slack" would hide; an identity has none (it is exact or broken)."""
+    if kind == "identity" or rec.get("median_slack") is None:
+        return ""
+    if kind != "reference":
+        return _fmt(rec["median_slack"])
+    text = f"ratio {_fmt(rec['median_slack'])}"
+    if rec.get("judged") and rec.get("reference_nonpositive") == rec["judged"]:
+        text += " (reference ≤ 0 at every point: it says nothing here)"
+    return text
+
+
 def _fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
@@ -346,9 +361,9 @@ def _verdicts_section(recs) -> list[str]:
     """The run's verdict counts per theorem, then each theorem's worst point with its terms."""
     body = ["<h2>Verdicts of this run</h2>",
             "<table><tr><th>theorem</th><th>status</th><th>points</th><th colspan=\"5\">verdicts</th>"
-            "<th>median slack</th><th>worst slack</th></tr>"]
+            "<th>median slack (reference: ratio)</th><th>worst slack</th></tr>"]
     for r in recs:
-        ms = "" if r.get("median_slack") is None else _fmt(r["median_slack"])
+        ms = _slack_cell(r["kind"], r)
         ws = "" if r.get("worst_slack") is None else _fmt(r["worst_slack"])
         body.append(f"<tr><td><a href=\"#{_e(r['theorem'])}\">{_e(r['theorem'])}</a></td><td>{_e(r['status'])}"
                     f"</td><td>{r['points']}</td>{_counts_cells(r['kind'], r.get('counts', {}))}<td>{ms}</td>"
@@ -427,7 +442,7 @@ def build(root: Path = store.RESULTS, site: Path = Path("report"), notebooks: Pa
         rows_html.append(head)
         for t in ch.theorems:
             r = by_id.get(t.id, {})
-            ms = "" if r.get("median_slack") is None else _fmt(r["median_slack"])
+            ms = _slack_cell(t.kind, r)
             counts = _counts_cells(t.kind, r.get("counts", {})) if run else "<td colspan=\"5\"></td>"
             rows_html.append(f"<tr><td><a href=\"{_e(ch.name)}.html#{_e(t.id)}\"><code>{_e(t.id)}</code></a><br>"
                              f"<span class=\"muted\">{_e(t.paper)}, {_e(t.number)}</span></td><td>{_e(t.status)}</td>"
@@ -451,7 +466,7 @@ def build(root: Path = store.RESULTS, site: Path = Path("report"), notebooks: Pa
             "<b>not met</b>: a declared assumption fails there; <b>undetermined</b>: cannot be judged. A "
             "<i>reference</i> is not a theorem: it reads above or below.</p>",
             "<table><tr><th>theorem</th><th>status</th><th>points</th><th colspan=\"5\">verdicts</th>"
-            "<th>median slack</th></tr>", *rows_html, "</table>",
+            "<th>median slack (reference: ratio)</th></tr>", *rows_html, "</table>",
             f"<p>Regenerate: <code>{_e(regen)}</code> (or "
             "<code>make report</code>).</p>"]
     index = site / "index.html"

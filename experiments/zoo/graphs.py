@@ -195,7 +195,7 @@ def run_graph(cell: Cell, model, data_id: str, device: str = "cpu") -> pd.DataFr
         f = graph_representation(cell, model, graphs, params)
         values["mean_acc"] = _graph_mean_accuracy(graphs, f, cell.data.n_classes)
         z_test = f[torch.arange(f.shape[0])[:, None], torch.as_tensor(graphs.test, device=f.device)]
-        values.update(collapse_diagnostic(z_test))
+        values.update(collapse_diagnostic(z_test, cell.data.n_classes))
         if cell.objective == "spectral":
             values.update(spectral_values(cell, model, graphs))
         rows = metric_rows(base, step, values, seeds_lrs)

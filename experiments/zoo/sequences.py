@@ -278,7 +278,7 @@ def run_sequences(cell: Cell, hmm, data_id: str, device: str = "cpu") -> pd.Data
         mu = f_pool.double().reshape(G, 2, n_pool, -1).mean(2)
         values["mean_acc"] = (torch.bmm(z_test.double(), mu.transpose(1, 2)).argmax(-1)
                               == torch.as_tensor(y_test)).double().mean(-1).numpy()
-        values.update(collapse_diagnostic(z_test))
+        values.update(collapse_diagnostic(z_test, 2))   # the natural task is binary
         if cell.objective in ("plm", "electra"):
             values.update(seq_excess(cell, hmm, params, w_ex[:, :L], numpy_rng(data_id, 0, "eval-orders")))
         if cell.objective == "cpc":

@@ -316,7 +316,7 @@ def run_views(cell: Cell, model, data_id: str, device: str = "cpu") -> pd.DataFr
         f = representation(cell, params)
         values["mean_acc"] = ev.mean_classifier_accuracy(f)
         z_test = f(ev.x_test)
-        for key, val in collapse_diagnostic(z_test).items():
+        for key, val in collapse_diagnostic(z_test, getattr(cell.data, "n_classes", None)).items():
             values[key] = val
         values["correlation_rank"] = correlation_rank(z_test)
         if cell.objective in RECONSTRUCTION:

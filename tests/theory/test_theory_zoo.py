@@ -69,6 +69,22 @@ def test_the_collapse_diagnostic_flags_collapse_and_only_collapse():
     assert d["var_min"][0] <= d["var_mean"][0] <= d["var_max"][0]
 
 
+def test_dimensional_collapse_is_judged_against_the_classes_the_ground_truth_has():
+    """A representation on two directions has collapsed where 5 latent classes span 4 (it cannot hold them) but
+    not where the task has 2 classes (one direction is all it needs, as a supervised encoder of a binary task
+    rightly gives); complete collapse is collapse whatever the classes."""
+    rng = np.random.default_rng(2)
+    plane = rng.standard_normal((500, 2)) @ rng.standard_normal((2, 8))
+    five = np.concatenate([rng.standard_normal((500, 4)), 0.05 * rng.standard_normal((500, 4))], 1)
+    constant = np.ones((500, 8)) + 1e-4 * rng.standard_normal((500, 8))
+    z = np.stack([plane, five, constant])
+    np.testing.assert_array_equal(zoo.collapse_diagnostic(z, 5)["collapsed"], [1.0, 0.0, 1.0])
+    np.testing.assert_array_equal(zoo.collapse_diagnostic(z, 2)["collapsed"], [0.0, 0.0, 1.0])
+    line = np.outer(rng.standard_normal(500), rng.standard_normal(8))
+    assert zoo.collapse_diagnostic(line[None], 2)["collapsed"][0] == 0.0   # a binary task's line: not collapse
+    assert zoo.collapse_diagnostic(line[None])["collapsed"][0] == 1.0     # without a ground truth: one line is
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.integers(2, 4), st.integers(1, 3), st.integers(1, 4), st.integers(0, 2 ** 31 - 1))
 def test_lemma_4_3_holds_for_any_encoder_on_exact_discrete_models(C, m, d, seed):
