@@ -31,19 +31,25 @@ and ``coef_ = W[:, 1] - W[:, 0]``, ``intercept_ = b[1] - b[0]``.
 
 Layout (each module imports only those above it):
 
-- ``solver``: the one optimiser, a batched preconditioned L-BFGS;
-- ``fit``: ``ProbeFit``, ``fit_logistic_probes`` and the test metrics;
+- ``solver``: the general optimiser, a batched preconditioned L-BFGS;
+- ``newton``: the fast path for two classes, batched Newton on the binary model;
+- ``fit``: ``ProbeFit``, ``fit_logistic_probes`` (and ``fit_logistic_probes_reference``, L-BFGS alone, the
+  oracle of the fast path) and the test metrics;
 - ``grid``: ``subsample_per_class`` and ``fit_probe_grid``.
 
 Timings against scikit-learn: ``experiments.bench_probes``.
 """
 
-from analysis.probes.fit import ProbeFit, fit_logistic_probes, probe_accuracy, probe_logits, probe_loss
+from analysis.probes.fit import (
+    ProbeFit, fit_binary_probes, fit_logistic_probes, fit_logistic_probes_reference, probe_accuracy, probe_logits, probe_loss,
+)
 from analysis.probes.grid import fit_probe_grid, subsample_per_class
 
 __all__ = [
     "ProbeFit",
+    "fit_binary_probes",
     "fit_logistic_probes",
+    "fit_logistic_probes_reference",
     "probe_logits",
     "probe_accuracy",
     "probe_loss",

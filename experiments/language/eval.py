@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from analysis.probes import fit_logistic_probes
+from analysis.probes import fit_binary_probes, fit_logistic_probes
 from experiments.engine.config import config_hash
 from experiments.engine.rng import numpy_rng
 from synthetic_data.language import balanced_threshold, build_model, make_task
@@ -251,8 +251,8 @@ def _expected(world_task: TaskEval, X_ev: np.ndarray, coef: np.ndarray, icpt: np
 def population_probes(task: TaskEval, feats: np.ndarray, C: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The best linear probe on features (P, n, d), fitted on the task's exact label law over its fit rows.
 
-    Each fit context enters twice, as y = +1 with weight w q and y = -1 with weight w (1 - q), so the fit minimises
-    the population logistic loss itself (plus ||W||^2 / 2C, a stand-in for the unconstrained infimum the theorem
+    Each fit context enters with the soft target q (as y = +1 with weight w q and y = -1 with weight w (1 - q)), so
+    the fit minimises the population logistic loss itself (plus ||W||^2 / 2C, a stand-in for the unconstrained infimum the theorem
     bounds). Returns (loss (P,), SE (P,) of loss - tau paired per context, converged (P,) bool: the solver's own
     gradient test, ``analysis.probes.ProbeFit.converged``; a loss from a probe that did not converge is not the
     infimum the theorem bounds, and its bound rows are undetermined).
@@ -263,13 +263,9 @@ def population_probes(task: TaskEval, feats: np.ndarray, C: float) -> tuple[np.n
     mu, sd = _standardise(Xf, wf)
     Xs = (Xf - mu[:, None]) / sd[:, None]
     q = task.q[task.fit]
-    wt = np.concatenate([wf * q, wf * (1 - q)])
-    keep = wt > 0  # deterministic labels: half the rows carry no mass
-    X = np.concatenate([Xs, Xs], axis=1)[:, keep]
-    y = np.concatenate([np.ones(len(q)), np.zeros(len(q))]).astype(np.int64)[keep]
-    wt = wt[keep]
-    fit = fit_logistic_probes(torch.as_tensor(X), torch.as_tensor(y).expand(P, -1),
-                              torch.as_tensor(wt).expand(P, -1), 2, C=C)
+    # soft targets: the same objective as each row twice (y = +1 with weight w q, y = -1 with w (1 - q)), half the rows
+    fit = fit_binary_probes(torch.as_tensor(Xs), torch.as_tensor(q).expand(P, -1),
+                            torch.as_tensor(wf).expand(P, -1), C=C)
     coef, icpt = _binary(fit)
     Xe = (feats[:, task.ev] - mu[:, None]) / sd[:, None]
     loss, _ = _expected(task, Xe, coef, icpt)
