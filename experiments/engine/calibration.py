@@ -10,9 +10,11 @@ field changed, keeps the cost stored with it). So a chapter that changes its cos
 the same measurements without anything being re-run; ``sslt calibrate`` records new ones.
 
 The model of one cell is ``seconds = per_cell + per_cost * cost``: a fixed start (data, evaluation, theory terms
-that the cost model leaves out) and a rate, fitted by non-negative least squares on each cell's relative error,
-so that cheap quick cells and hour-long paper cells weigh alike. It is a cost model: a run's estimate is meant to
-be within a small factor of its measured time (tests/experiments/test_calibration.py states the factor), not a
+that the cost model leaves out) and a rate. It is fitted by non-negative least squares on the relative error of
+each measured run's total (its cells' summed seconds), so that a quick run of seconds and a paper run of an hour
+weigh alike: a total is what the guard and ``sslt bench`` estimate, and a fit on single cells was dominated by
+the many cheap ones (a chapter's cost model orders its cells, it does not time each one). A run's estimate is
+meant to be within a small factor of its measured time (tests/experiments/test_calibration.py states it), not a
 prediction of the wall clock of a loaded machine.
 """
 from __future__ import annotations
@@ -42,15 +44,19 @@ class Fit:
         return self.per_cell + self.per_cost * float(cost)
 
 
-def fit(costs, seconds) -> tuple[float, float]:
-    """(per_cell, per_cost) >= 0 minimising the summed squared relative error of per_cell + per_cost * cost."""
+def fit(costs, seconds, groups=None) -> tuple[float, float]:
+    """(per_cell, per_cost) >= 0 minimising the summed squared relative error of each group's total (a group: the
+    cells of one measured run; default: every cell its own group) of per_cell + per_cost * cost."""
     c, s = np.asarray(costs, dtype=float), np.asarray(seconds, dtype=float)
+    g = np.arange(len(s)) if groups is None else np.asarray(groups)
     keep = (s > 0) & np.isfinite(s) & np.isfinite(c)
-    c, s = c[keep], s[keep]
+    c, s, g = c[keep], s[keep], g[keep]
     if not len(s):
         raise ValueError("calibration: no measured cell with a positive time")
     scale = max(float(c.max()), 1e-300)   # conditioning: costs span ten orders of magnitude
-    (a, b), _ = nnls(np.stack([1 / s, c / scale / s], axis=1), np.ones_like(s))
+    labels, inv = np.unique(g, return_inverse=True)
+    n, cost, secs = (np.bincount(inv, w, len(labels)) for w in (np.ones_like(s), c / scale, s))
+    (a, b), _ = nnls(np.stack([n / secs, cost / secs], axis=1), np.ones(len(labels)))
     return float(a), float(b / scale)
 
 
@@ -84,7 +90,7 @@ def fit_chapter(ch, entry: dict | None) -> Fit | None:
         return None
     now = _current_costs(ch, entry["runs"])
     costs = [now.get(c["cell"], c["cost"]) for c in entry["cells"]]
-    a, b = fit(costs, [c["seconds"] for c in entry["cells"]])
+    a, b = fit(costs, [c["seconds"] for c in entry["cells"]], [c.get("run", c["profile"]) for c in entry["cells"]])
     profiles = sorted({r["profile"] for r in entry["runs"]})
     machines = sorted({r["machine"] for r in entry["runs"]})
     return Fit(ch.name, a, b, len(costs), f"{len(costs)} measured cells of {len(entry['runs'])} runs "
@@ -112,7 +118,7 @@ def measure(root: Path, experiment: str, run_ids: list[str] = ()) -> tuple[list[
                 continue
             meta = store.load_meta(root, experiment, key)
             seen.add(key)
-            got.append({"cell": cid, "profile": r.profile, "cost": costs[cid], "seconds": meta["seconds"],
+            got.append({"cell": cid, "run": r.id, "profile": r.profile, "cost": costs[cid], "seconds": meta["seconds"],
                         "stages": {k: round(v, 4) for k, v in sorted(meta.get("stages", {}).items())}})
         if got:
             out_runs.append({"run": r.id, "profile": r.profile, "overrides": list(r.overrides), "code": r.code,
