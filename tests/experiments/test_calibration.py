@@ -80,3 +80,18 @@ def test_record_writes_the_measurements_with_their_provenance(tmp_path, quick_re
     assert entry["note"] == "test" and entry["runs"][0]["profile"] == "quick" and entry["runs"][0]["code"]
     assert len(entry["cells"]) == fit.n_cells == entry["runs"][0]["cells_measured"] > 0
     assert all(c["seconds"] > 0 and c["cost"] > 0 for c in entry["cells"])
+
+
+def test_bench_micro_runs_only_the_named_micro_benchmarks(monkeypatch, capsys):
+    """`sslt bench --micro NAME` runs that entry point of sslt.benchmarks and nothing else (no chapter profile)."""
+    from types import SimpleNamespace
+    from experiments.engine import cli
+    ran = []
+    fake = [SimpleNamespace(name=n, load=lambda n=n: (lambda: ran.append(n) or [f"{n} line"])) for n in ("a", "b")]
+    monkeypatch.setattr(bench, "entry_points", lambda group: fake if group == bench.BENCH_GROUP else [])
+    monkeypatch.setattr(bench, "profile_run", lambda *a: pytest.fail("a chapter profile ran"))
+    assert cli.main(["bench", "--micro", "b"]) == 0
+    assert ran == ["b"] and "b line" in capsys.readouterr().out
+    assert cli.main(["bench", "--micro"]) == 0 and ran == ["b", "a", "b"]
+    assert cli.main(["bench", "--micro", "nope"]) == 2
+    assert "unknown micro-benchmark nope" in capsys.readouterr().err
