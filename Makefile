@@ -5,6 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 PROFILE ?= default
 JOBS ?= 2
+# `make test` spreads the tests over TEST_JOBS pytest-xdist workers (loadgroup: test by test, except the files marked
+# xdist_group, which stay on one worker for their module fixtures); TEST_JOBS=0 runs them in this one process
+TEST_JOBS ?= 2
 CHECK_PROFILE ?= quick
 RESULTS ?= results
 
@@ -26,7 +29,7 @@ quick:
 	$(MAKE) figures PROFILE=quick
 
 test: $(VENV)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadgroup
 
 # make check ASSUMPTION=examples/assumptions/contrastive_zipf37.toml [CHECK_PROFILE=default]
 check: $(VENV)

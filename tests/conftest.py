@@ -1,3 +1,4 @@
+import fcntl
 import os
 
 import pytest
@@ -31,14 +32,22 @@ def cell_bytes(root, experiment) -> dict[str, bytes]:
 @pytest.fixture(scope="session")
 def quick_results(tmp_path_factory):
     """One quick-profile run per chapter, made once per test session and shared (read-only) by every test that
-    needs a real run: ``quick_results(name)`` returns its results directory (run with --jobs 2)."""
+    needs a real run: ``quick_results(name)`` returns its results directory (run with --jobs 2). Under
+    pytest-xdist (``make test`` runs two workers) the workers share one directory per chapter, made by whichever
+    asks first while the other waits on a file lock: the run is made once, not once per worker."""
     from experiments.engine import cli
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
     made: dict[str, object] = {}
 
     def get(name: str):
         if name not in made:
-            out = tmp_path_factory.mktemp(f"quick_{name}")
-            assert cli.main(["run", name, "--profile", "quick", "--out", str(out), "--jobs", "2"]) == 0
+            out = shared / f"quick_{name}"
+            with open(shared / f"quick_{name}.lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                if not (out / ".complete").exists():
+                    assert cli.main(["run", name, "--profile", "quick", "--out", str(out), "--jobs", "2"]) == 0
+                    (out / ".complete").touch()
             made[name] = out
         return made[name]
     return get

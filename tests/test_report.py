@@ -15,6 +15,10 @@ import pytest
 from experiments.engine import chapters, cli, runs
 from experiments.engine import report
 
+# One pytest-xdist worker runs this file (`make test` uses --dist loadgroup): its module fixtures, a copy of every
+# chapter's quick run and one built site, are then made once, not once per worker.
+pytestmark = pytest.mark.xdist_group("test_report")
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -1,4 +1,4 @@
-"""The ``sslt`` command: list, run, runs, figures, check, theorems, expected, report, bench."""
+"""The ``sslt`` command: list, run, runs, figures, check, theorems, expected, report, bench, calibrate."""
 from __future__ import annotations
 
 import argparse
@@ -186,6 +186,17 @@ def cmd_bench(args) -> int:
     return bench.main(args)
 
 
+def cmd_calibrate(args) -> int:
+    from experiments.engine import calibration
+    chapters.get(args.experiment)
+    try:
+        fit = calibration.record(args.out, args.experiment, args.path or calibration.PATH, args.note)
+    except ValueError as err:
+        raise config_mod.ConfigError(str(err)) from None
+    print(f"{args.experiment}: seconds = {fit.per_cell:.4g} + {fit.per_cost:.4g} x cost ({fit.source})")
+    return 0
+
+
 CHECK_EXIT_CODES = """exit codes:
   0  no theorem is violated where its assumptions are met
   1  a theorem is violated with every assumption met (a counterexample or a bug), or the plug-in's declared
@@ -269,7 +280,16 @@ def parser() -> argparse.ArgumentParser:
     rp.set_defaults(func=cmd_report)
     b = sub.add_parser("bench", help="time the suite on this machine")
     b.add_argument("--skip-default", action="store_true", help="skip timing the default profile")
+    b.add_argument("--micro", nargs="*", metavar="NAME", default=None,
+                   help="run only the micro-benchmarks (entry points sslt.benchmarks; NAME: only those), in seconds")
     b.set_defaults(func=cmd_bench)
+    cb = sub.add_parser("calibrate", help="record measured cell times as the cost model's calibration")
+    cb.add_argument("experiment", help="chapter name")
+    cb.add_argument("--out", type=Path, action="append", required=True,
+                    help="results directory whose finished cells (of any recorded run) are measured; repeatable")
+    cb.add_argument("--note", default="", help="what the measurements are (machine load, commit), stored with them")
+    cb.add_argument("--path", type=Path, default=None, help="calibration file (default: the package's own)")
+    cb.set_defaults(func=cmd_calibrate)
     return p
 
 

@@ -1,11 +1,14 @@
 """The resource guard: from the config alone, each cell's peak memory and the run's time, refused before any work.
 
 A chapter may declare ``footprint(cell) -> Footprint``: the arrays a cell allocates, as bytes per config field
-that sizes them, and its time, as seconds per field. The models are simple (array sizes from n_classes,
-n_tuples, dims and seeds, a per-chapter rate for the time); tests/experiments/test_runs.py holds them against
-the peaks and times measured on the quick profile within the factors stated there. A chapter without a
-footprint gets the generic guess below (every integer field of the cell taken as the length of a float64 array
-as wide as its widest dimension field), and no time estimate.
+that sizes them, and its time, as seconds per field. The memory models are simple (array sizes from n_classes,
+n_tuples, dims and seeds); tests/experiments/test_runs.py holds them against the peaks measured on the quick
+profile within the factor stated there. A chapter without a footprint gets the generic guess below (every
+integer field of the cell taken as the length of a float64 array as wide as its widest dimension field).
+
+The time of a cell is the chapter's cost model times its calibration (experiments/engine/calibration.py: fitted
+on measured cells, stored with their runs, code and machine in experiments/configs/calibration.json); a chapter
+never measured falls back to its footprint's own seconds, or to no time estimate.
 
 A run is refused (``ResourceError``, exit 2, naming the field of the largest term) when the ``jobs`` largest
 cells together would need more memory than the machine has (or ``--max-memory``), or when the run would take
@@ -17,6 +20,9 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from experiments.engine import calibration
 from experiments.engine import config as config_mod
 
 BASELINE = 400 * 2 ** 20     # bytes: a worker with torch, numpy, scipy, sklearn and the suite imported
@@ -83,12 +89,14 @@ class Estimate:
     memory_field: str
     seconds: float | None      # wall-clock: the cells' total time over ``jobs`` workers
     time_field: str
+    time_source: str = ""      # the calibration the time comes from ("": the footprint's own seconds)
 
     def describe(self) -> str:
         t = "not estimated" if self.seconds is None else (f"{self.seconds:.0f} s" if self.seconds < 3600
                                                           else f"{self.seconds / 3600:.2f} h")
+        how = f" (cost model x calibration on {self.time_source})" if self.time_source and self.seconds else ""
         return (f"estimated: peak memory {self.peak / MIB:.0f} MiB ({min(self.jobs, self.n_cells)} of "
-                f"{self.n_cells} cells at once, the largest {self.largest_cell / MIB:.0f} MiB), time {t}")
+                f"{self.n_cells} cells at once, the largest {self.largest_cell / MIB:.0f} MiB), time {t}{how}")
 
 
 def estimate(ch, cells: list, jobs: int) -> Estimate:
@@ -97,11 +105,22 @@ def estimate(ch, cells: list, jobs: int) -> Estimate:
         return Estimate(0, jobs, 0.0, 0.0, "?", 0.0, "?")
     order = sorted(fps, key=lambda f: -f.peak)
     at_once = order[:max(1, min(jobs, len(order)))]
-    times = [f.time for f in fps]
-    seconds = None if any(t is None for t in times) else sum(times) / max(1, min(jobs, len(fps)))
-    slowest = max(fps, key=lambda f: f.time or 0.0)
+    fitted = calibration.for_chapter(ch.name)
+    times = [fitted.seconds(ch.cost(c)) for c in cells] if fitted else [f.time for f in fps]
+    workers = max(1, min(jobs, len(fps)))
+    # spread over the workers, but never less than the slowest cell (it runs on one)
+    seconds = None if any(t is None for t in times) else max(sum(times) / workers, max(times))
+    i = int(np.argmax([t or 0.0 for t in times]))
+    field_ = fps[i].largest("seconds") if fps[i].seconds else _time_field(cells[i], fps[i])
     return Estimate(len(fps), jobs, sum(f.peak for f in at_once), order[0].peak, order[0].largest(),
-                    seconds, slowest.largest("seconds"))
+                    seconds, field_, fitted.source if fitted else "")
+
+
+def _time_field(cell, fp: Footprint) -> str:
+    """The field to name when a run without a time model of its own is too long: its steps, else its largest."""
+    ints = _ints(cell)
+    steps = [k for k in ints if k.rsplit(".", 1)[-1] == "steps"]
+    return max(steps, key=ints.get) if steps else fp.largest()
 
 
 def guard(ch, cells: list, jobs: int, max_memory: float | None = None, max_hours: float | None = None) -> Estimate:

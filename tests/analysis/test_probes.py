@@ -31,6 +31,10 @@ from analysis.probes import (
     subsample_per_class,
 )
 
+# One pytest-xdist worker runs this file (`make test` uses --dist loadgroup): its module fixture, sklearn's
+# reference solutions of every case, is then made once, not once per worker.
+pytestmark = pytest.mark.xdist_group("test_probes")
+
 N_PER_CLASS = (1, 2, 5, 20)
 
 
