@@ -23,7 +23,7 @@ run: $(VENV)
 	$(BIN)/sslt run all --profile $(PROFILE) --jobs $(JOBS) --out $(RESULTS)
 
 figures: run
-	$(BIN)/sslt figures --out $(RESULTS)
+	$(BIN)/sslt figures --out $(RESULTS) --jobs $(JOBS)
 
 quick:
 	$(MAKE) figures PROFILE=quick

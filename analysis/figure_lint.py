@@ -130,21 +130,45 @@ def _intersect(a: np.ndarray, b: np.ndarray, tol: float = TOL) -> bool:
     return True
 
 
-def overlaps(fig) -> list[str]:
+def _owners_differ(a: Box, b: Box) -> bool:
+    return not (a.group == b.group or (a.group.split("table")[0] == b.group.split("table")[0]
+                                       and "table" in a.group and "table" in b.group))
+
+
+def _candidates(boxes: list[Box]) -> np.ndarray:
+    """(n, n) mask of the pairs whose axis-aligned extents touch or overlap. Two convex shapes that are apart are
+    apart along one of their edge normals (the separating axis theorem), where ``_intersect`` then finds a gap
+    below its tolerance; so a pair whose extents are apart along x or y cannot overlap, and only the rest is
+    tested one by one (a figure holds hundreds of tick labels: the pairs are what the lint's time went into)."""
+    if not boxes:
+        return np.zeros((0, 0), dtype=bool)
+    c = np.stack([b.corners for b in boxes])
+    lo, hi = c.min(1), c.max(1)
+    apart = (lo[:, None, :] > hi[None, :, :]) | (lo[None, :, :] > hi[:, None, :])
+    return ~apart.any(-1)
+
+
+def overlaps(fig, boxes: list[Box] | None = None) -> list[str]:
     """'A overlaps B' for every two text boxes of ``fig`` from different owners that overlap, and 'A spills out
-    of its cell' for a table cell's text wider or taller than its cell."""
-    boxes = text_boxes(fig)
+    of its cell' for a table cell's text wider or taller than its cell (``boxes``: ``text_boxes(fig)``, if
+    already collected)."""
+    boxes = text_boxes(fig) if boxes is None else boxes
+    near = _candidates(boxes)
     out = []
     for i, a in enumerate(boxes):
         if a.cell is not None and not _inside(a.corners, a.cell):
             out.append(f"{a.name} spills out of its cell")
-        for b in boxes[i + 1:]:
-            if a.group == b.group or (a.group.split("table")[0] == b.group.split("table")[0]
-                                      and "table" in a.group and "table" in b.group):
-                continue
-            if _intersect(a.corners, b.corners):
+        for j in np.flatnonzero(near[i, i + 1:]) + i + 1:
+            b = boxes[j]
+            if _owners_differ(a, b) and _intersect(a.corners, b.corners):
                 out.append(f"{a.name} overlaps {b.name}")
     return out
+
+
+def problems(fig) -> list[str]:
+    """``overlaps(fig) + clipped(fig)``, from one collection of the figure's text boxes."""
+    boxes = text_boxes(fig)
+    return overlaps(fig, boxes) + clipped(fig, boxes)
 
 
 def _inside(corners: np.ndarray, frame: np.ndarray, tol: float = TOL) -> bool:
@@ -152,10 +176,11 @@ def _inside(corners: np.ndarray, frame: np.ndarray, tol: float = TOL) -> bool:
     return bool((corners.min(0) >= lo - tol).all() and (corners.max(0) <= hi + tol).all())
 
 
-def clipped(fig) -> list[str]:
+def clipped(fig, boxes: list[Box] | None = None) -> list[str]:
     """Every text box of ``fig`` that does not lie wholly inside the figure (cut off when saved)."""
     frame = _rect(fig.bbox)
-    return [f"{b.name} is clipped by the figure's edge" for b in text_boxes(fig) if not _inside(b.corners, frame)]
+    boxes = text_boxes(fig) if boxes is None else boxes
+    return [f"{b.name} is clipped by the figure's edge" for b in boxes if not _inside(b.corners, frame)]
 
 
 def _gids(ax):

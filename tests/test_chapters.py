@@ -12,8 +12,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import figures as figs
-from analysis import plotting
 from conftest import cell_bytes
 from experiments.engine import chapters, cli, expected, runner, runs, store
 from theory.theorems import STATUSES, index
@@ -239,47 +237,10 @@ def test_unambiguous_inputs_are_accepted(name):
 
 
 # ------------------------------------------------------------------------------------ figures have data
-def _has_data(ax) -> bool:
-    for line in ax.get_lines():
-        if np.size(line.get_xdata()) and np.isfinite(np.asarray(line.get_ydata(), dtype=float)).any():
-            return True
-    for coll in ax.collections:
-        offsets = coll.get_offsets() if hasattr(coll, "get_offsets") else []
-        if np.size(offsets) or (hasattr(coll, "get_paths") and len(coll.get_paths())) or \
-                (hasattr(coll, "get_segments") and len(coll.get_segments())):
-            return True
-    if any(p.get_height() != 0 for p in ax.patches if hasattr(p, "get_height")) or ax.images:
-        return True
-    return any(t.get_text().strip() for t in ax.texts if t.get_gid() != "message")  # a panel of text
-
-
-def _says_why_empty(ax) -> bool:
-    return any(t.get_gid() == "message" and t.get_text().strip() for t in ax.texts)
-
-
 @pytest.mark.parametrize("name", NAMES)
-def test_every_figure_has_data_and_names_its_run(name, quick_results, tmp_path, monkeypatch):
+def test_every_figure_has_data_and_names_its_run(name, quick_results, quick_figures):
     root = quick_results(name)
-    seen = {}
-    real_save = plotting.save
-    handed = []
-    real_draw = figs.draw
-
-    def draw_spy(figures, rows, judged, out, caption):
-        handed.append(judged)
-        return real_draw(figures, rows, judged, out, caption)
-    monkeypatch.setattr(figs, "draw", draw_spy)
-
-    def spy(fig, directory, stem):
-        paths = real_save(fig, directory, stem)  # adds the provenance line; the closed figure keeps its artists
-        axes = [a for a in fig.axes if a.get_visible() and a.axison]
-        seen[stem] = {"panels": [(_has_data(a), _says_why_empty(a)) for a in axes],
-                      "legends": [[t.get_text() for t in a.get_legend().get_texts()] for a in axes
-                                  if a.get_legend() is not None],
-                      "caption": [t.get_text() for t in fig.texts if t.get_gid() == "provenance"]}
-        return paths
-    monkeypatch.setattr(plotting, "save", spy)
-    assert cli.main(["figures", name, "--out", str(root), "--figures", str(tmp_path)]) == 0
+    fig_root, seen, handed = quick_figures(name)   # drawn once per session by `sslt figures`, spied as saved
     run = runs.latest(root, name)
     assert set(seen) == set(chapters.get(name).figures)
     for stem, info in seen.items():
@@ -290,7 +251,7 @@ def test_every_figure_has_data_and_names_its_run(name, quick_results, tmp_path, 
         for labels in info["legends"]:
             assert labels and all(lbl.strip() for lbl in labels), f"{stem}: empty legend entry"
         assert info["caption"] and run.id in info["caption"][0] and "profile quick" in info["caption"][0], stem
-    assert (tmp_path / name / "RUN").read_text().startswith(f"run {run.id}")
+    assert (fig_root / name / "RUN").read_text().startswith(f"run {run.id}")
     # the figures were handed the run's judged table: bounds.csv's rows of that run, verdict for verdict
     table = pd.read_csv(root / "bounds.csv")
     judged, = handed

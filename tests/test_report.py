@@ -15,8 +15,10 @@ import pytest
 from experiments.engine import chapters, cli, runs
 from experiments.engine import report
 
-# One pytest-xdist worker runs this file (`make test` uses --dist loadgroup): its module fixtures, a copy of every
+# One pytest-xdist worker runs this file (`make test` uses --dist loadgroup): its fixtures, a copy of every
 # chapter's quick run and one built site, are then made once, not once per worker.
+# (Session scope, not module: a worker may interleave other files between these tests, and module fixtures
+# would then be built again each time the file resumes.)
 pytestmark = pytest.mark.xdist_group("test_report")
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +37,7 @@ def _chromium() -> str:
     return found
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def results(quick_results, tmp_path_factory):
     """One results directory holding a quick run of every registered chapter."""
     root = tmp_path_factory.mktemp("atlas_results")
@@ -44,13 +46,16 @@ def results(quick_results, tmp_path_factory):
     return root
 
 
-@pytest.fixture(scope="module")
-def site(results, tmp_path_factory):
+@pytest.fixture(scope="session")
+def site(results, quick_figures, tmp_path_factory):
     notebooks = tmp_path_factory.mktemp("notebook_html")
     for name in chapters.names():   # stand-ins for `make notebooks` output, so the notebook links are exercised
         (notebooks / f"{name}.html").write_text(f"<!DOCTYPE html><html><body><h1>{name}</h1></body></html>")
     out = tmp_path_factory.mktemp("atlas") / "report"
-    report.build(results, out, notebooks=notebooks, fig_root=None)
+    # the session's one drawing of each quick run, as `make report` hands `sslt figures`' output to the atlas
+    # (test_the_cli_builds_the_site has the atlas draw its own)
+    fig_root = {quick_figures(name)[0] for name in chapters.names()}.pop()
+    report.build(results, out, notebooks=notebooks, fig_root=fig_root)
     return out
 
 
@@ -127,8 +132,9 @@ def test_statements_and_assumptions_are_mathml_not_latex(site):
 
 def test_the_browser_check_can_fail(site, tmp_path):
     """A broken image, a dangling link and a console error are each reported."""
-    bad = tmp_path / "site"
-    shutil.copytree(site, bad)
+    bad = tmp_path / "site"   # the index and the broken page only: opening every page again proves nothing more
+    bad.mkdir()
+    shutil.copy2(site / "index.html", bad / "index.html")
     (bad / "broken.html").write_text(
         "<!DOCTYPE html><html><body><img src=\"figures/nothing.png\"><a href=\"missing.html\">x</a>"
         "<a href=\"index.html#no-such-anchor\">y</a><script>console.error('boom')</script></body></html>")

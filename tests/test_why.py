@@ -71,7 +71,7 @@ def test_a_section_ends_at_the_next_heading_of_its_level():
     assert "Statement as checked" in body and "Lemma 4.3 with k negatives" not in body
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def ag_run(quick_results):
     root = quick_results("augmentation_graph")
     run = runs.latest(root, "augmentation_graph")

@@ -105,8 +105,7 @@ def cmd_runs(args) -> int:
 
 
 def cmd_figures(args) -> int:
-    from analysis import figures as figs
-    from experiments.engine import runner
+    from experiments.engine import drawing, runner
     root = _root(args.out)
     fig_root = Path(args.figures) if args.figures is not None else Path("figures")
     names = _names(args.experiment)
@@ -119,14 +118,8 @@ def cmd_figures(args) -> int:
     if missing:
         raise FileNotFoundError(f"no complete run for {', '.join(map(repr, missing))} under {root}: "
                                 f"run `sslt run {' '.join(missing)}` first")
-    for r in selected:
-        ch = chapters.get(r.experiment)
-        rows = store.load_rows(root, r.experiment, r.cells)
-        judged = runner.run_table(root, r)  # the run's rows of bounds.csv: figures read verdicts, never re-judge
-        out = fig_root / r.experiment if not args.run else fig_root / "runs" / r.id
-        for p in figs.draw(chapters.enabled_figures(ch, r.config), rows, judged, out, r.describe()):
-            print(p)
-        store.atomic_write_text(out / "RUN", r.describe() + "\n")
+    for p in drawing.draw_runs(root, selected, fig_root, by_run=bool(args.run), jobs=args.jobs):
+        print(p)
     return 0
 
 
@@ -242,6 +235,7 @@ def parser() -> argparse.ArgumentParser:
                    help="draw this run (default: the latest run of each experiment); repeatable")
     f.add_argument("--out", type=Path, default=None, help="results directory to read (default: results/)")
     f.add_argument("--figures", type=Path, default=None, help="where to write figures (default: figures/)")
+    f.add_argument("--jobs", type=int, default=1, help="figures drawn in parallel processes (default 1)")
     f.set_defaults(func=cmd_figures)
     c = sub.add_parser("check", help="point every theorem of a chapter at a distribution of your own",
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=CHECK_EXIT_CODES)

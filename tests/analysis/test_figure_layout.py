@@ -12,34 +12,18 @@ import pytest  # noqa: E402
 
 from analysis import figure_lint as fl  # noqa: E402
 from analysis import plotting  # noqa: E402
-from experiments.engine import chapters, cli  # noqa: E402
+from experiments.engine import chapters  # noqa: E402
 
 NAMES = chapters.names()
-_DRAWN: dict[str, dict] = {}
 
 
 @pytest.fixture
-def drawn(quick_results, tmp_path_factory):
-    """name -> {figure stem: (layout problems, trivial problems, bound panels)}, each chapter drawn once per
-    session from the shared quick run."""
+def drawn(quick_figures):
+    """name -> {figure stem: (layout problems, trivial problems, bound panels)}, read from the session's one
+    drawing of each chapter's quick run (tests/conftest.py)."""
     def get(name: str) -> dict:
-        if name not in _DRAWN:
-            seen = {}
-            real = plotting.save
-
-            def spy(fig, directory, stem):
-                paths = real(fig, directory, stem)   # as saved: caption added, laid out
-                seen[stem] = (fl.overlaps(fig) + fl.clipped(fig), fl.bounds_without_trivial(fig),
-                              fl.panels_with_bounds(fig))
-                return paths
-            plotting.save = spy
-            try:
-                out = tmp_path_factory.mktemp(f"layout_{name}")
-                assert cli.main(["figures", name, "--out", str(quick_results(name)), "--figures", str(out)]) == 0
-            finally:
-                plotting.save = real
-            _DRAWN[name] = seen
-        return _DRAWN[name]
+        _, facts, _ = quick_figures(name)
+        return {stem: (f["layout"], f["trivial"], f["bound_panels"]) for stem, f in facts.items()}
     return get
 
 

@@ -116,7 +116,7 @@ def pad(problems, rng, garbage=True):
 CASES = [(2, 3, 1.0), (2, 6, 10.0), (3, 2, 0.3), (3, 6, 3.0), (5, 3, 1.0), (5, 6, 10.0)]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def reference_cases():
     """Per case: the problems (4 sizes x separable/overlapping) and sklearn's solutions."""
     out = {}
@@ -395,7 +395,7 @@ def test_subsets_differ_across_seeds_and_reject_large_n():
         subsample_per_class(labels, [2.5], np.random.default_rng(0))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def grid_data():
     rng = np.random.default_rng(20)
     means = rng.standard_normal((3, 4))

@@ -259,9 +259,8 @@ def quick_run(quick_results):
     return quick_results("language")  # the session's shared quick run (jobs 1 = jobs 2 is in test_chapters.py)
 
 
-def test_quick_profile_end_to_end_figures_and_bounds(quick_run, tmp_path):
-    fig = tmp_path / "figures"
-    assert cli.main(["figures", "language", "--out", str(quick_run), "--figures", str(fig)]) == 0
+def test_quick_profile_end_to_end_figures_and_bounds(quick_run, quick_figures):
+    fig, _, _ = quick_figures("language")   # the session's `sslt figures language` of that run
     names = list(chapters.get("language").figures)
     assert len(names) == 8   # the issue's six, the softmax bound's own and the frontier (issue 16)
     for name in names:

@@ -13,12 +13,12 @@ from theory import negatives as th
 NAME = "negatives"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def table(quick_results):
     return pd.read_csv(quick_results(NAME) / "bounds.csv")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def rows(quick_results):
     root = quick_results(NAME)
     return store.load_rows(root, NAME, store.finished(root, NAME))

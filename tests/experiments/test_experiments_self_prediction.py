@@ -224,9 +224,9 @@ def test_a_seeds_numbers_do_not_depend_on_the_other_seeds_in_its_batch():
     assert np.allclose(a1.to_numpy(), b1.to_numpy(), rtol=1e-4, atol=1e-7)
 
 
-def test_quick_profile_end_to_end_every_figure(quick_results, tmp_path):
-    a, fig = quick_results(EXP), tmp_path / "fig"   # jobs 1 = jobs 2 is checked in test_chapters.py
-    assert cli.main(["figures", EXP, "--out", str(a), "--figures", str(fig)]) == 0
+def test_quick_profile_end_to_end_every_figure(quick_results, quick_figures):
+    a = quick_results(EXP)   # jobs 1 = jobs 2 is checked in test_chapters.py
+    fig, _, _ = quick_figures(EXP)   # the session's `sslt figures self_prediction` of that run
     names = list(chapters.get(EXP).figures)
     assert names == ["sample_complexity", "dimension", "approx_ci", "pretext_budget", "violation", "objectives",
                      "frontier"]
