@@ -221,13 +221,26 @@ def cells(cfg: Config) -> list[Cell]:
     return list(dict.fromkeys(out))        # a cell two studies ask for is trained once
 
 
+# The finite study's cost in the trained study's units (floating-point operations), fitted on its measured cells
+# (quick 1.45 s, default 2.26 s, paper 14.4 s a cell, 2026-12-06, experiments/configs/calibration.json): a fixed
+# start (the exact multinomial tables, once per cell) and one unit per optimiser evaluation of one K. Counting the
+# multinomial terms instead, as before, grew 16,000x from quick to paper where the time grew 10x, and so the fit
+# gave the trained cells, 98% of the paper run, no rate at all.
+FINITE_START = 1.6e10
+FINITE_PER_EVALUATION = 3.0e6
+
+
 def cost(cell: Cell) -> float:
-    """A rough relative cost, only used to start the slowest cells first."""
+    """Roughly the cell's floating-point operations (a multiply-add counts 2, forward and backward 3 passes), so
+    that one rate of the calibration turns it into seconds; the runner also starts the costliest cells first."""
     if cell.study == FINITE:
-        N = cell.finite.n_classes + cell.finite.n_shared
-        per = sum(comb(k + N - 1, N - 1) * N * N for k in cell.ks)
-        return float(len(cell.bs) * (cell.restarts * cell.max_iter + cell.n_random) * per)
-    tr, ev = cell.train, cell.eval
-    train = tr.steps * (2 * tr.batch_size + cell.K) * 50
-    evaluation = ev.n_tuples * (cell.K + 2) + ev.n_pool + cell.data.n_classes * (ev.n_mean + ev.n_test)
-    return float(len(cell.seeds) * (train + 20 * evaluation))
+        evaluations = len(cell.bs) * (cell.restarts * cell.max_iter + cell.n_random) * len(cell.ks)
+        return FINITE_START + FINITE_PER_EVALUATION * evaluations
+    tr, ev, d = cell.train, cell.eval, cell.data
+    in_dim = d.out_dim if d.nonlinear else d.dim
+    width = cell.encoder.width if cell.encoder.kind == "mlp" else 0
+    per_sample = in_dim * width + width * cell.encoder.out_dim if width else in_dim * cell.encoder.out_dim
+    step = (2 * tr.batch_size + cell.K) * per_sample + tr.batch_size * (cell.K + 1) * cell.encoder.out_dim
+    evaluation = (ev.n_pool + d.n_classes * (ev.n_mean + ev.n_test)) * per_sample \
+        + ev.n_tuples * (cell.K + 2) * cell.encoder.out_dim
+    return float(len(cell.seeds) * 2 * (3 * tr.steps * step + evaluation))
