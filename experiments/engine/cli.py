@@ -96,7 +96,7 @@ def cmd_runs(args) -> int:
           f"{'code':<18}{'overrides':<40}verdicts")
     for r in recorded:
         counts = ", ".join(f"{k} {v}" for k, v in r.verdicts.items()) if r.status == runs.COMPLETE else r.status
-        if r.status == runs.FAILED and r.error:
+        if r.status in (runs.FAILED, runs.INTERRUPTED) and r.error:
             counts += f" ({r.error})"
         over = " ".join(r.overrides) or "-"
         print(f"{r.id:<{w}}{r.started[:19]:<21}{r.profile:<9}{len(r.cells):>6}{r.n_run:>5}{r.n_stale:>6}  "
@@ -311,6 +311,10 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingDiverged as err:
         print(f"sslt: training diverged: {err}", file=sys.stderr)
         return 3
+    except KeyboardInterrupt:   # Ctrl-C: one line, not a traceback; a run's record says how far it got
+        print("sslt: interrupted; every finished cell is kept, and the same command resumes from there",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

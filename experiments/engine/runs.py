@@ -17,6 +17,7 @@ from pathlib import Path
 from experiments.engine import store
 
 RUNNING, COMPLETE, FAILED = "running", "complete", "failed"
+INTERRUPTED = "interrupted"   # Ctrl-C or SIGINT: the finished cells are kept, the same command resumes
 
 
 class RunNotFound(KeyError):

@@ -212,6 +212,31 @@ def test_a_run_that_fails_is_marked_failed_and_listed(tmp_path, capsys, monkeypa
     assert "failed (MemoryError: cannot allocate 8 TiB)" in capsys.readouterr().out
 
 
+def test_an_interrupted_run_says_so_in_one_line_and_the_same_command_resumes(tmp_path, capsys, monkeypatch):
+    """Ctrl-C half-way: exit 130 with one line (no traceback), the record says 'interrupted' and how many cells
+    were finished, and running the same command again trains only the rest."""
+    from experiments.engine import runner
+    real, calls = runner.run_one, []
+
+    def once_then_interrupt(*a):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(a)
+        return real(*a)
+    monkeypatch.setattr(runner, "run_one", once_then_interrupt)
+    assert _run(tmp_path) == 130
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == ("sslt: interrupted; every finished cell is kept, and the same "
+                                            "command resumes from there") and "Traceback" not in err
+    (r,) = runs.all_runs(tmp_path)
+    assert r.status == runs.INTERRUPTED and r.error.startswith("interrupted with 1 of ") and r.finished
+    assert runs.latest(tmp_path, "contrastive") is None
+    monkeypatch.setattr(runner, "run_one", real)
+    assert _run(tmp_path) == 0
+    second = runs.latest(tmp_path, "contrastive")
+    assert second.n_reused == 1 and second.n_run == len(second.cells) - 1
+
+
 # ----------------------------------------------------------------------------- any subset of studies draws
 def test_sslt_figures_draws_only_the_studies_that_ran(tmp_path, capsys):
     out, figs = tmp_path / "res", tmp_path / "figs"
