@@ -81,8 +81,15 @@ def _execute(experiment, todo, root: Path, jobs: int, device: str, code: str, ba
     args = [(experiment, cell, cid, str(root), device, code) for cid, cell in todo]
     if backend == "dask":
         from dask.distributed import Client, LocalCluster, as_completed  # optional at import: only this backend
-        cluster = None if scheduler else LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
-                                                      dashboard_address=None)
+        import dask
+        # dask starts its workers with MALLOC_TRIM_THRESHOLD_=65536, which also turns off glibc's dynamic mmap
+        # threshold: every tensor over 128 KiB is then mmapped and faulted in afresh. On the language default
+        # that was 82 s of system time and 1.8x the wall time of --backend local (docs/benchmark.md, Dask).
+        environ = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ", {}).items()
+                   if k != "MALLOC_TRIM_THRESHOLD_"}
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+            cluster = None if scheduler else LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
+                                                          dashboard_address=None)
         with Client(scheduler or cluster) as client:
             futures = [client.submit(run_one, *a, pure=False) for a in args]
             for fut in as_completed(futures):
