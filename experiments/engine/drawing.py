@@ -61,10 +61,10 @@ def draw_runs(root: Path, selected: list[runs.Run], fig_root: Path, by_run: bool
         tasks += [(r, (n,)) for n in names]
     if jobs <= 1 or len(tasks) <= 1:
         from analysis import figures as figs
+        from experiments.engine import runner
         written = []
         for r in selected:
             rows = store.load_rows(root, r.experiment, r.cells)
-            from experiments.engine import runner
             judged = runner.run_table(root, r)  # the run's rows of bounds.csv: figures read verdicts, never re-judge
             ch = chapters.get(r.experiment)
             written += figs.draw(chapters.enabled_figures(ch, r.config), rows, judged, _out(fig_root, r, by_run),
