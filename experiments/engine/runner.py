@@ -144,12 +144,14 @@ def run_sweep(experiment: str, cfg, out: Path | None = None, jobs: int = 1, devi
             _execute(experiment, todo, root, jobs, device, code, backend, scheduler, bar)
         table = run_table(root, run)
     except BaseException as err:  # the record says what stopped the run, never "running" forever
-        run.finished, run.status = runs.now(), runs.FAILED
-        run.error = f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0]}"
+        run.finished = runs.now()
         if isinstance(err, KeyboardInterrupt):
             have = len(set(run.cells) & set(store.finished(root, experiment)))
             run.status = runs.INTERRUPTED
             run.error = f"interrupted with {have} of {len(run.cells)} cells finished; the same command resumes"
+        else:
+            run.status = runs.FAILED
+            run.error = f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0]}"
         runs.save(root, run)
         raise
     finally:
